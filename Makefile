@@ -1,0 +1,25 @@
+# Two commands set everything up on a fresh Debian machine (as root):
+#   make demo   the main job on the local stack: cold build, then a pruned rebuild
+#   make test   every test (starts its own registry and buildkitd)
+ACT_VERSION := v0.2.89
+GO_TEST_FLAGS ?= -race -count=1 -timeout 40m
+
+.PHONY: deps test demo bench dist clean
+
+deps:
+	bash hack/install-stack.sh >/dev/null
+
+test: deps
+	go vet ./...
+	go test $(GO_TEST_FLAGS) ./...
+
+demo: deps
+	go run ./hack/demo
+
+dist:
+	for arch in amd64 arm64; do \
+		CGO_ENABLED=0 GOOS=linux GOARCH=$$arch go build -trimpath -ldflags='-s -w' -o dist/ecr-build-cache-linux-$$arch . || exit 1; \
+	done
+
+clean:
+	rm -f dist/ecr-build-cache-*

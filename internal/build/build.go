@@ -1,0 +1,196 @@
+// Package build runs one Dockerfile build on a BuildKit daemon through the BuildKit
+// client: Dockerfile frontend, image pushed to a registry, and a registry cache
+// exported and imported in the OCI format that Amazon ECR accepts.
+package build
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/distribution/reference"
+	"github.com/moby/buildkit/client"
+	"github.com/moby/buildkit/client/llb"
+	"github.com/moby/buildkit/session"
+	"github.com/moby/buildkit/util/progress/progressui"
+	"github.com/tonistiigi/fsutil"
+	"golang.org/x/sync/errgroup"
+)
+
+// Solver is the part of *client.Client a build needs.
+type Solver interface {
+	Solve(ctx context.Context, def *llb.Definition, opt client.SolveOpt, ch chan *client.SolveStatus) (*client.SolveResponse, error)
+}
+
+// Request describes one build.
+type Request struct {
+	ContextDir string
+	Dockerfile string // path to the Dockerfile
+	Target     string
+	BuildArgs  map[string]string
+	Labels     map[string]string
+	NoCache    bool
+
+	Tags []string // full image references
+	Push bool
+
+	CacheImports []string // full refs, highest priority first
+	CacheExport  string   // full ref; "" exports no cache
+	CacheMode    string   // "max" or "min"
+
+	// InsecureRegistry is a host (host:port) reached over plain HTTP.
+	InsecureRegistry string
+	// Session carries credentials (and later secrets) to buildkitd in memory.
+	Session []session.Attachable
+}
+
+// Result is what a build did.
+type Result struct {
+	Digest  string // manifest digest of the pushed image
+	ImageID string // config digest
+	Steps   []Step
+	// CacheExportErr is set when the cache could not be exported; the image stands.
+	CacheExportErr      string
+	Duration            time.Duration
+	CacheExportDuration time.Duration
+	ExporterResponse    map[string]string
+}
+
+// CachedSteps counts the steps served from cache.
+func (r *Result) CachedSteps() int {
+	n := 0
+	for _, s := range r.Steps {
+		if s.Cached {
+			n++
+		}
+	}
+	return n
+}
+
+// Build solves req on s, printing progress in plain mode to progress.
+func Build(ctx context.Context, s Solver, req Request, progress io.Writer) (*Result, error) {
+	opt, err := solveOpt(req)
+	if err != nil {
+		return nil, err
+	}
+	t := newTally()
+	start := time.Now()
+	var resp *client.SolveResponse
+	solveCh := make(chan *client.SolveStatus)
+	displayCh := make(chan *client.SolveStatus)
+	eg, egctx := errgroup.WithContext(ctx)
+	eg.Go(func() error {
+		var err error
+		resp, err = s.Solve(egctx, nil, opt, solveCh)
+		return err
+	})
+	eg.Go(func() error {
+		defer close(displayCh)
+		for st := range solveCh {
+			t.add(st)
+			displayCh <- st
+		}
+		return nil
+	})
+	eg.Go(func() error {
+		d, err := progressui.NewDisplay(progress, progressui.PlainMode)
+		if err != nil {
+			return err
+		}
+		// Not egctx: the display must drain the channel and show the failing step.
+		_, err = d.UpdateFrom(context.WithoutCancel(ctx), displayCh)
+		return err
+	})
+	err = eg.Wait()
+	res := &Result{
+		Steps:               t.result(),
+		CacheExportErr:      t.cacheExportErr,
+		Duration:            time.Since(start),
+		CacheExportDuration: t.cacheExport,
+	}
+	if err != nil {
+		return res, fmt.Errorf("build %s: %w", req.Dockerfile, err)
+	}
+	res.ExporterResponse = resp.ExporterResponse
+	res.Digest = resp.ExporterResponse["containerimage.digest"]
+	res.ImageID = resp.ExporterResponse["containerimage.config.digest"]
+	return res, nil
+}
+
+func solveOpt(req Request) (client.SolveOpt, error) {
+	ctxFS, err := fsutil.NewFS(req.ContextDir)
+	if err != nil {
+		return client.SolveOpt{}, fmt.Errorf("build context %s: %w", req.ContextDir, err)
+	}
+	dfFS, err := fsutil.NewFS(filepath.Dir(req.Dockerfile))
+	if err != nil {
+		return client.SolveOpt{}, fmt.Errorf("dockerfile directory %s: %w", filepath.Dir(req.Dockerfile), err)
+	}
+	attrs := map[string]string{"filename": filepath.Base(req.Dockerfile)}
+	if req.Target != "" {
+		attrs["target"] = req.Target
+	}
+	if req.NoCache {
+		attrs["no-cache"] = ""
+	}
+	for k, v := range req.BuildArgs {
+		attrs["build-arg:"+k] = v
+	}
+	for k, v := range req.Labels {
+		attrs["label:"+k] = v
+	}
+	opt := client.SolveOpt{
+		Frontend:      "dockerfile.v0",
+		FrontendAttrs: attrs,
+		LocalMounts:   map[string]fsutil.FS{"context": ctxFS, "dockerfile": dfFS},
+		Session:       req.Session,
+	}
+	if len(req.Tags) > 0 || req.Push {
+		img := map[string]string{
+			"name": strings.Join(req.Tags, ","),
+			"push": fmt.Sprint(req.Push),
+		}
+		if req.anyInsecure(req.Tags...) {
+			img["registry.insecure"] = "true"
+		}
+		opt.Exports = []client.ExportEntry{{Type: client.ExporterImage, Attrs: img}}
+	}
+	for _, ref := range req.CacheImports {
+		opt.CacheImports = append(opt.CacheImports, client.CacheOptionsEntry{Type: "registry", Attrs: req.registryAttrs(ref)})
+	}
+	if req.CacheExport != "" {
+		attrs := req.registryAttrs(req.CacheExport)
+		attrs["mode"] = req.CacheMode
+		// ECR rejects the legacy cache index (aws/containers-roadmap#876); set both
+		// explicitly since older daemons default them off.
+		attrs["image-manifest"] = "true"
+		attrs["oci-mediatypes"] = "true"
+		// A failed cache export must not fail a good build (moby/buildkit#3430).
+		attrs["ignore-error"] = "true"
+		opt.CacheExports = []client.CacheOptionsEntry{{Type: "registry", Attrs: attrs}}
+	}
+	return opt, nil
+}
+
+func (req Request) registryAttrs(ref string) map[string]string {
+	attrs := map[string]string{"ref": ref}
+	if req.anyInsecure(ref) {
+		attrs["registry.insecure"] = "true"
+	}
+	return attrs
+}
+
+func (req Request) anyInsecure(refs ...string) bool {
+	if req.InsecureRegistry == "" {
+		return false
+	}
+	for _, r := range refs {
+		if n, err := reference.ParseNormalizedNamed(r); err == nil && reference.Domain(n) == req.InsecureRegistry {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,43 @@
+package build
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/moby/buildkit/client"
+)
+
+// Endpoint is how to reach buildkitd.
+type Endpoint struct {
+	Addr       string // unix:///path or tcp://host:port
+	CACert     string // for tcp:// with mTLS
+	Cert, Key  string
+	ServerName string
+}
+
+// ConnectTimeout bounds how long an unreachable buildkitd can hold up a run.
+const ConnectTimeout = 30 * time.Second
+
+// Connect dials buildkitd and checks that it answers, so that a wrong address
+// fails now with a clear message rather than deep inside the build.
+func Connect(ctx context.Context, ep Endpoint) (*client.Client, error) {
+	var opts []client.ClientOpt
+	if ep.CACert != "" || ep.ServerName != "" {
+		opts = append(opts, client.WithServerConfig(ep.ServerName, ep.CACert))
+	}
+	if ep.Cert != "" {
+		opts = append(opts, client.WithCredentials(ep.Cert, ep.Key))
+	}
+	c, err := client.New(ctx, ep.Addr, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("connect to buildkitd at %s: %w", ep.Addr, err)
+	}
+	pctx, cancel := context.WithTimeout(ctx, ConnectTimeout)
+	defer cancel()
+	if _, err := c.ListWorkers(pctx); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("buildkitd at %s does not answer (is it running, and is the address right? set the buildkit-host input or BUILDKIT_HOST): %w", ep.Addr, err)
+	}
+	return c, nil
+}

@@ -1,0 +1,92 @@
+package build
+
+import (
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/moby/buildkit/client"
+	digest "github.com/opencontainers/go-digest"
+)
+
+// Step is one Dockerfile instruction as BuildKit ran (or skipped) it.
+type Step struct {
+	Name     string
+	Cached   bool
+	Duration time.Duration
+	Error    string
+}
+
+// Dockerfile steps are the vertices the frontend names "[n/m] ..." or "[stage n/m] ...";
+// "[internal] ..." and exporter vertices carry no such prefix.
+var stepName = regexp.MustCompile(`^\[(?:[^\]\s]+ )?\d+/\d+\] `)
+
+// tally folds a stream of SolveStatus updates into per-step results. BuildKit
+// reports a vertex several times as it progresses, so vertices are keyed by digest.
+type tally struct {
+	steps map[digest.Digest]*Step
+	order []digest.Digest
+	// cacheExportErr is the error of a failed "exporting cache" vertex
+	// (non-fatal under ignore-error=true, moby/buildkit#3430).
+	cacheExportErr string
+	cacheExport    time.Duration
+}
+
+func newTally() *tally { return &tally{steps: map[digest.Digest]*Step{}} }
+
+func (t *tally) add(st *client.SolveStatus) {
+	for _, v := range st.Vertexes {
+		if strings.HasPrefix(v.Name, "exporting cache") {
+			if v.Error != "" {
+				t.cacheExportErr = v.Error
+			}
+			if v.Started != nil && v.Completed != nil {
+				t.cacheExport = v.Completed.Sub(*v.Started)
+			}
+			continue
+		}
+		if !isStep(v.Name) {
+			continue
+		}
+		s, ok := t.steps[v.Digest]
+		if !ok {
+			s = &Step{Name: v.Name}
+			t.steps[v.Digest] = s
+			t.order = append(t.order, v.Digest)
+		}
+		s.Cached = s.Cached || v.Cached
+		if v.Error != "" {
+			s.Error = v.Error
+		}
+		if v.Started != nil && v.Completed != nil {
+			s.Duration = v.Completed.Sub(*v.Started)
+		}
+	}
+}
+
+// isStep reports whether a vertex is a Dockerfile build step. FROM is not one:
+// on a pruned builder it completes without Cached even on a full cache hit.
+func isStep(name string) bool {
+	loc := stepName.FindStringIndex(name)
+	return loc != nil && !strings.HasPrefix(name[loc[1]:], "FROM ")
+}
+
+// result lists the steps in the order BuildKit first reported them.
+func (t *tally) result() []Step {
+	out := make([]Step, 0, len(t.order))
+	for _, d := range t.order {
+		out = append(out, *t.steps[d])
+	}
+	return out
+}
+
+// Slowest returns up to n steps, longest first.
+func Slowest(steps []Step, n int) []Step {
+	s := append([]Step(nil), steps...)
+	sort.SliceStable(s, func(i, j int) bool { return s[i].Duration > s[j].Duration })
+	if len(s) > n {
+		s = s[:n]
+	}
+	return s
+}

@@ -1,0 +1,171 @@
+package cacheref
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+// Key kinds. The kind is hashed into every tag, so a branch named "pr-42"
+// and pull request 42 (both slugged "pr-42") never share a cache tag.
+const (
+	KindBranch = "branch" // Name is a branch name, e.g. "feature/Login#2"
+	KindPR     = "pr"     // Name is a pull request number in decimal, e.g. "42"
+	KindTag    = "tag"    // Name is a git tag name, e.g. "v1.2.0"
+)
+
+// Key identifies whose cache a tag holds: a branch, a pull request or a git tag.
+// Names are taken verbatim from the event and may be attacker-controlled; they
+// only ever reach a tag through its slug and its hash.
+type Key struct {
+	Kind string
+	Name string
+}
+
+// BranchKey is the key of a branch.
+func BranchKey(name string) Key { return Key{Kind: KindBranch, Name: name} }
+
+// PRKey is the key of a pull request.
+func PRKey(number int) Key { return Key{Kind: KindPR, Name: strconv.Itoa(number)} }
+
+// TagKey is the key of a git tag.
+func TagKey(name string) Key { return Key{Kind: KindTag, Name: name} }
+
+// IsZero reports whether k names nothing (a run with no key of its own).
+func (k Key) IsZero() bool { return k == Key{} }
+
+// String describes k for logs and job summaries; the name is quoted because
+// it is untrusted text.
+func (k Key) String() string {
+	switch k.Kind {
+	case KindBranch:
+		return "branch " + strconv.Quote(k.Name)
+	case KindPR:
+		return "pull request #" + k.Name
+	case KindTag:
+		return "tag " + strconv.Quote(k.Name)
+	}
+	return k.Kind + " " + strconv.Quote(k.Name)
+}
+
+// label is the readable text a key's slug is made from.
+func (k Key) label() string {
+	if k.Kind == KindBranch {
+		return k.Name
+	}
+	return k.Kind + "-" + k.Name
+}
+
+const (
+	// DefaultPrefix is the cache-tag-prefix used when none is given.
+	DefaultPrefix = "cache"
+	// maxTagLen is the OCI distribution-spec limit every client enforces
+	// (ECR's API would take 300, but nothing can pull such a tag).
+	maxTagLen = 128
+	// hashLen hex digits = 64 bits: collisions are out of reach for the number
+	// of branches a repository will ever have.
+	hashLen = 16
+)
+
+var prefixRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9._-]{0,31}$`)
+
+// ValidPrefix checks a cache-tag-prefix input. A valid prefix keeps every Tag
+// valid, and leaves room for the hash within the 128-character tag limit.
+func ValidPrefix(prefix string) error {
+	if !prefixRE.MatchString(prefix) {
+		return fmt.Errorf("cache-tag-prefix %q: must be 1 to 32 characters, start with a letter, digit or '_', "+
+			"and use letters, digits, '_', '.', '-' only (e.g. %q)", prefix, DefaultPrefix)
+	}
+	return nil
+}
+
+// Tag returns the cache tag for key in the given matrix scope:
+//
+//	<prefix>-<key slug>[-<scope slug>]-<hash>
+//
+// The slugs are for humans: runs of characters outside [A-Za-z0-9._-] become
+// '-', leading and trailing '-' and '.' are trimmed, and they are cut short to
+// fit 128 characters. The hash (16 hex digits of SHA-256 over prefix, kind,
+// exact name and exact scope) is what keeps tags apart: "feature/a" and
+// "feature-a", "Feature" and "feature", branch "pr-1" and pull request 1, scope
+// "" and "-" all get different tags. For a prefix accepted by ValidPrefix the
+// result always matches [A-Za-z0-9_][A-Za-z0-9._-]{0,127}.
+func Tag(prefix string, key Key, scope string) string {
+	keySlug, scopeSlug := slug(key.label()), slug(scope)
+
+	// Room for "-<key slug>" and "-<scope slug>". The key slug says whose
+	// cache this is, so it gets the room first; a scope keeps at most a quarter.
+	room := maxTagLen - len(prefix) - 1 - hashLen
+	keySlug = truncate(keySlug, room-min(partLen(scopeSlug), room/4)-1)
+	scopeSlug = truncate(scopeSlug, room-partLen(keySlug)-1)
+
+	var b strings.Builder
+	b.WriteString(prefix)
+	for _, part := range []string{keySlug, scopeSlug, hash(prefix, key, scope)} {
+		if part != "" {
+			b.WriteByte('-')
+			b.WriteString(part)
+		}
+	}
+	return b.String()
+}
+
+// slug replaces every run of bytes outside [A-Za-z0-9._-] (this includes all
+// non-ASCII text) with a single '-' and trims '-' and '.' from both ends.
+func slug(s string) string {
+	var b strings.Builder
+	inRun := false
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if isTagByte(c) {
+			b.WriteByte(c)
+			inRun = false
+		} else if !inRun {
+			b.WriteByte('-')
+			inRun = true
+		}
+	}
+	return strings.Trim(b.String(), "-.")
+}
+
+func isTagByte(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-'
+}
+
+// truncate cuts s to at most n bytes (slugs are ASCII) without leaving a
+// dangling separator.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	if n <= 0 {
+		return ""
+	}
+	return strings.TrimRight(s[:n], "-.")
+}
+
+// partLen is the length of "-<s>" in a tag, or 0 when s is omitted.
+func partLen(s string) int {
+	if s == "" {
+		return 0
+	}
+	return len(s) + 1
+}
+
+// hash encodes each field with a length prefix, so no two different tuples
+// share an encoding (("ab","c") and ("a","bc") differ). The prefix is hashed
+// too: truncation depends on its length, so without it prefix "c" and prefix
+// "c-x" could map different keys to one tag.
+func hash(prefix string, key Key, scope string) string {
+	h := sha256.New()
+	var n [binary.MaxVarintLen64]byte
+	for _, field := range []string{prefix, key.Kind, key.Name, scope} {
+		h.Write(n[:binary.PutUvarint(n[:], uint64(len(field)))])
+		h.Write([]byte(field))
+	}
+	return hex.EncodeToString(h.Sum(nil))[:hashLen]
+}

@@ -1,0 +1,293 @@
+// Package config reads the action's inputs and the GitHub context once, into a
+// typed Config, and validates all of it up front: every problem is reported in
+// one error, before anything is built or pushed.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/distribution/reference"
+	"github.com/sethvargo/go-githubactions"
+
+	"github.com/ecr-build-cache/ecr-build-cache/internal/cacheref"
+)
+
+// Config is everything one run needs to know, validated.
+type Config struct {
+	Repository string // image repository path, lowercase, e.g. "team/app"
+	// Registry is the registry host[:port]; empty means "from the ECR token".
+	Registry string
+	// Insecure is set when the registry input starts with http://.
+	Insecure bool
+	Tags     []string // as given: bare tags or full references
+	Push     bool
+
+	Context    string
+	Dockerfile string
+	BuildArgs  map[string]string
+	Labels     map[string]string
+	Target     string
+	NoCache    bool
+
+	CacheRepository string
+	CacheTagPrefix  string
+	CacheScope      string
+	CacheMode       string
+	CacheExport     cacheref.ExportMode
+	CacheFrom       []string
+	DefaultBranch   string
+
+	Username, Password string
+
+	BuildkitHost string
+	TLS          TLS
+
+	Event cacheref.Event
+	// DockerConfigDir is $DOCKER_CONFIG, where docker/login-action leaves credentials.
+	DockerConfigDir string
+}
+
+// TLS are the buildkit-tls-* inputs.
+type TLS struct {
+	CACert, Cert, Key, ServerName string
+}
+
+// Problems collects validation errors so that all of them are reported at once.
+type problems []error
+
+func (p *problems) add(format string, args ...any) { *p = append(*p, fmt.Errorf(format, args...)) }
+
+var (
+	anchoredTag = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$`)
+	anchoredHost = regexp.MustCompile(`^` + reference.DomainRegexp.String() + `$`)
+)
+
+// notYet are contract inputs whose implementation has not landed; setting one
+// fails clearly instead of being ignored.
+var notYet = []string{"platforms", "annotations", "secrets", "secret-files", "provenance", "sbom", "builder", "aws-region"}
+
+// Read reads and validates every input. Relative paths are resolved against the
+// workspace (the working directory, as on a runner).
+func Read(a *githubactions.Action) (*Config, error) {
+	var p problems
+	in := func(name string) string { return a.GetInput(name) }
+	bool_ := func(name string, def bool) bool {
+		v := in(name)
+		if v == "" {
+			return def
+		}
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			p.add("%s: %q is not a boolean; use true or false", name, v)
+		}
+		return b
+	}
+	list := func(name string, commas bool) []string {
+		l, err := List(in(name), commas)
+		if err != nil {
+			p.add("%s: %w", name, err)
+		}
+		return l
+	}
+
+	c := &Config{
+		Repository:      in("repository"),
+		Tags:            list("tags", true),
+		Push:            bool_("push", true),
+		Context:         orDefault(in("context"), "."),
+		Target:          in("target"),
+		NoCache:         bool_("no-cache", false),
+		CacheRepository: in("cache-repository"),
+		CacheTagPrefix:  orDefault(in("cache-tag-prefix"), cacheref.DefaultPrefix),
+		CacheScope:      in("cache-scope"),
+		CacheMode:       orDefault(in("cache-mode"), "max"),
+		CacheFrom:       list("cache-from", true),
+		DefaultBranch:   in("default-branch"),
+		Username:        in("username"),
+		Password:        in("password"),
+		BuildkitHost:    orDefault(in("buildkit-host"), a.Getenv("BUILDKIT_HOST")),
+		TLS: TLS{
+			CACert:     in("buildkit-tls-ca-cert"),
+			Cert:       in("buildkit-tls-cert"),
+			Key:        in("buildkit-tls-key"),
+			ServerName: in("buildkit-tls-server-name"),
+		},
+		DockerConfigDir: a.Getenv("DOCKER_CONFIG"),
+	}
+	var errs []error
+	c.BuildArgs, errs = KeyValues(in("build-args"), "build-args")
+	p = append(p, errs...)
+	c.Labels, errs = KeyValues(in("labels"), "labels")
+	p = append(p, errs...)
+
+	for _, name := range notYet {
+		if in(name) != "" {
+			p.add("%s: not supported yet by this version of ecr-build-cache; remove the input", name)
+		}
+	}
+
+	c.readRegistry(&p, in("registry"))
+	c.checkRefs(&p)
+	c.checkBuildInputs(&p, in("file"))
+	c.checkCache(&p, in("cache-export"))
+	c.checkBuildkit(&p)
+	if (c.Username == "") != (c.Password == "") {
+		p.add("username and password: give both or neither")
+	}
+	c.readEvent(&p, a)
+
+	if len(p) > 0 {
+		return nil, fmt.Errorf("invalid inputs (%d problems):\n%w", len(p), errors.Join(p...))
+	}
+	return c, nil
+}
+
+func orDefault(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}
+
+func (c *Config) readRegistry(p *problems, v string) {
+	switch {
+	case strings.HasPrefix(v, "http://"):
+		c.Insecure = true
+		v = strings.TrimPrefix(v, "http://")
+	case strings.HasPrefix(v, "https://"):
+		v = strings.TrimPrefix(v, "https://")
+	}
+	c.Registry = strings.TrimSuffix(v, "/")
+	if c.Registry == "" {
+		// ECR login lands with the ECR issue; until then the registry is required.
+		p.add("registry: required for now (ECR login from the token's endpoint is not supported yet); set it to the registry host, e.g. 123456789012.dkr.ecr.us-east-1.amazonaws.com or http://127.0.0.1:5000")
+		return
+	}
+	if !anchoredHost.MatchString(c.Registry) {
+		p.add("registry: %q is not a registry host; write host[:port], optionally after http:// for a plain-HTTP registry", v)
+	}
+}
+
+// checkRefs validates the repositories, tags and extra cache refs.
+func (c *Config) checkRefs(p *problems) {
+	if c.CacheRepository == "" {
+		c.CacheRepository = c.Repository
+	}
+	for _, f := range []struct{ name, val string }{{"repository", c.Repository}, {"cache-repository", c.CacheRepository}} {
+		if f.val == "" {
+			continue
+		}
+		if _, err := reference.ParseNamed("registry.invalid/" + f.val); err != nil {
+			p.add("%s: %q is not a valid repository name (%v); use lowercase letters, digits and separators, e.g. team/app", f.name, f.val, err)
+		}
+	}
+	if c.CacheRepository == "" {
+		p.add("repository: required (the image repository, e.g. my-app); cache-repository may name a separate one for the cache")
+	}
+	if c.Push && len(c.Tags) == 0 {
+		p.add("tags: at least one tag is needed to push; set tags, or push: false to build and cache only")
+	}
+	for _, t := range c.Tags {
+		if isFullRef(t) {
+			if _, err := reference.ParseNormalizedNamed(t); err != nil {
+				p.add("tags: %q is not a valid image reference: %v", t, err)
+			}
+			continue
+		}
+		if !anchoredTag.MatchString(t) {
+			p.add("tags: %q is not a valid tag; a tag is up to 128 letters, digits, '_', '.', '-', not starting with '.' or '-'", t)
+		} else if c.Repository == "" {
+			p.add("tags: bare tag %q needs the repository input (or write a full reference)", t)
+		}
+	}
+	for _, r := range c.CacheFrom {
+		if _, err := reference.ParseNormalizedNamed(r); err != nil {
+			p.add("cache-from: %q is not a valid image reference: %v", r, err)
+		}
+	}
+}
+
+// isFullRef tells a full reference (registry/repo:tag) from a bare tag.
+func isFullRef(t string) bool { return strings.ContainsAny(t, "/:@") }
+
+// ImageRefs expands bare tags to <registry>/<repository>:<tag>.
+func (c *Config) ImageRefs() []string {
+	out := make([]string, 0, len(c.Tags))
+	for _, t := range c.Tags {
+		if isFullRef(t) {
+			out = append(out, t)
+		} else {
+			out = append(out, c.Registry+"/"+c.Repository+":"+t)
+		}
+	}
+	return out
+}
+
+func (c *Config) checkBuildInputs(p *problems, file string) {
+	if st, err := os.Stat(c.Context); err != nil || !st.IsDir() {
+		p.add("context: %q is not a directory; give the build context directory (default .)", c.Context)
+	}
+	c.Dockerfile = orDefault(file, filepath.Join(c.Context, "Dockerfile"))
+	if st, err := os.Stat(c.Dockerfile); err != nil || st.IsDir() {
+		p.add("file: Dockerfile %q not found; set file to the Dockerfile's path", c.Dockerfile)
+	}
+}
+
+func (c *Config) checkCache(p *problems, export string) {
+	if c.CacheMode != "max" && c.CacheMode != "min" {
+		p.add("cache-mode: %q is not max or min", c.CacheMode)
+	}
+	mode, err := cacheref.ParseExportMode(orDefault(export, string(cacheref.ExportAuto)))
+	if err != nil {
+		p.add("cache-export: %w", err)
+	}
+	c.CacheExport = mode
+	if err := cacheref.ValidPrefix(c.CacheTagPrefix); err != nil {
+		p.add("%w", err)
+	}
+}
+
+func (c *Config) checkBuildkit(p *problems) {
+	switch {
+	case c.BuildkitHost == "":
+		p.add("buildkit-host: no BuildKit daemon given; set the buildkit-host input or BUILDKIT_HOST (unix:///run/buildkit/buildkitd.sock or tcp://host:port)")
+	case strings.HasPrefix(c.BuildkitHost, "unix://"), strings.HasPrefix(c.BuildkitHost, "tcp://"):
+	default:
+		p.add("buildkit-host: %q: only unix:// and tcp:// addresses are supported", c.BuildkitHost)
+	}
+	for _, f := range []struct{ name, path string }{
+		{"buildkit-tls-ca-cert", c.TLS.CACert}, {"buildkit-tls-cert", c.TLS.Cert}, {"buildkit-tls-key", c.TLS.Key},
+	} {
+		if f.path == "" {
+			continue
+		}
+		if _, err := os.Stat(f.path); err != nil {
+			p.add("%s: %q cannot be read: %v", f.name, f.path, err)
+		}
+	}
+	if (c.TLS.Cert == "") != (c.TLS.Key == "") {
+		p.add("buildkit-tls-cert and buildkit-tls-key: give both or neither")
+	}
+}
+
+func (c *Config) readEvent(p *problems, a *githubactions.Action) {
+	gh, err := a.Context()
+	if err != nil {
+		p.add("GitHub context: %w", err)
+		return
+	}
+	c.Event = cacheref.Event{Name: gh.EventName, Ref: gh.Ref, HeadRef: gh.HeadRef, BaseRef: gh.BaseRef}
+	if gh.EventPath != "" {
+		// Context has parsed it already; the cache policy wants the raw payload.
+		c.Event.Payload, err = os.ReadFile(gh.EventPath)
+		if err != nil && !os.IsNotExist(err) {
+			p.add("GITHUB_EVENT_PATH: %w", err)
+		}
+	}
+}

@@ -1,0 +1,148 @@
+package config
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/sethvargo/go-githubactions"
+)
+
+// action builds an Action whose environment is env alone.
+func action(env map[string]string) *githubactions.Action {
+	return githubactions.New(
+		githubactions.WithGetenv(func(k string) string { return env[k] }),
+		githubactions.WithWriter(&bytes.Buffer{}),
+	)
+}
+
+func appDir(t *testing.T) string {
+	d := t.TempDir()
+	if err := os.WriteFile(filepath.Join(d, "Dockerfile"), []byte("FROM scratch\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func validEnv(dir string) map[string]string {
+	return map[string]string{
+		"INPUT_REGISTRY":      "http://127.0.0.1:5000",
+		"INPUT_REPOSITORY":    "team/app",
+		"INPUT_TAGS":          "latest, v1\n# a comment\n\n127.0.0.1:5000/other:x",
+		"INPUT_CONTEXT":       dir,
+		"INPUT_BUILD-ARGS":    "A=1\nB=x=y,z",
+		"INPUT_BUILDKIT-HOST": "unix:///run/buildkit/buildkitd.sock",
+		"GITHUB_EVENT_NAME":   "push",
+		"GITHUB_REF":          "refs/heads/main",
+	}
+}
+
+func TestReadValid(t *testing.T) {
+	t.Parallel()
+	dir := appDir(t)
+	c, err := Read(action(validEnv(dir)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"127.0.0.1:5000/team/app:latest", "127.0.0.1:5000/team/app:v1", "127.0.0.1:5000/other:x"}
+	if got := c.ImageRefs(); !reflect.DeepEqual(got, want) {
+		t.Errorf("ImageRefs = %q, want %q", got, want)
+	}
+	if !c.Insecure || c.Registry != "127.0.0.1:5000" || c.CacheRepository != "team/app" || c.CacheMode != "max" || c.CacheTagPrefix != "cache" {
+		t.Errorf("defaults: %+v", c)
+	}
+	if c.BuildArgs["B"] != "x=y,z" || c.BuildArgs["A"] != "1" {
+		t.Errorf("build-args = %q", c.BuildArgs)
+	}
+	if c.Dockerfile != filepath.Join(dir, "Dockerfile") || !c.Push {
+		t.Errorf("file %q push %v", c.Dockerfile, c.Push)
+	}
+}
+
+func TestReadReportsEveryProblemAtOnce(t *testing.T) {
+	t.Parallel()
+	env := map[string]string{
+		"INPUT_REGISTRY":          "not a host",
+		"INPUT_REPOSITORY":        "Team/App",
+		"INPUT_TAGS":              "bad tag, -dash",
+		"INPUT_PUSH":              "yes please",
+		"INPUT_CONTEXT":           "/nonexistent/context",
+		"INPUT_BUILD-ARGS":        "NOEQUALS",
+		"INPUT_CACHE-MODE":        "maximum",
+		"INPUT_CACHE-EXPORT":      "sometimes",
+		"INPUT_CACHE-TAG-PREFIX":  "-x",
+		"INPUT_CACHE-FROM":        "UPPER/Case:ref",
+		"INPUT_USERNAME":          "only-user",
+		"INPUT_BUILDKIT-HOST":     "ftp://x",
+		"INPUT_BUILDKIT-TLS-CERT": "/nonexistent/cert.pem",
+		"INPUT_PLATFORMS":         "linux/amd64",
+	}
+	_, err := Read(action(env))
+	if err == nil {
+		t.Fatal("no error for bad inputs")
+	}
+	msg := err.Error()
+	for _, want := range []string{
+		`registry: "not a host"`,
+		`repository: "Team/App"`,
+		`tags: "bad tag"`,
+		`tags: "-dash"`,
+		`push: "yes please" is not a boolean`,
+		`context: "/nonexistent/context" is not a directory`,
+		`file: Dockerfile "/nonexistent/context/Dockerfile" not found`,
+		`build-args: "NOEQUALS" is not KEY=VALUE`,
+		`cache-mode: "maximum"`,
+		`cache-export:`,
+		`cache-tag-prefix "-x"`,
+		`cache-from: "UPPER/Case:ref"`,
+		`username and password: give both`,
+		`buildkit-host: "ftp://x"`,
+		`buildkit-tls-cert: "/nonexistent/cert.pem" cannot be read`,
+		`buildkit-tls-cert and buildkit-tls-key`,
+		`platforms: not supported yet`,
+	} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error lacks %q:\n%s", want, msg)
+		}
+	}
+}
+
+func TestReadNeedsBuildkitAndRegistry(t *testing.T) {
+	t.Parallel()
+	env := validEnv(appDir(t))
+	delete(env, "INPUT_BUILDKIT-HOST")
+	delete(env, "INPUT_REGISTRY")
+	_, err := Read(action(env))
+	if err == nil || !strings.Contains(err.Error(), "BUILDKIT_HOST") || !strings.Contains(err.Error(), "registry: required") {
+		t.Fatalf("err = %v", err)
+	}
+	env["BUILDKIT_HOST"] = "tcp://127.0.0.1:1234"
+	env["INPUT_REGISTRY"] = "registry.example.com"
+	c, err := Read(action(env))
+	if err != nil || c.BuildkitHost != "tcp://127.0.0.1:1234" || c.Insecure {
+		t.Fatalf("BUILDKIT_HOST fallback: %+v, %v", c, err)
+	}
+}
+
+func TestList(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		in     string
+		commas bool
+		want   []string
+	}{
+		{"a,b\nc", true, []string{"a", "b", "c"}},
+		{" a , b ,, \n\n# comment\n c", true, []string{"a", "b", "c"}},
+		{`"x,y",z`, true, []string{"x,y", "z"}},
+		{"K=a,b\n  L=c  ", false, []string{"K=a,b", "L=c"}},
+		{"", true, nil},
+	} {
+		got, err := List(tc.in, tc.commas)
+		if err != nil || !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("List(%q, %v) = %q, %v; want %q", tc.in, tc.commas, got, err, tc.want)
+		}
+	}
+}

@@ -1,0 +1,155 @@
+package run_test
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/ecr-build-cache/ecr-build-cache/internal/run"
+	"github.com/ecr-build-cache/ecr-build-cache/internal/teststack"
+)
+
+func TestMain(m *testing.M) { os.Exit(teststack.Main(m)) }
+
+// appDir is a three-step sample app: RUN, COPY, RUN.
+func appDir(t *testing.T) string {
+	d, err := filepath.Abs("testdata/app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// pushRun prepares a run for a push to branch, building the sample app into repo.
+func pushRun(t *testing.T, s *teststack.Stack, repo, branch string, extra map[string]string) *teststack.ActionRun {
+	t.Helper()
+	inputs := map[string]string{
+		"registry":      "http://" + s.Registry,
+		"repository":    repo,
+		"tags":          "latest",
+		"context":       appDir(t),
+		"build-args":    "BASE=" + s.BaseImage,
+		"buildkit-host": s.BuildkitAddr,
+	}
+	for k, v := range extra {
+		inputs[k] = v
+	}
+	r := teststack.NewActionRun(t, inputs)
+	payload, _ := json.Marshal(map[string]any{
+		"ref":        "refs/heads/" + branch,
+		"repository": map[string]any{"full_name": "octo/app", "default_branch": "main"},
+	})
+	r.Event(t, "push", "refs/heads/"+branch, string(payload))
+	return r
+}
+
+// mustRun runs the action and returns its outputs.
+func mustRun(t *testing.T, r *teststack.ActionRun) map[string]string {
+	t.Helper()
+	if err := run.Run(context.Background(), r.Action(), r.Writer()); err != nil {
+		t.Fatalf("run: %v\n%s", err, r.Stdout())
+	}
+	return r.Outputs(t)
+}
+
+func steps(t *testing.T, o map[string]string) (cached, total int) {
+	t.Helper()
+	c, err1 := strconv.Atoi(o["cached-steps"])
+	n, err2 := strconv.Atoi(o["total-steps"])
+	if err1 != nil || err2 != nil {
+		t.Fatalf("cached-steps %q, total-steps %q", o["cached-steps"], o["total-steps"])
+	}
+	return c, n
+}
+
+func prune(t *testing.T, s *teststack.Stack) {
+	t.Helper()
+	if err := s.Prune(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestColdBuildThenPrunedRebuildIsFullyCached(t *testing.T) {
+	s := teststack.Get(t)
+	prune(t, s)
+
+	cold := mustRun(t, pushRun(t, s, "cold-warm", "main", nil))
+	if c, n := steps(t, cold); n != 3 || c != 0 {
+		t.Fatalf("cold build: %d/%d steps cached, want 0/3", c, n)
+	}
+	image := s.Registry + "/cold-warm:latest"
+	if cold["image"] != image {
+		t.Errorf("image output %q, want %q", cold["image"], image)
+	}
+	d, found, err := teststack.Manifest(image, nil)
+	if err != nil || !found {
+		t.Fatalf("image %s not pushed: found=%v err=%v", image, found, err)
+	}
+	if d.Digest.String() != cold["digest"] {
+		t.Errorf("digest output %q, registry has %s", cold["digest"], d.Digest)
+	}
+
+	// The cache tag holds an OCI image manifest with BuildKit's cache config: the
+	// format ECR accepts (image-manifest=true, oci-mediatypes=true).
+	ref := cold["cache-ref"]
+	if !strings.HasPrefix(ref, s.Registry+"/cold-warm:cache-main-") {
+		t.Fatalf("cache-ref %q, want %s/cold-warm:cache-main-<hash>", ref, s.Registry)
+	}
+	cd, found, err := teststack.Manifest(ref, nil)
+	if err != nil || !found {
+		t.Fatalf("cache tag %s not pushed: found=%v err=%v", ref, found, err)
+	}
+	var m struct {
+		MediaType string `json:"mediaType"`
+		Config    struct {
+			MediaType string `json:"mediaType"`
+		} `json:"config"`
+		Layers []json.RawMessage `json:"layers"`
+	}
+	if err := json.Unmarshal(cd.Manifest, &m); err != nil {
+		t.Fatal(err)
+	}
+	if m.MediaType != "application/vnd.oci.image.manifest.v1+json" || m.Config.MediaType != "application/vnd.buildkit.cacheconfig.v0" || len(m.Layers) == 0 {
+		t.Fatalf("cache manifest: mediaType %q, config %q, %d layers; want an OCI image manifest with a buildkit cacheconfig and layers",
+			m.MediaType, m.Config.MediaType, len(m.Layers))
+	}
+
+	prune(t, s)
+	r := pushRun(t, s, "cold-warm", "main", nil)
+	warm := mustRun(t, r)
+	if c, n := steps(t, warm); n != 3 || c != 3 {
+		t.Fatalf("rebuild on a pruned builder: %d/%d steps cached, want 3/3\n%s", c, n, r.Stdout())
+	}
+	if got, err := teststack.ImageFile(image, "/app/greeting", nil); err != nil || got != "hello\n" {
+		t.Errorf("/app/greeting after cached rebuild = %q, %v; want hello", got, err)
+	}
+	if sum := r.Summary(t); !strings.Contains(sum, "| Cached steps | 3/3 |") {
+		t.Errorf("job summary lacks the cached/total line:\n%s", sum)
+	}
+}
+
+func TestNewBranchStartsFromDefaultBranchCache(t *testing.T) {
+	s := teststack.Get(t)
+	prune(t, s)
+	main := mustRun(t, pushRun(t, s, "new-branch", "main", nil))
+	prune(t, s)
+
+	r := pushRun(t, s, "new-branch", "feature/Login#2", map[string]string{"tags": "feature"})
+	o := mustRun(t, r)
+	if c, n := steps(t, o); n != 3 || c != 3 {
+		t.Fatalf("first build of a new branch: %d/%d steps cached, want 3/3 from main's cache\n%s", c, n, r.Stdout())
+	}
+	if o["cache-ref"] == main["cache-ref"] || !strings.Contains(o["cache-ref"], ":cache-feature-Login-2-") {
+		t.Errorf("new branch exports to %q (main: %q); want its own cache-feature-Login-2-<hash> tag", o["cache-ref"], main["cache-ref"])
+	}
+	if want := o["cache-ref"] + "\n" + main["cache-ref"]; o["cache-from"] != want {
+		t.Errorf("cache-from = %q, want own tag then main's:\n%s", o["cache-from"], want)
+	}
+	if _, found, err := teststack.Manifest(o["cache-ref"], nil); err != nil || !found {
+		t.Errorf("new branch's cache tag not pushed: found=%v err=%v", found, err)
+	}
+}

@@ -1,0 +1,132 @@
+package teststack
+
+import (
+	"bytes"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/sethvargo/go-githubactions"
+)
+
+// ActionRun is one in-process run of the action as a runner would start it:
+// inputs and GitHub variables in its own environment (never the process's, so
+// tests can run in parallel), workflow commands captured, and the output and
+// summary files in a temporary directory.
+type ActionRun struct {
+	Env         map[string]string
+	OutputFile  string
+	SummaryFile string
+	out         syncBuffer
+}
+
+// NewActionRun prepares a run with the given inputs (names as in action.yml) for
+// a push to refs/heads/main; change Env for other events.
+func NewActionRun(t testing.TB, inputs map[string]string) *ActionRun {
+	t.Helper()
+	dir := t.TempDir()
+	r := &ActionRun{
+		OutputFile:  filepath.Join(dir, "output"),
+		SummaryFile: filepath.Join(dir, "summary.md"),
+		Env: map[string]string{
+			"GITHUB_ACTIONS":    "true",
+			"GITHUB_EVENT_NAME": "push",
+			"GITHUB_REF":        "refs/heads/main",
+			"GITHUB_REPOSITORY": "octo/app",
+		},
+	}
+	r.Env["GITHUB_OUTPUT"] = r.OutputFile
+	r.Env["GITHUB_STEP_SUMMARY"] = r.SummaryFile
+	for k, v := range inputs {
+		r.Env["INPUT_"+strings.ToUpper(strings.ReplaceAll(k, " ", "_"))] = v
+	}
+	return r
+}
+
+// Event sets the event name, ref and payload (written to a file, as the runner does).
+func (r *ActionRun) Event(t testing.TB, name, ref, payload string) {
+	t.Helper()
+	r.Env["GITHUB_EVENT_NAME"] = name
+	r.Env["GITHUB_REF"] = ref
+	p := filepath.Join(filepath.Dir(r.OutputFile), "event.json")
+	if err := os.WriteFile(p, []byte(payload), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r.Env["GITHUB_EVENT_PATH"] = p
+}
+
+// Action builds the *githubactions.Action for this run.
+func (r *ActionRun) Action() *githubactions.Action {
+	return githubactions.New(
+		githubactions.WithGetenv(func(k string) string { return r.Env[k] }),
+		githubactions.WithWriter(&r.out),
+	)
+}
+
+// Writer is where the run prints: pass it to run.Run with Action.
+func (r *ActionRun) Writer() io.Writer { return &r.out }
+
+// Stdout is what the run printed: workflow commands and build progress.
+func (r *ActionRun) Stdout() string { return r.out.String() }
+
+// Outputs parses the GITHUB_OUTPUT file (name<<delimiter ... delimiter blocks).
+func (r *ActionRun) Outputs(t testing.TB) map[string]string {
+	t.Helper()
+	b, err := os.ReadFile(r.OutputFile)
+	if err != nil {
+		t.Fatalf("read outputs: %v", err)
+	}
+	return ParseOutputs(string(b))
+}
+
+// ParseOutputs parses the runner's file-command format for outputs and state.
+func ParseOutputs(s string) map[string]string {
+	out := map[string]string{}
+	lines := strings.Split(s, "\n")
+	for i := 0; i < len(lines); i++ {
+		name, delim, ok := strings.Cut(lines[i], "<<")
+		if !ok {
+			if k, v, ok := strings.Cut(lines[i], "="); ok {
+				out[k] = v
+			}
+			continue
+		}
+		var val []string
+		for i++; i < len(lines) && lines[i] != delim; i++ {
+			val = append(val, lines[i])
+		}
+		out[name] = strings.Join(val, "\n")
+	}
+	return out
+}
+
+// Summary returns the job summary written so far.
+func (r *ActionRun) Summary(t testing.TB) string {
+	t.Helper()
+	b, err := os.ReadFile(r.SummaryFile)
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// syncBuffer is a bytes.Buffer safe for the build's concurrent progress writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}

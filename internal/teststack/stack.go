@@ -1,0 +1,310 @@
+// Package teststack starts the local, loopback-only stack that tests, `make demo`
+// and benchmarks build against: a real registry (Debian's docker-registry, CNCF
+// distribution 2.8) and a real buildkitd (runc executor), plus a busybox base image
+// pushed to that registry, since nothing can be pulled from Docker Hub here.
+//
+// What the stack needs is installed by hack/install-stack.sh (apt packages, and
+// buildkitd built from the BuildKit module version that go.mod pins).
+package teststack
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/moby/buildkit/client"
+)
+
+// Stack is a running registry and buildkitd.
+type Stack struct {
+	// Registry is the registry's host:port; it speaks plain HTTP.
+	Registry string
+	// BuildkitAddr is the buildkitd address, unix://...
+	BuildkitAddr string
+	// BaseImage is a busybox image in Registry to use in FROM lines.
+	BaseImage string
+	// Dir holds the stack's state and logs.
+	Dir string
+	// RegistryLog is the registry's access log (one line per request).
+	RegistryLog string
+	// ToolDirs are the directories holding buildkitd, buildctl (and act when asked for).
+	ToolDirs []string
+
+	procs []proc
+}
+
+type proc struct {
+	cmd    *exec.Cmd
+	exited chan struct{}
+}
+
+// Options tune Start.
+type Options struct {
+	// Log receives install and start-up messages; nil discards them.
+	Log io.Writer
+	// WithAct also builds nektos/act (for end-to-end tests).
+	WithAct bool
+}
+
+// RepoRoot is the repository's top directory, found from this file's location so
+// that tests, `go run` and benchmarks agree whatever their working directory.
+func RepoRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..")
+}
+
+// Install runs hack/install-stack.sh and returns the tool directories it reports.
+func Install(ctx context.Context, log io.Writer, withAct bool) ([]string, error) {
+	args := []string{filepath.Join(RepoRoot(), "hack", "install-stack.sh")}
+	if withAct {
+		args = append(args, "--act")
+	}
+	var out bytes.Buffer
+	cmd := exec.CommandContext(ctx, "bash", args...)
+	cmd.Stdout = &out
+	cmd.Stderr = log
+	if err := cmd.Run(); err != nil {
+		return nil, fmt.Errorf("install stack tools (hack/install-stack.sh): %w", err)
+	}
+	return strings.Split(strings.TrimSpace(out.String()), ":"), nil
+}
+
+// Start installs what is missing, then starts a registry and buildkitd in a new
+// temporary directory. Close stops them and removes the directory.
+func Start(ctx context.Context, opt Options) (_ *Stack, err error) {
+	if opt.Log == nil {
+		opt.Log = io.Discard
+	}
+	tools, err := Install(ctx, opt.Log, opt.WithAct)
+	if err != nil {
+		return nil, err
+	}
+	// Short path: buildkitd's unix socket path must stay under 108 bytes.
+	dir, err := os.MkdirTemp("", "ebc-stack-")
+	if err != nil {
+		return nil, err
+	}
+	s := &Stack{Dir: dir, ToolDirs: tools, RegistryLog: filepath.Join(dir, "registry.log")}
+	defer func() {
+		if err != nil {
+			s.Close()
+		}
+	}()
+	if err := s.startRegistry(ctx); err != nil {
+		return nil, err
+	}
+	if err := s.startBuildkitd(ctx); err != nil {
+		return nil, err
+	}
+	if err := s.pushBaseImage(ctx, opt.Log); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Tool returns the path of a tool built by install-stack.sh.
+func (s *Stack) Tool(name string) string {
+	for _, d := range s.ToolDirs {
+		p := filepath.Join(d, name)
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	return name
+}
+
+func freeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+func (s *Stack) spawn(logName string, name string, args ...string) error {
+	logf, err := os.Create(filepath.Join(s.Dir, logName))
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(name, args...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	// Own process group, so Close can stop the daemon and whatever it started.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return fmt.Errorf("start %s: %w", name, err)
+	}
+	p := proc{cmd: cmd, exited: make(chan struct{})}
+	go func() { _ = cmd.Wait(); logf.Close(); close(p.exited) }()
+	s.procs = append(s.procs, p)
+	return nil
+}
+
+func (s *Stack) startRegistry(ctx context.Context) error {
+	addr, err := freeAddr()
+	if err != nil {
+		return err
+	}
+	conf := fmt.Sprintf(`version: 0.1
+log:
+  level: warn
+  accesslog:
+    disabled: false
+storage:
+  filesystem:
+    rootdirectory: %s
+  delete:
+    enabled: true
+http:
+  addr: %s
+`, filepath.Join(s.Dir, "registry"), addr)
+	confPath := filepath.Join(s.Dir, "registry.yml")
+	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
+		return err
+	}
+	if err := s.spawn("registry.log", "docker-registry", "serve", confPath); err != nil {
+		return err
+	}
+	s.Registry = addr
+	return waitFor(ctx, "registry at "+addr, s.RegistryLog, func() error {
+		resp, err := http.Get("http://" + addr + "/v2/")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		return nil
+	})
+}
+
+func (s *Stack) startBuildkitd(ctx context.Context) error {
+	// FROM lines pull the base image over plain HTTP from the stack's registry.
+	conf := fmt.Sprintf("[registry.%q]\n  http = true\n  insecure = true\n", s.Registry)
+	confPath := filepath.Join(s.Dir, "buildkitd.toml")
+	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
+		return err
+	}
+	s.BuildkitAddr = "unix://" + filepath.Join(s.Dir, "buildkitd.sock")
+	if err := s.spawn("buildkitd.log", s.Tool("buildkitd"),
+		"--config", confPath,
+		"--root", filepath.Join(s.Dir, "buildkit"),
+		"--addr", s.BuildkitAddr,
+		"--oci-worker=true", "--containerd-worker=false"); err != nil {
+		return err
+	}
+	return waitFor(ctx, "buildkitd at "+s.BuildkitAddr, filepath.Join(s.Dir, "buildkitd.log"), func() error {
+		c, err := client.New(ctx, s.BuildkitAddr)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		_, err = c.ListWorkers(ctx)
+		return err
+	})
+}
+
+// waitFor polls ready until it succeeds, for up to a minute.
+func waitFor(ctx context.Context, what, logPath string, ready func() error) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	for {
+		err := ready()
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			tail, _ := os.ReadFile(logPath)
+			if len(tail) > 2000 {
+				tail = tail[len(tail)-2000:]
+			}
+			return fmt.Errorf("%s did not come up: %w\n%s", what, err, tail)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// pushBaseImage builds a busybox image from Debian's static busybox and pushes it
+// as <registry>/base:busybox, with buildctl so the stack does not depend on the
+// code under test.
+func (s *Stack) pushBaseImage(ctx context.Context, log io.Writer) error {
+	dir := filepath.Join(s.Dir, "base")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	bb, err := os.ReadFile("/bin/busybox")
+	if err != nil {
+		return fmt.Errorf("read static busybox (apt-get install busybox-static): %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "busybox"), bb, 0o755); err != nil {
+		return err
+	}
+	df := "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n"
+	if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(df), 0o644); err != nil {
+		return err
+	}
+	s.BaseImage = s.Registry + "/base:busybox"
+	cmd := exec.CommandContext(ctx, s.Tool("buildctl"), "--addr", s.BuildkitAddr, "build",
+		"--progress", "plain",
+		"--frontend", "dockerfile.v0",
+		"--local", "context="+dir, "--local", "dockerfile="+dir,
+		"--output", "type=image,name="+s.BaseImage+",push=true,registry.insecure=true")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("push base image: %w\n%s", err, out)
+	}
+	fmt.Fprintf(log, "teststack: base image %s pushed\n", s.BaseImage)
+	return nil
+}
+
+// Prune empties buildkitd's cache, as on a fresh CI runner.
+func (s *Stack) Prune(ctx context.Context) error {
+	c, err := client.New(ctx, s.BuildkitAddr)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	ch := make(chan client.UsageInfo)
+	go func() {
+		for range ch {
+		}
+	}()
+	if err := c.Prune(ctx, ch, client.PruneAll); err != nil {
+		return fmt.Errorf("prune buildkitd: %w", err)
+	}
+	return nil
+}
+
+// Close stops the daemons and removes the stack's directory.
+func (s *Stack) Close() error {
+	var errs []error
+	for i := len(s.procs) - 1; i >= 0; i-- {
+		p := s.procs[i]
+		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGTERM)
+		select {
+		case <-p.exited:
+		case <-time.After(10 * time.Second):
+			_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+			<-p.exited
+		}
+	}
+	// buildkitd leaves overlay mounts under its root if it was killed; unmount them first.
+	if out, err := exec.Command("sh", "-c", "grep -o ' "+s.Dir+"[^ ]*' /proc/mounts | sort -r | xargs -r -n1 umount -l").CombinedOutput(); err != nil {
+		errs = append(errs, fmt.Errorf("unmount %s: %w: %s", s.Dir, err, out))
+	}
+	if err := os.RemoveAll(s.Dir); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
