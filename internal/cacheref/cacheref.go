@@ -142,6 +142,22 @@ func Derive(ev Event, opt Options) (Plan, error) {
 	return plan, nil
 }
 
+// Untrusted reports whether ev must write nothing (a fork pull request or
+// pull_request_target), and why. Unlike Derive it needs no cache repository, so
+// a caller can decide before it knows the registry, e.g. whether a missing login
+// is expected.
+func Untrusted(ev Event) (bool, string, error) {
+	pl, err := parsePayload(ev, false)
+	if err != nil {
+		return false, "", err
+	}
+	d, err := decide(ev, pl, Key{})
+	if err != nil {
+		return false, "", err
+	}
+	return d.untrusted, d.why, nil
+}
+
 // checkRepository rejects what would make "<repository>:<tag>" wrong.
 func checkRepository(repo string) error {
 	if repo == "" {

@@ -262,6 +262,10 @@ func TestDeriveFixtures(t *testing.T) {
 			if plan.Untrusted != tt.untrusted {
 				t.Errorf("Untrusted = %v, want %v", plan.Untrusted, tt.untrusted)
 			}
+			// Untrusted, which needs no repository, agrees with the plan.
+			if u, why, err := Untrusted(tt.ev); err != nil || u != plan.Untrusted || (u && why == "") {
+				t.Errorf("Untrusted(ev) = %v, %q, %v; plan says %v", u, why, err, plan.Untrusted)
+			}
 			if plan.Scope != tt.scope {
 				t.Errorf("Scope = %v, want %v", plan.Scope, tt.scope)
 			}

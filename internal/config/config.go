@@ -23,6 +23,8 @@ type Config struct {
 	Repository string // image repository path, lowercase, e.g. "team/app"
 	// Registry is the registry host[:port]; empty means "from the ECR token".
 	Registry string
+	// AWSRegion is the aws-region input, else AWS_REGION / AWS_DEFAULT_REGION.
+	AWSRegion string
 	// Insecure is set when the registry input starts with http://.
 	Insecure bool
 	Tags     []string // as given: bare tags or full references
@@ -64,13 +66,13 @@ type problems []error
 func (p *problems) add(format string, args ...any) { *p = append(*p, fmt.Errorf(format, args...)) }
 
 var (
-	anchoredTag = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$`)
+	anchoredTag  = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$`)
 	anchoredHost = regexp.MustCompile(`^` + reference.DomainRegexp.String() + `$`)
 )
 
 // notYet are contract inputs whose implementation has not landed; setting one
 // fails clearly instead of being ignored.
-var notYet = []string{"platforms", "annotations", "secrets", "secret-files", "provenance", "sbom", "builder", "aws-region"}
+var notYet = []string{"platforms", "annotations", "secrets", "secret-files", "provenance", "sbom", "builder"}
 
 // Read reads and validates every input. Relative paths are resolved against the
 // workspace (the working directory, as on a runner).
@@ -109,6 +111,7 @@ func Read(a *githubactions.Action) (*Config, error) {
 		CacheMode:       orDefault(in("cache-mode"), "max"),
 		CacheFrom:       list("cache-from", true),
 		DefaultBranch:   in("default-branch"),
+		AWSRegion:       orDefault(in("aws-region"), orDefault(a.Getenv("AWS_REGION"), a.Getenv("AWS_DEFAULT_REGION"))),
 		Username:        in("username"),
 		Password:        in("password"),
 		BuildkitHost:    orDefault(in("buildkit-host"), a.Getenv("BUILDKIT_HOST")),
@@ -164,12 +167,7 @@ func (c *Config) readRegistry(p *problems, v string) {
 		v = strings.TrimPrefix(v, "https://")
 	}
 	c.Registry = strings.TrimSuffix(v, "/")
-	if c.Registry == "" {
-		// ECR login lands with the ECR issue; until then the registry is required.
-		p.add("registry: required for now (ECR login from the token's endpoint is not supported yet); set it to the registry host, e.g. 123456789012.dkr.ecr.us-east-1.amazonaws.com or http://127.0.0.1:5000")
-		return
-	}
-	if !anchoredHost.MatchString(c.Registry) {
+	if c.Registry != "" && !anchoredHost.MatchString(c.Registry) {
 		p.add("registry: %q is not a registry host; write host[:port], optionally after http:// for a plain-HTTP registry", v)
 	}
 }
@@ -217,13 +215,13 @@ func (c *Config) checkRefs(p *problems) {
 func isFullRef(t string) bool { return strings.ContainsAny(t, "/:@") }
 
 // ImageRefs expands bare tags to <registry>/<repository>:<tag>.
-func (c *Config) ImageRefs() []string {
+func (c *Config) ImageRefs(registry string) []string {
 	out := make([]string, 0, len(c.Tags))
 	for _, t := range c.Tags {
 		if isFullRef(t) {
 			out = append(out, t)
 		} else {
-			out = append(out, c.Registry+"/"+c.Repository+":"+t)
+			out = append(out, registry+"/"+c.Repository+":"+t)
 		}
 	}
 	return out

@@ -48,7 +48,7 @@ func TestReadValid(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []string{"127.0.0.1:5000/team/app:latest", "127.0.0.1:5000/team/app:v1", "127.0.0.1:5000/other:x"}
-	if got := c.ImageRefs(); !reflect.DeepEqual(got, want) {
+	if got := c.ImageRefs(c.Registry); !reflect.DeepEqual(got, want) {
 		t.Errorf("ImageRefs = %q, want %q", got, want)
 	}
 	if !c.Insecure || c.Registry != "127.0.0.1:5000" || c.CacheRepository != "team/app" || c.CacheMode != "max" || c.CacheTagPrefix != "cache" {
@@ -110,20 +110,27 @@ func TestReadReportsEveryProblemAtOnce(t *testing.T) {
 	}
 }
 
-func TestReadNeedsBuildkitAndRegistry(t *testing.T) {
+func TestReadFallsBackToEnvironment(t *testing.T) {
 	t.Parallel()
 	env := validEnv(appDir(t))
 	delete(env, "INPUT_BUILDKIT-HOST")
-	delete(env, "INPUT_REGISTRY")
-	_, err := Read(action(env))
-	if err == nil || !strings.Contains(err.Error(), "BUILDKIT_HOST") || !strings.Contains(err.Error(), "registry: required") {
-		t.Fatalf("err = %v", err)
+	if _, err := Read(action(env)); err == nil || !strings.Contains(err.Error(), "BUILDKIT_HOST") {
+		t.Fatalf("no buildkit: err = %v", err)
 	}
 	env["BUILDKIT_HOST"] = "tcp://127.0.0.1:1234"
-	env["INPUT_REGISTRY"] = "registry.example.com"
+	env["AWS_DEFAULT_REGION"] = "eu-west-1"
+	delete(env, "INPUT_REGISTRY") // ECR: the registry comes from the token
 	c, err := Read(action(env))
-	if err != nil || c.BuildkitHost != "tcp://127.0.0.1:1234" || c.Insecure {
-		t.Fatalf("BUILDKIT_HOST fallback: %+v, %v", c, err)
+	if err != nil || c.BuildkitHost != "tcp://127.0.0.1:1234" || c.Registry != "" || c.AWSRegion != "eu-west-1" {
+		t.Fatalf("fallbacks: %+v, %v", c, err)
+	}
+	env["AWS_REGION"] = "us-west-2"
+	if c, _ := Read(action(env)); c.AWSRegion != "us-west-2" {
+		t.Errorf("AWS_REGION should win over AWS_DEFAULT_REGION, got %q", c.AWSRegion)
+	}
+	env["INPUT_AWS-REGION"] = "ap-south-1"
+	if c, _ := Read(action(env)); c.AWSRegion != "ap-south-1" {
+		t.Errorf("the aws-region input should win, got %q", c.AWSRegion)
 	}
 }
 

@@ -15,8 +15,18 @@ import (
 	"github.com/ecr-build-cache/ecr-build-cache/internal/config"
 )
 
+// outcome is what a run did, for its outputs and summary.
+type outcome struct {
+	cfg    *config.Config
+	plan   cacheref.Plan
+	req    build.Request
+	res    *build.Result
+	hitRef string // the imported cache holding most of the built layers
+}
+
 // report sets the step outputs and writes the job summary.
-func report(a *githubactions.Action, cfg *config.Config, plan cacheref.Plan, req build.Request, res *build.Result) error {
+func (o outcome) report(a *githubactions.Action) error {
+	plan, req, res := o.plan, o.req, o.res
 	meta, err := metadata(res.ExporterResponse)
 	if err != nil {
 		return err
@@ -32,16 +42,17 @@ func report(a *githubactions.Action, cfg *config.Config, plan cacheref.Plan, req
 		{"image", image},
 		{"metadata", meta},
 		{"cache-ref", plan.Export},
-		{"cache-from", strings.Join(plan.Imports, "\n")},
+		{"cache-from", strings.Join(req.CacheImports, "\n")},
+		{"cache-hit-ref", o.hitRef},
 		{"cached-steps", strconv.Itoa(cached)},
 		{"total-steps", strconv.Itoa(len(res.Steps))},
 	}
-	for _, o := range outputs {
-		a.SetOutput(o.k, o.v)
+	for _, out := range outputs {
+		a.SetOutput(out.k, out.v)
 	}
 	a.Infof("%d/%d steps cached; build took %s", cached, len(res.Steps), res.Duration.Round(10*time.Millisecond))
 	if a.Getenv("GITHUB_STEP_SUMMARY") != "" {
-		a.AddStepSummary(summary(cfg, plan, req, res))
+		a.AddStepSummary(o.summary())
 	}
 	return nil
 }
@@ -65,9 +76,10 @@ func metadata(resp map[string]string) (string, error) {
 	return string(b), nil
 }
 
-func summary(cfg *config.Config, plan cacheref.Plan, req build.Request, res *build.Result) string {
+func (o outcome) summary() string {
+	plan, req, res := o.plan, o.req, o.res
 	var b strings.Builder
-	fmt.Fprintf(&b, "### ecr-build-cache: `%s`\n\n", cfg.Dockerfile)
+	fmt.Fprintf(&b, "### ecr-build-cache: `%s`\n\n", o.cfg.Dockerfile)
 	fmt.Fprintf(&b, "| | |\n|---|---|\n")
 	if len(req.Tags) > 0 {
 		fmt.Fprintf(&b, "| Image | `%s` |\n", strings.Join(req.Tags, "`, `"))
@@ -77,8 +89,19 @@ func summary(cfg *config.Config, plan cacheref.Plan, req build.Request, res *bui
 	}
 	fmt.Fprintf(&b, "| Cached steps | %d/%d |\n", res.CachedSteps(), len(res.Steps))
 	fmt.Fprintf(&b, "| Build time | %s |\n", res.Duration.Round(10*time.Millisecond))
+	imported := map[string]bool{}
+	for _, ref := range req.CacheImports {
+		imported[ref] = true
+	}
 	for _, ref := range plan.Imports {
-		fmt.Fprintf(&b, "| Cache import | `%s` |\n", ref)
+		state := "not found"
+		switch {
+		case ref == o.hitRef:
+			state = "imported, served the hits"
+		case imported[ref]:
+			state = "imported"
+		}
+		fmt.Fprintf(&b, "| Cache import | `%s` (%s) |\n", ref, state)
 	}
 	switch {
 	case plan.Export == "":

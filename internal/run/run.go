@@ -1,9 +1,11 @@
-// Package run ties one action run together: read the inputs, decide the cache
-// references, build on BuildKit, and report outputs and the job summary.
+// Package run ties one action run together: read the inputs, log in to the
+// registry (ECR or another), decide and probe the cache references, build on
+// BuildKit, and report outputs and the job summary.
 package run
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -14,6 +16,8 @@ import (
 	"github.com/ecr-build-cache/ecr-build-cache/internal/build"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/cacheref"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/config"
+	"github.com/ecr-build-cache/ecr-build-cache/internal/ecr"
+	"github.com/ecr-build-cache/ecr-build-cache/internal/probe"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/registryauth"
 )
 
@@ -27,34 +31,55 @@ func Run(ctx context.Context, a *githubactions.Action, out io.Writer) error {
 	if cfg.Password != "" {
 		a.AddMask(cfg.Password)
 	}
+	untrusted, why, err := cacheref.Untrusted(cfg.Event)
+	if err != nil {
+		return fmt.Errorf("read the GitHub event: %w", err)
+	}
 
 	creds := registryauth.New(cfg.DockerConfigDir)
-	if cfg.Username != "" {
-		creds.Set(cfg.Registry, registryauth.Static(registryauth.Credentials{Username: cfg.Username, Password: cfg.Password}))
+	reg, err := login(ctx, a, cfg, creds)
+	offline := untrusted && errors.Is(err, ecr.ErrNotConfigured)
+	if err != nil && !offline {
+		return err
 	}
 
-	plan, err := cacheref.Derive(cfg.Event, cacheref.Options{
-		Repository:    cfg.Registry + "/" + cfg.CacheRepository,
-		Prefix:        cfg.CacheTagPrefix,
-		Scope:         cfg.CacheScope,
-		DefaultBranch: cfg.DefaultBranch,
-		Export:        cfg.CacheExport,
-		ExtraFrom:     cfg.CacheFrom,
-	})
-	if err != nil {
-		return fmt.Errorf("derive cache references: %w", err)
-	}
-	push := cfg.Push
-	if plan.Untrusted && push {
-		push = false
-		a.Noticef("untrusted event (%s from a fork or pull_request_target): the image is built but not pushed", cfg.Event.Name)
+	var plan cacheref.Plan
+	if offline {
+		plan = cacheref.Plan{Untrusted: true, ExportReason: why}
+		a.Noticef("%s, and AWS is not configured (as usual for a fork): building without the registry: no image push, no cache import or export", why)
+	} else {
+		plan, err = derive(cfg, reg.host)
+		if err != nil {
+			return err
+		}
+		if plan.Untrusted && cfg.Push {
+			a.Noticef("%s: the image is built but not pushed", why)
+		}
+		if err := checkCacheRepository(ctx, a, cfg, reg, plan); err != nil {
+			return err
+		}
 	}
 	if plan.Export == "" {
 		a.Infof("cache export: none (%s)", plan.ExportReason)
 	} else {
 		a.Infof("cache export: %s", plan.Export)
 	}
-	a.Infof("cache import, in priority order:\n  %s", strings.Join(plan.Imports, "\n  "))
+
+	prober := probe.Registry{Keychain: creds}
+	if reg.insecure {
+		prober.InsecureHost = reg.host
+	}
+	probed := prober.Refs(ctx, plan.Imports)
+	for _, p := range probed {
+		switch {
+		case p.Err != nil:
+			a.Warningf("cache ref %s could not be checked, importing it anyway: %v", p.Ref, p.Err)
+		case p.Exists:
+			a.Infof("cache import: %s (found)", p.Ref)
+		default:
+			a.Infof("cache import: %s (not found, skipped)", p.Ref)
+		}
+	}
 
 	c, err := build.Connect(ctx, build.Endpoint{
 		Addr: cfg.BuildkitHost, CACert: cfg.TLS.CACert, Cert: cfg.TLS.Cert, Key: cfg.TLS.Key, ServerName: cfg.TLS.ServerName,
@@ -64,6 +89,7 @@ func Run(ctx context.Context, a *githubactions.Action, out io.Writer) error {
 	}
 	defer c.Close()
 
+	push := cfg.Push && !plan.Untrusted
 	req := build.Request{
 		ContextDir:   cfg.Context,
 		Dockerfile:   cfg.Dockerfile,
@@ -72,16 +98,16 @@ func Run(ctx context.Context, a *githubactions.Action, out io.Writer) error {
 		Labels:       cfg.Labels,
 		NoCache:      cfg.NoCache,
 		Push:         push,
-		CacheImports: plan.Imports,
+		CacheImports: probe.Importable(probed),
 		CacheExport:  plan.Export,
 		CacheMode:    cfg.CacheMode,
 		Session:      []session.Attachable{creds.Attachable()},
 	}
-	if push || len(cfg.Tags) > 0 {
-		req.Tags = cfg.ImageRefs()
+	if push || (len(cfg.Tags) > 0 && reg.host != "") {
+		req.Tags = cfg.ImageRefs(reg.host)
 	}
-	if cfg.Insecure {
-		req.InsecureRegistry = cfg.Registry
+	if reg.insecure {
+		req.InsecureRegistry = reg.host
 	}
 
 	a.Group("Build " + cfg.Dockerfile)
@@ -93,5 +119,94 @@ func Run(ctx context.Context, a *githubactions.Action, out io.Writer) error {
 	if res.CacheExportErr != "" {
 		a.Warningf("cache not saved to %s (the image is fine): %s", plan.Export, res.CacheExportErr)
 	}
-	return report(a, cfg, plan, req, res)
+
+	o := outcome{cfg: cfg, plan: plan, req: req, res: res}
+	if built := builtRef(req, plan, res); built != "" && len(req.CacheImports) > 0 {
+		if o.hitRef, err = prober.Served(ctx, probed, built); err != nil {
+			a.Warningf("could not tell which cache served the build: %v", err)
+		}
+	}
+	return o.report(a)
+}
+
+// builtRef is a manifest this run pushed whose layers show where cache hits came
+// from: the image, else the cache it exported.
+func builtRef(req build.Request, plan cacheref.Plan, res *build.Result) string {
+	switch {
+	case req.Push && len(req.Tags) > 0:
+		return req.Tags[0]
+	case plan.Export != "" && res.CacheExportErr == "":
+		return plan.Export
+	}
+	return ""
+}
+
+// registry is where this run pushes and reads its cache.
+type registry struct {
+	host     string
+	insecure bool
+	ecr      *ecr.Client // nil for a non-ECR registry
+	account  string      // the ECR registry's account, when the host names it
+}
+
+// login resolves the registry and registers its credentials in creds: ECR
+// (registry empty or an ECR host) through the AWS SDK, any other host through the
+// username/password inputs or the docker config.
+func login(ctx context.Context, a *githubactions.Action, cfg *config.Config, creds *registryauth.Store) (registry, error) {
+	account, region, isECR := ecr.ParseHost(cfg.Registry)
+	if cfg.Registry != "" && !isECR {
+		if cfg.Username != "" {
+			creds.Set(cfg.Registry, registryauth.Static(registryauth.Credentials{Username: cfg.Username, Password: cfg.Password}))
+		}
+		return registry{host: cfg.Registry, insecure: cfg.Insecure}, nil
+	}
+	if region == "" {
+		region = cfg.AWSRegion
+	}
+	awsCfg, err := ecr.LoadConfig(ctx, region)
+	if err != nil {
+		return registry{}, err
+	}
+	client := ecr.NewFromConfig(awsCfg, a.AddMask)
+	tok, err := client.Token(ctx)
+	if err != nil {
+		return registry{}, err
+	}
+	reg := registry{host: cfg.Registry, insecure: cfg.Insecure, ecr: client, account: account}
+	if reg.host == "" {
+		reg.host, reg.insecure = tok.Registry, tok.Insecure
+	}
+	creds.Set(reg.host, client.Source())
+	a.Infof("logged in to ECR registry %s (token valid until %s)", reg.host, tok.ExpiresAt.UTC().Format("15:04 MST"))
+	return reg, nil
+}
+
+func derive(cfg *config.Config, host string) (cacheref.Plan, error) {
+	plan, err := cacheref.Derive(cfg.Event, cacheref.Options{
+		Repository:    host + "/" + cfg.CacheRepository,
+		Prefix:        cfg.CacheTagPrefix,
+		Scope:         cfg.CacheScope,
+		DefaultBranch: cfg.DefaultBranch,
+		Export:        cfg.CacheExport,
+		ExtraFrom:     cfg.CacheFrom,
+	})
+	if err != nil {
+		return plan, fmt.Errorf("derive cache references: %w", err)
+	}
+	return plan, nil
+}
+
+// checkCacheRepository fails before building when ECR would reject the cache
+// export: an immutable repository takes a cache tag only once.
+func checkCacheRepository(ctx context.Context, a *githubactions.Action, cfg *config.Config, reg registry, plan cacheref.Plan) error {
+	if reg.ecr == nil || plan.Export == "" {
+		return nil
+	}
+	tag := plan.Export[strings.LastIndexByte(plan.Export, ':')+1:]
+	err := reg.ecr.CheckTagOverwrite(ctx, reg.account, cfg.CacheRepository, tag)
+	if errors.Is(err, ecr.ErrNoPermission) {
+		a.Warningf("could not check whether %s allows overwriting cache tags: %v", cfg.CacheRepository, err)
+		return nil
+	}
+	return err
 }

@@ -146,10 +146,83 @@ func TestNewBranchStartsFromDefaultBranchCache(t *testing.T) {
 	if o["cache-ref"] == main["cache-ref"] || !strings.Contains(o["cache-ref"], ":cache-feature-Login-2-") {
 		t.Errorf("new branch exports to %q (main: %q); want its own cache-feature-Login-2-<hash> tag", o["cache-ref"], main["cache-ref"])
 	}
-	if want := o["cache-ref"] + "\n" + main["cache-ref"]; o["cache-from"] != want {
-		t.Errorf("cache-from = %q, want own tag then main's:\n%s", o["cache-from"], want)
+	// The branch's own tag does not exist yet: probing leaves main's alone.
+	if o["cache-from"] != main["cache-ref"] || o["cache-hit-ref"] != main["cache-ref"] {
+		t.Errorf("cache-from = %q, cache-hit-ref = %q; want only main's %q", o["cache-from"], o["cache-hit-ref"], main["cache-ref"])
 	}
 	if _, found, err := teststack.Manifest(o["cache-ref"], nil); err != nil || !found {
 		t.Errorf("new branch's cache tag not pushed: found=%v err=%v", found, err)
 	}
+}
+
+func TestMatrixScopesKeepSeparateCompleteCaches(t *testing.T) {
+	s := teststack.Get(t)
+	scopes := map[string]string{"linux/amd64": "from-amd64", "linux/386": "from-386"}
+	refs := map[string]string{}
+	for scope, greeting := range scopes {
+		prune(t, s)
+		o := mustRun(t, pushRun(t, s, "matrix", "main", map[string]string{
+			"cache-scope": scope, "tags": strings.ReplaceAll(scope, "/", "-"),
+			"build-args": "BASE=" + s.BaseImage + "\nGREETING=" + greeting,
+		}))
+		refs[scope] = o["cache-ref"]
+	}
+	if refs["linux/amd64"] == refs["linux/386"] {
+		t.Fatalf("both scopes export to %s", refs["linux/amd64"])
+	}
+	for scope, greeting := range scopes {
+		prune(t, s)
+		r := pushRun(t, s, "matrix", "main", map[string]string{
+			"cache-scope": scope, "tags": strings.ReplaceAll(scope, "/", "-"),
+			"build-args": "BASE=" + s.BaseImage + "\nGREETING=" + greeting,
+		})
+		o := mustRun(t, r)
+		if c, n := steps(t, o); c != n || n != 3 {
+			t.Errorf("scope %s rebuilt with %d/%d steps cached, want all\n%s", scope, c, n, r.Stdout())
+		}
+		if o["cache-hit-ref"] != refs[scope] {
+			t.Errorf("scope %s served by %q, want its own %q", scope, o["cache-hit-ref"], refs[scope])
+		}
+		image := s.Registry + "/matrix:" + strings.ReplaceAll(scope, "/", "-")
+		if got, err := teststack.ImageFile(image, "/app/greeting", nil); err != nil || got != greeting+"\n" {
+			t.Errorf("scope %s: /app/greeting = %q, %v", scope, got, err)
+		}
+	}
+}
+
+func TestForkPullRequestPushesNothing(t *testing.T) {
+	s := teststack.Get(t)
+	mustRun(t, pushRun(t, s, "fork-pr", "main", nil))
+	before := tags(t, s.Registry+"/fork-pr")
+
+	payload, err := os.ReadFile("../cacheref/testdata/pull_request_fork.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := pushRun(t, s, "fork-pr", "main", map[string]string{"tags": "pr-43"})
+	r.Event(t, "pull_request", "refs/pull/43/merge", string(payload))
+	r.Env["GITHUB_HEAD_REF"] = `zzz";echo${IFS}"hello";#`
+	r.Env["GITHUB_BASE_REF"] = "develop"
+	o := mustRun(t, r)
+	if o["cache-ref"] != "" {
+		t.Errorf("fork PR exported its cache to %q", o["cache-ref"])
+	}
+	if c, n := steps(t, o); c != n {
+		t.Errorf("fork PR did not read main's cache: %d/%d cached", c, n)
+	}
+	if after := tags(t, s.Registry+"/fork-pr"); strings.Join(after, ",") != strings.Join(before, ",") {
+		t.Errorf("tags changed from %q to %q", before, after)
+	}
+	if !strings.Contains(r.Stdout(), "::notice::pull request from a fork") {
+		t.Errorf("no notice saying why nothing is pushed:\n%s", r.Stdout())
+	}
+}
+
+func tags(t *testing.T, repo string) []string {
+	t.Helper()
+	l, err := teststack.Tags(repo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
 }

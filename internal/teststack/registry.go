@@ -66,3 +66,12 @@ func ImageFile(ref, path string, auth authn.Authenticator) (string, error) {
 		}
 	}
 }
+
+// Tags lists the tags of a repository in a plain-HTTP registry.
+func Tags(repo string) ([]string, error) {
+	r, err := name.NewRepository(repo, name.Insecure)
+	if err != nil {
+		return nil, err
+	}
+	return remote.List(r)
+}

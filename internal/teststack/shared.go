@@ -8,6 +8,7 @@ import (
 )
 
 var shared struct {
+	opt   Options
 	once  sync.Once
 	stack *Stack
 	err   error
@@ -18,12 +19,20 @@ var shared struct {
 func Get(t testing.TB) *Stack {
 	t.Helper()
 	shared.once.Do(func() {
-		shared.stack, shared.err = Start(context.Background(), Options{Log: os.Stderr})
+		opt := shared.opt
+		opt.Log = os.Stderr
+		shared.stack, shared.err = Start(context.Background(), opt)
 	})
 	if shared.err != nil {
 		t.Fatalf("start test stack: %v", shared.err)
 	}
 	return shared.stack
+}
+
+// MainWith is Main for a package whose shared stack needs options (act, TLS).
+func MainWith(m *testing.M, opt Options) int {
+	shared.opt = opt
+	return Main(m)
 }
 
 // Main runs the tests and stops the shared stack if one was started.

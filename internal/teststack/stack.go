@@ -40,6 +40,10 @@ type Stack struct {
 	RegistryLog string
 	// ToolDirs are the directories holding buildkitd, buildctl (and act when asked for).
 	ToolDirs []string
+	// TLSAddr is buildkitd's tcp://127.0.0.1:PORT address with mTLS, and Certs
+	// its CA and a client certificate; set with Options.TLS.
+	TLSAddr string
+	Certs   Certs
 
 	procs []proc
 }
@@ -55,6 +59,8 @@ type Options struct {
 	Log io.Writer
 	// WithAct also builds nektos/act (for end-to-end tests).
 	WithAct bool
+	// TLS makes buildkitd also listen on TCP with mTLS, as a remote builder does.
+	TLS bool
 }
 
 // RepoRoot is the repository's top directory, found from this file's location so
@@ -104,7 +110,7 @@ func Start(ctx context.Context, opt Options) (_ *Stack, err error) {
 	if err := s.startRegistry(ctx); err != nil {
 		return nil, err
 	}
-	if err := s.startBuildkitd(ctx); err != nil {
+	if err := s.startBuildkitd(ctx, opt.TLS); err != nil {
 		return nil, err
 	}
 	if err := s.pushBaseImage(ctx, opt.Log); err != nil {
@@ -188,7 +194,7 @@ http:
 	})
 }
 
-func (s *Stack) startBuildkitd(ctx context.Context) error {
+func (s *Stack) startBuildkitd(ctx context.Context, withTLS bool) error {
 	// FROM lines pull the base image over plain HTTP from the stack's registry.
 	conf := fmt.Sprintf("[registry.%q]\n  http = true\n  insecure = true\n", s.Registry)
 	confPath := filepath.Join(s.Dir, "buildkitd.toml")
@@ -196,11 +202,23 @@ func (s *Stack) startBuildkitd(ctx context.Context) error {
 		return err
 	}
 	s.BuildkitAddr = "unix://" + filepath.Join(s.Dir, "buildkitd.sock")
-	if err := s.spawn("buildkitd.log", s.Tool("buildkitd"),
-		"--config", confPath,
+	args := []string{"--config", confPath,
 		"--root", filepath.Join(s.Dir, "buildkit"),
 		"--addr", s.BuildkitAddr,
-		"--oci-worker=true", "--containerd-worker=false"); err != nil {
+		"--oci-worker=true", "--containerd-worker=false"}
+	if withTLS {
+		addr, err := freeAddr()
+		if err != nil {
+			return err
+		}
+		if s.Certs, err = GenerateCerts(filepath.Join(s.Dir, "tls")); err != nil {
+			return err
+		}
+		s.TLSAddr = "tcp://" + addr
+		args = append(args, "--addr", s.TLSAddr,
+			"--tlscacert", s.Certs.CA, "--tlscert", s.Certs.ServerCert, "--tlskey", s.Certs.ServerKey)
+	}
+	if err := s.spawn("buildkitd.log", s.Tool("buildkitd"), args...); err != nil {
 		return err
 	}
 	return waitFor(ctx, "buildkitd at "+s.BuildkitAddr, filepath.Join(s.Dir, "buildkitd.log"), func() error {
@@ -268,22 +286,31 @@ func (s *Stack) pushBaseImage(ctx context.Context, log io.Writer) error {
 	return nil
 }
 
-// Prune empties buildkitd's cache, as on a fresh CI runner.
+// Prune empties buildkitd's cache, as on a fresh CI runner. Records are released
+// asynchronously after a prune, so it waits until disk usage reports none (as
+// BuildKit's own cache tests do); a build started earlier can race the cleanup.
 func (s *Stack) Prune(ctx context.Context) error {
 	c, err := client.New(ctx, s.BuildkitAddr)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	ch := make(chan client.UsageInfo)
-	go func() {
-		for range ch {
+	for range 3 {
+		if err := c.Prune(ctx, nil, client.PruneAll); err != nil {
+			return fmt.Errorf("prune buildkitd: %w", err)
 		}
-	}()
-	if err := c.Prune(ctx, ch, client.PruneAll); err != nil {
-		return fmt.Errorf("prune buildkitd: %w", err)
+		for range 20 {
+			du, err := c.DiskUsage(ctx)
+			if err != nil {
+				return fmt.Errorf("buildkitd disk usage: %w", err)
+			}
+			if len(du) == 0 {
+				return nil
+			}
+			time.Sleep(250 * time.Millisecond)
+		}
 	}
-	return nil
+	return errors.New("prune buildkitd: records remain after three prunes")
 }
 
 // Close stops the daemons and removes the stack's directory.

@@ -1,0 +1,241 @@
+// Package ecr logs in to Amazon ECR with the AWS SDK v2: it turns an
+// authorization token into registry credentials kept in memory (refreshed before
+// they expire) and checks that the cache repository lets tags be overwritten.
+package ecr
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/url"
+	"path"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	awsecr "github.com/aws/aws-sdk-go-v2/service/ecr"
+	"github.com/aws/aws-sdk-go-v2/service/ecr/types"
+	"github.com/aws/smithy-go"
+
+	"github.com/ecr-build-cache/ecr-build-cache/internal/registryauth"
+)
+
+// API is the part of the ECR client the action uses.
+type API interface {
+	GetAuthorizationToken(ctx context.Context, in *awsecr.GetAuthorizationTokenInput, optFns ...func(*awsecr.Options)) (*awsecr.GetAuthorizationTokenOutput, error)
+	DescribeRepositories(ctx context.Context, in *awsecr.DescribeRepositoriesInput, optFns ...func(*awsecr.Options)) (*awsecr.DescribeRepositoriesOutput, error)
+}
+
+// Standard, FIPS, dual-stack (dkr-ecr.<region>.on.aws) and China registry hosts.
+var hostRE = regexp.MustCompile(`^(\d{12})\.dkr[.-]ecr(?:-fips)?\.([a-z0-9-]+)\.(?:amazonaws\.com(?:\.cn)?|on\.aws)$`)
+
+// ParseHost reports whether host is an ECR registry, and its account and region.
+func ParseHost(host string) (account, region string, ok bool) {
+	m := hostRE.FindStringSubmatch(host)
+	if m == nil {
+		return "", "", false
+	}
+	return m[1], m[2], true
+}
+
+// RefreshBefore is how long before expiry a token is replaced, so that a long
+// build never presents an expired one.
+const RefreshBefore = 15 * time.Minute
+
+// Token is a decoded ECR authorization token.
+type Token struct {
+	Username, Password string
+	// Registry is the host of the token's proxy endpoint; Insecure when that is http://.
+	Registry  string
+	Insecure  bool
+	ExpiresAt time.Time
+}
+
+// Client hands out ECR credentials, refreshing them near expiry.
+type Client struct {
+	api  API
+	mask func(string)
+	now  func() time.Time
+
+	mu    sync.Mutex
+	token *Token
+}
+
+// LoadConfig builds the SDK configuration the way every AWS tool does
+// (environment keys, OIDC web identity, profiles, AWS_ENDPOINT_URL_ECR ...),
+// with region taking precedence when set.
+func LoadConfig(ctx context.Context, region string, optFns ...func(*config.LoadOptions) error) (aws.Config, error) {
+	if region != "" {
+		optFns = append([]func(*config.LoadOptions) error{config.WithRegion(region)}, optFns...)
+	}
+	cfg, err := config.LoadDefaultConfig(ctx, optFns...)
+	if err != nil {
+		return aws.Config{}, fmt.Errorf("load AWS configuration: %w", err)
+	}
+	if cfg.Region == "" {
+		return aws.Config{}, fmt.Errorf("%w: no AWS region; set the aws-region input or AWS_REGION (aws-actions/configure-aws-credentials sets it)", ErrNotConfigured)
+	}
+	if _, err := cfg.Credentials.Retrieve(ctx); err != nil {
+		return aws.Config{}, fmt.Errorf("%w: no AWS credentials found; run aws-actions/configure-aws-credentials before this step, "+
+			"or set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE (%w)", ErrNotConfigured, err)
+	}
+	return cfg, nil
+}
+
+// ErrNotConfigured means the runner has no AWS region or credentials at all, as
+// on a pull request from a fork.
+var ErrNotConfigured = errors.New("AWS is not configured")
+
+// New returns a client; mask is called with every secret before it is used, so
+// the runner hides it from all later output.
+func New(api API, mask func(string)) *Client {
+	return &Client{api: api, mask: mask, now: time.Now}
+}
+
+// NewFromConfig is New with an SDK client built from cfg.
+func NewFromConfig(cfg aws.Config, mask func(string)) *Client {
+	return New(awsecr.NewFromConfig(cfg), mask)
+}
+
+// Token returns a valid token, fetching a new one when none is cached or the
+// cached one expires within RefreshBefore.
+func (c *Client) Token(ctx context.Context) (Token, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.token != nil && c.now().Add(RefreshBefore).Before(c.token.ExpiresAt) {
+		return *c.token, nil
+	}
+	// RegistryIds is deprecated: one token serves every registry the caller may access.
+	out, err := c.api.GetAuthorizationToken(ctx, &awsecr.GetAuthorizationTokenInput{})
+	if err != nil {
+		return Token{}, explain("get ECR authorization token", err)
+	}
+	if len(out.AuthorizationData) == 0 {
+		return Token{}, errors.New("get ECR authorization token: the response has no authorization data")
+	}
+	t, err := decode(out.AuthorizationData[0], c.mask)
+	if err != nil {
+		return Token{}, err
+	}
+	c.token = &t
+	return t, nil
+}
+
+func decode(d types.AuthorizationData, mask func(string)) (Token, error) {
+	raw := aws.ToString(d.AuthorizationToken)
+	mask(raw)
+	b, err := base64.StdEncoding.DecodeString(raw)
+	if err != nil {
+		return Token{}, errors.New("decode ECR authorization token: not base64")
+	}
+	user, pass, ok := strings.Cut(string(b), ":")
+	if !ok {
+		return Token{}, errors.New("decode ECR authorization token: not user:password")
+	}
+	mask(pass)
+	u, err := url.Parse(aws.ToString(d.ProxyEndpoint))
+	if err != nil || u.Host == "" {
+		return Token{}, fmt.Errorf("ECR proxy endpoint %q is not a URL", aws.ToString(d.ProxyEndpoint))
+	}
+	return Token{
+		Username:  user,
+		Password:  pass,
+		Registry:  u.Host,
+		Insecure:  u.Scheme == "http",
+		ExpiresAt: aws.ToTime(d.ExpiresAt),
+	}, nil
+}
+
+// Source is the client as a credential source for registryauth.
+func (c *Client) Source() registryauth.Source {
+	return func(ctx context.Context) (registryauth.Credentials, error) {
+		t, err := c.Token(ctx)
+		if err != nil {
+			return registryauth.Credentials{}, err
+		}
+		return registryauth.Credentials{Username: t.Username, Password: t.Password}, nil
+	}
+}
+
+// ErrNoPermission marks a check the caller's IAM policy does not allow; the run
+// warns and goes on.
+var ErrNoPermission = errors.New("not permitted")
+
+// CheckTagOverwrite fails when repository (in the registry of account, "" for the
+// caller's own) would reject overwriting the cache tag: an immutable repository
+// rejects every cache export after the first (moby/buildkit#3776).
+func (c *Client) CheckTagOverwrite(ctx context.Context, account, repository, tag string) error {
+	in := &awsecr.DescribeRepositoriesInput{RepositoryNames: []string{repository}}
+	if account != "" {
+		in.RegistryId = aws.String(account)
+	}
+	out, err := c.api.DescribeRepositories(ctx, in)
+	if err != nil {
+		return explain("describe ECR repository "+repository, err)
+	}
+	if len(out.Repositories) == 0 {
+		return fmt.Errorf("ECR repository %s does not exist: create it (aws ecr create-repository --repository-name %s)", repository, repository)
+	}
+	r := out.Repositories[0]
+	var filters []string
+	for _, f := range r.ImageTagMutabilityExclusionFilters {
+		filters = append(filters, aws.ToString(f.Filter))
+	}
+	matched := matchesAny(filters, tag)
+	switch r.ImageTagMutability {
+	case types.ImageTagMutabilityImmutable:
+	case types.ImageTagMutabilityImmutableWithExclusion:
+		if matched {
+			return nil
+		}
+	case types.ImageTagMutabilityMutableWithExclusion:
+		if !matched {
+			return nil
+		}
+	default:
+		return nil
+	}
+	return fmt.Errorf("ECR repository %s has immutable tags (%s), so the cache tag %s could be written only once. "+
+		"Fix: add an exclusion filter for the cache tags (aws ecr put-image-tag-mutability --repository-name %s "+
+		"--image-tag-mutability IMMUTABLE_WITH_EXCLUSION --image-tag-mutability-exclusion-filters filterType=WILDCARD,filter='cache-*'), "+
+		"or point cache-repository at a separate MUTABLE repository",
+		repository, r.ImageTagMutability, tag, repository)
+}
+
+// matchesAny reports whether tag matches one of ECR's wildcard filters ('*' matches any run).
+func matchesAny(filters []string, tag string) bool {
+	for _, f := range filters {
+		// ECR wildcards only know '*'; escape what path.Match would read differently.
+		f = strings.NewReplacer(`\`, `\\`, "?", `\?`, "[", `\[`).Replace(f)
+		if ok, _ := path.Match(f, tag); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// explain turns the ECR errors a user can act on into messages that say what to do.
+func explain(what string, err error) error {
+	var notFound *types.RepositoryNotFoundException
+	if errors.As(err, &notFound) {
+		return fmt.Errorf("%s: the repository does not exist; create it first (aws ecr create-repository) or fix repository/cache-repository: %w", what, err)
+	}
+	var api smithy.APIError
+	if errors.As(err, &api) {
+		switch api.ErrorCode() {
+		case "AccessDeniedException":
+			action := "ecr:GetAuthorizationToken"
+			if strings.HasPrefix(what, "describe") {
+				action = "ecr:DescribeRepositories"
+			}
+			return fmt.Errorf("%s: access denied; the role needs %s (see the README's IAM policy): %w: %w", what, action, ErrNoPermission, err)
+		case "UnrecognizedClientException", "InvalidSignatureException", "ExpiredTokenException":
+			return fmt.Errorf("%s: AWS rejected the credentials; check the role or keys that configure-aws-credentials set: %w", what, err)
+		}
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}

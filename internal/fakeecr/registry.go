@@ -1,0 +1,207 @@
+package fakeecr
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/http/httputil"
+	"regexp"
+	"strings"
+)
+
+// Manifest media types ECR accepts as index entries.
+const (
+	ociManifest    = "application/vnd.oci.image.manifest.v1+json"
+	ociIndex       = "application/vnd.oci.image.index.v1+json"
+	dockerManifest = "application/vnd.docker.distribution.manifest.v2+json"
+	dockerList     = "application/vnd.docker.distribution.manifest.list.v2+json"
+)
+
+// maxManifestBytes is ECR's manifest size limit.
+const maxManifestBytes = 4 << 20
+
+// repoPath splits a distribution API path into repository name, route kind
+// and the rest (reference, digest or upload id).
+var repoPath = regexp.MustCompile(`^/v2/(.+?)/(manifests|blobs|tags|referrers)/(.*)$`)
+
+// registryError is a distribution-spec error response.
+type registryError struct {
+	status  int
+	code    string
+	message string
+}
+
+func (s *Server) writeRegistryError(w http.ResponseWriter, e *registryError) {
+	h := w.Header()
+	if e.status == http.StatusUnauthorized {
+		h.Set("WWW-Authenticate", fmt.Sprintf(`Basic realm="https://%s/",service="ecr.amazonaws.com"`, s.RegistryHost))
+	}
+	h.Set("Content-Type", "application/json; charset=utf-8")
+	h.Set("Docker-Distribution-API-Version", "registry/2.0")
+	w.WriteHeader(e.status)
+	type item struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	}
+	// A write error means the client went away.
+	json.NewEncoder(w).Encode(map[string][]item{"errors": {{e.code, e.message}}}) //nolint:errcheck
+}
+
+func (s *Server) registryHandler() http.Handler {
+	proxy := &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) {
+		pr.SetURL(s.upstream)
+		// Keep the front's Host: distribution builds absolute upload
+		// Locations from it, so blob uploads come back through the front.
+		pr.Out.Host = pr.In.Host
+		// ECR credentials end here; the upstream needs none.
+		pr.Out.Header.Del("Authorization")
+	}}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := s.serveRegistry(w, r, proxy); err != nil {
+			s.writeRegistryError(w, err)
+		}
+	})
+}
+
+func (s *Server) serveRegistry(w http.ResponseWriter, r *http.Request, proxy http.Handler) *registryError {
+	if r.URL.Path != "/v2" && !strings.HasPrefix(r.URL.Path, "/v2/") {
+		http.NotFound(w, r)
+		return nil
+	}
+	if err := s.authorize(r); err != nil {
+		return err
+	}
+	if r.URL.Path == "/v2" || r.URL.Path == "/v2/" {
+		proxy.ServeHTTP(w, r)
+		return nil
+	}
+	m := repoPath.FindStringSubmatch(r.URL.Path)
+	if m == nil {
+		// _catalog and anything else outside a repository.
+		return &registryError{http.StatusNotFound, "UNSUPPORTED", "The operation is unsupported."}
+	}
+	repo, ok := s.repos[m[1]]
+	if !ok {
+		return &registryError{http.StatusNotFound, "NAME_UNKNOWN", fmt.Sprintf(
+			"The repository with name '%s' does not exist in the registry with id '%s'", m[1], s.cfg.AccountID)}
+	}
+	if m[2] == "manifests" && r.Method == http.MethodPut {
+		return s.putManifest(w, r, repo, m[3], proxy)
+	}
+	proxy.ServeHTTP(w, r)
+	return nil
+}
+
+// authorize accepts only Basic AWS:<password> with a live password issued
+// by GetAuthorizationToken.
+func (s *Server) authorize(r *http.Request) *registryError {
+	user, pw, ok := r.BasicAuth()
+	if !ok {
+		return &registryError{http.StatusUnauthorized, "UNAUTHORIZED", "Not Authorized"}
+	}
+	known, expired := s.passwordState(pw)
+	switch {
+	case user != "AWS" || !known:
+		return &registryError{http.StatusUnauthorized, "DENIED", "Your authorization token is invalid."}
+	case expired:
+		return &registryError{http.StatusUnauthorized, "DENIED",
+			"Your authorization token has expired. Reauthenticate and try again."}
+	}
+	return nil
+}
+
+func (s *Server) putManifest(w http.ResponseWriter, r *http.Request, repo Repository, ref string, proxy http.Handler) *registryError {
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxManifestBytes+1))
+	if err != nil {
+		return &registryError{http.StatusBadRequest, "MANIFEST_INVALID", fmt.Sprintf("reading manifest: %v", err)}
+	}
+	if len(body) > maxManifestBytes {
+		return &registryError{http.StatusBadRequest, "MANIFEST_INVALID", "The manifest is larger than 4 MiB."}
+	}
+	if err := validateManifest(r.Header.Get("Content-Type"), body); err != nil {
+		return err
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	r.ContentLength = int64(len(body))
+
+	if !strings.Contains(ref, ":") && !tagMutable(repo, ref) {
+		s.tagMu.Lock()
+		defer s.tagMu.Unlock()
+		exists, err := s.upstreamHasManifest(r.Context(), repo.Name, ref)
+		if err != nil {
+			return &registryError{http.StatusBadGateway, "UNKNOWN", err.Error()}
+		}
+		// Even the same digest is refused (moby/buildkit#3776, aws/containers-roadmap#2179).
+		if exists {
+			return &registryError{http.StatusBadRequest, "TAG_INVALID", fmt.Sprintf(
+				"The image tag '%s' already exists in the '%s' repository and cannot be overwritten because the repository is immutable.",
+				ref, repo.Name)}
+		}
+	}
+	proxy.ServeHTTP(w, r)
+	return nil
+}
+
+// validateManifest rejects what ECR rejects and plain registries accept.
+func validateManifest(contentType string, body []byte) *registryError {
+	var m struct {
+		MediaType string                       `json:"mediaType"`
+		Manifests []struct{ MediaType string } `json:"manifests"`
+		Layers    []json.RawMessage            `json:"layers"`
+	}
+	if err := json.Unmarshal(body, &m); err != nil {
+		return &registryError{http.StatusBadRequest, "MANIFEST_INVALID",
+			"Invalid parameter at 'imageManifest' failed to satisfy constraint: 'Invalid JSON syntax'"}
+	}
+	mt, _, _ := mime.ParseMediaType(contentType)
+	if mt == "" {
+		mt = m.MediaType
+	}
+	switch mt {
+	case ociIndex, dockerList:
+		// The legacy BuildKit cache lists layer blobs in an index (aws/containers-roadmap#876).
+		for i, d := range m.Manifests {
+			switch d.MediaType {
+			case ociManifest, ociIndex, dockerManifest, dockerList:
+			default:
+				return &registryError{http.StatusBadRequest, "MANIFEST_INVALID", fmt.Sprintf(
+					"Invalid parameter at 'imageManifest': manifests[%d] has media type '%s', which is not an image manifest or index", i, d.MediaType)}
+			}
+		}
+	case ociManifest, dockerManifest:
+		// An empty cache image has no layers (moby/buildkit#4331).
+		if len(m.Layers) == 0 {
+			return &registryError{http.StatusBadRequest, "MANIFEST_INVALID",
+				"Invalid parameter at 'imageManifest': an image manifest needs at least one layer"}
+		}
+	}
+	return nil
+}
+
+// upstreamHasManifest reports whether the upstream holds a manifest under tag.
+func (s *Server) upstreamHasManifest(ctx context.Context, name, tag string) (bool, error) {
+	u := s.upstream.JoinPath("v2", name, "manifests", tag)
+	req, err := http.NewRequestWithContext(ctx, http.MethodHead, u.String(), nil)
+	if err != nil {
+		return false, fmt.Errorf("checking tag %s:%s upstream: %w", name, tag, err)
+	}
+	// Distribution hides manifests whose type the client does not accept.
+	req.Header.Set("Accept", strings.Join([]string{ociManifest, ociIndex, dockerManifest, dockerList}, ", "))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return false, fmt.Errorf("checking tag %s:%s upstream: %w", name, tag, err)
+	}
+	resp.Body.Close()
+	switch resp.StatusCode {
+	case http.StatusOK:
+		return true, nil
+	case http.StatusNotFound:
+		return false, nil
+	default:
+		return false, fmt.Errorf("checking tag %s:%s upstream: HEAD %s: %s", name, tag, u, resp.Status)
+	}
+}
