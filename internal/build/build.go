@@ -7,7 +7,9 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -15,6 +17,7 @@ import (
 	"github.com/moby/buildkit/client"
 	"github.com/moby/buildkit/client/llb"
 	"github.com/moby/buildkit/session"
+	"github.com/moby/buildkit/session/secrets/secretsprovider"
 	"github.com/moby/buildkit/util/progress/progressui"
 	"github.com/tonistiigi/fsutil"
 	"golang.org/x/sync/errgroup"
@@ -33,6 +36,13 @@ type Request struct {
 	BuildArgs  map[string]string
 	Labels     map[string]string
 	NoCache    bool
+	Platforms  []string
+	// Attests are frontend attestations by kind ("provenance", "sbom") with their options.
+	Attests map[string]string
+	// Annotations are image exporter attributes (annotation.KEY, annotation-index.KEY, ...).
+	Annotations map[string]string
+	// Secrets reach RUN --mount=type=secret through the session, in memory.
+	Secrets map[string][]byte
 
 	Tags []string // full image references
 	Push bool
@@ -52,6 +62,8 @@ type Result struct {
 	Digest  string // manifest digest of the pushed image
 	ImageID string // config digest
 	Steps   []Step
+	// Warnings are what the frontend warned about (lint rules, deprecated syntax).
+	Warnings []Warning
 	// CacheExportErr is set when the cache could not be exported; the image stands.
 	CacheExportErr      string
 	Duration            time.Duration
@@ -107,6 +119,7 @@ func Build(ctx context.Context, s Solver, req Request, progress io.Writer) (*Res
 	err = eg.Wait()
 	res := &Result{
 		Steps:               t.result(),
+		Warnings:            t.warnings,
 		CacheExportErr:      t.cacheExportErr,
 		Duration:            time.Since(start),
 		CacheExportDuration: t.cacheExport,
@@ -142,11 +155,20 @@ func solveOpt(req Request) (client.SolveOpt, error) {
 	for k, v := range req.Labels {
 		attrs["label:"+k] = v
 	}
+	if len(req.Platforms) > 0 {
+		attrs["platform"] = strings.Join(req.Platforms, ",")
+	}
+	for kind, opts := range req.Attests {
+		attrs["attest:"+kind] = opts
+	}
 	opt := client.SolveOpt{
 		Frontend:      "dockerfile.v0",
 		FrontendAttrs: attrs,
 		LocalMounts:   map[string]fsutil.FS{"context": ctxFS, "dockerfile": dfFS},
 		Session:       req.Session,
+	}
+	if len(req.Secrets) > 0 {
+		opt.Session = append(slices.Clone(opt.Session), secretsprovider.FromMap(req.Secrets))
 	}
 	if len(req.Tags) > 0 || req.Push {
 		img := map[string]string{
@@ -156,6 +178,7 @@ func solveOpt(req Request) (client.SolveOpt, error) {
 		if req.anyInsecure(req.Tags...) {
 			img["registry.insecure"] = "true"
 		}
+		maps.Copy(img, req.Annotations)
 		opt.Exports = []client.ExportEntry{{Type: client.ExporterImage, Attrs: img}}
 	}
 	for _, ref := range req.CacheImports {

@@ -18,9 +18,10 @@ type Step struct {
 	Error    string
 }
 
-// Dockerfile steps are the vertices the frontend names "[n/m] ..." or "[stage n/m] ...";
-// "[internal] ..." and exporter vertices carry no such prefix.
-var stepName = regexp.MustCompile(`^\[(?:[^\]\s]+ )?\d+/\d+\] `)
+// Dockerfile steps are the vertices the frontend names "[n/m] ...", "[stage n/m] ..."
+// or, building several platforms, "[linux/amd64 stage n/m] ..."; "[internal] ..."
+// and exporter vertices carry no such prefix.
+var stepName = regexp.MustCompile(`^\[(?:[^\]]+ )?\d+/\d+\] `)
 
 // tally folds a stream of SolveStatus updates into per-step results. BuildKit
 // reports a vertex several times as it progresses, so vertices are keyed by digest.
@@ -31,11 +32,15 @@ type tally struct {
 	// (non-fatal under ignore-error=true, moby/buildkit#3430).
 	cacheExportErr string
 	cacheExport    time.Duration
+	warnings       []Warning
 }
 
 func newTally() *tally { return &tally{steps: map[digest.Digest]*Step{}} }
 
 func (t *tally) add(st *client.SolveStatus) {
+	for _, w := range st.Warnings {
+		t.warnings = append(t.warnings, Warning{Message: string(w.Short), Location: location(w.SourceInfo, w.Range)})
+	}
 	for _, v := range st.Vertexes {
 		if strings.HasPrefix(v.Name, "exporting cache") {
 			if v.Error != "" {

@@ -34,6 +34,14 @@ type Config struct {
 	Dockerfile string
 	BuildArgs  map[string]string
 	Labels     map[string]string
+	Platforms  []string
+	// Annotations are image exporter attributes (annotation.KEY, annotation-index.KEY, ...).
+	Annotations map[string]string
+	// Secrets are build secrets by id, in memory only: from the secrets input's
+	// values and the secret-files input's file contents.
+	Secrets    map[string][]byte
+	Provenance Attestation
+	SBOM       Attestation
 	Target     string
 	NoCache    bool
 
@@ -72,7 +80,7 @@ var (
 
 // notYet are contract inputs whose implementation has not landed; setting one
 // fails clearly instead of being ignored.
-var notYet = []string{"platforms", "annotations", "secrets", "secret-files", "provenance", "sbom", "builder"}
+var notYet = []string{"builder"}
 
 // Read reads and validates every input. Relative paths are resolved against the
 // workspace (the working directory, as on a runner).
@@ -128,6 +136,7 @@ func Read(a *githubactions.Action) (*Config, error) {
 	p = append(p, errs...)
 	c.Labels, errs = KeyValues(in("labels"), "labels")
 	p = append(p, errs...)
+	c.readBuildExtras(&p, in, list("platforms", true))
 
 	for _, name := range notYet {
 		if in(name) != "" {

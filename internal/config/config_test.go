@@ -78,7 +78,12 @@ func TestReadReportsEveryProblemAtOnce(t *testing.T) {
 		"INPUT_USERNAME":          "only-user",
 		"INPUT_BUILDKIT-HOST":     "ftp://x",
 		"INPUT_BUILDKIT-TLS-CERT": "/nonexistent/cert.pem",
-		"INPUT_PLATFORMS":         "linux/amd64",
+		"INPUT_PLATFORMS":         "linux/amd64,not a platform!!",
+		"INPUT_BUILDER":           "mybuilder",
+		"INPUT_SECRETS":           "no-equals-sign",
+		"INPUT_SECRET-FILES":      "ssh=/nonexistent/key",
+		"INPUT_ANNOTATIONS":       "bogus:key=v",
+		"INPUT_PROVENANCE":        "maybe",
 	}
 	_, err := Read(action(env))
 	if err == nil {
@@ -102,7 +107,12 @@ func TestReadReportsEveryProblemAtOnce(t *testing.T) {
 		`buildkit-host: "ftp://x"`,
 		`buildkit-tls-cert: "/nonexistent/cert.pem" cannot be read`,
 		`buildkit-tls-cert and buildkit-tls-key`,
-		`platforms: not supported yet`,
+		`platforms: "not a platform!!" is not a platform`,
+		`builder: not supported yet`,
+		`secrets: "no-equals-sign" is not KEY=VALUE`,
+		`secret-files: ssh: cannot read "/nonexistent/key"`,
+		`annotations: "bogus:key"`,
+		`provenance: "maybe"`,
 	} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("error lacks %q:\n%s", want, msg)

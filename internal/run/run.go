@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/moby/buildkit/session"
@@ -30,6 +32,9 @@ func Run(ctx context.Context, a *githubactions.Action, out io.Writer) error {
 	}
 	if cfg.Password != "" {
 		a.AddMask(cfg.Password)
+	}
+	for _, v := range cfg.SecretValues() {
+		a.AddMask(v)
 	}
 	untrusted, why, err := cacheref.Untrusted(cfg.Event)
 	if err != nil {
@@ -80,6 +85,10 @@ func Run(ctx context.Context, a *githubactions.Action, out io.Writer) error {
 			a.Infof("cache import: %s (not found, skipped)", p.Ref)
 		}
 	}
+	imports := probe.Importable(probed)
+	if len(probed) > 0 && len(imports) == 0 {
+		a.Warningf("no cache found (looked for %s): this build runs cold", strings.Join(plan.Imports, ", "))
+	}
 
 	c, err := build.Connect(ctx, build.Endpoint{
 		Addr: cfg.BuildkitHost, CACert: cfg.TLS.CACert, Cert: cfg.TLS.Cert, Key: cfg.TLS.Key, ServerName: cfg.TLS.ServerName,
@@ -97,8 +106,12 @@ func Run(ctx context.Context, a *githubactions.Action, out io.Writer) error {
 		BuildArgs:    cfg.BuildArgs,
 		Labels:       cfg.Labels,
 		NoCache:      cfg.NoCache,
+		Platforms:    cfg.Platforms,
+		Attests:      attests(cfg),
+		Annotations:  cfg.Annotations,
+		Secrets:      cfg.Secrets,
 		Push:         push,
-		CacheImports: probe.Importable(probed),
+		CacheImports: imports,
 		CacheExport:  plan.Export,
 		CacheMode:    cfg.CacheMode,
 		Session:      []session.Attachable{creds.Attachable()},
@@ -113,7 +126,15 @@ func Run(ctx context.Context, a *githubactions.Action, out io.Writer) error {
 	a.Group("Build " + cfg.Dockerfile)
 	res, err := build.Build(ctx, c, req, out)
 	a.EndGroup()
+	if res != nil {
+		for _, w := range res.Warnings {
+			annotate(a, cfg, w.Location).Warningf("%s", w.Message)
+		}
+	}
 	if err != nil {
+		for _, l := range build.ErrorLocations(err) {
+			annotate(a, cfg, &l).Errorf("%s", err)
+		}
 		return err
 	}
 	if res.CacheExportErr != "" {
@@ -127,6 +148,30 @@ func Run(ctx context.Context, a *githubactions.Action, out io.Writer) error {
 		}
 	}
 	return o.report(a)
+}
+
+// annotate points a workflow command at a Dockerfile line, so GitHub shows it
+// on the file; the frontend names the Dockerfile by its base name.
+func annotate(a *githubactions.Action, cfg *config.Config, l *build.Location) *githubactions.Action {
+	if l == nil {
+		return a
+	}
+	file := l.File
+	if file == filepath.Base(cfg.Dockerfile) {
+		file = cfg.Dockerfile
+	}
+	return a.WithFieldsMap(map[string]string{"file": file, "line": strconv.Itoa(l.Line)})
+}
+
+func attests(cfg *config.Config) map[string]string {
+	m := map[string]string{}
+	if cfg.Provenance.On {
+		m["provenance"] = cfg.Provenance.Opts
+	}
+	if cfg.SBOM.On {
+		m["sbom"] = cfg.SBOM.Opts
+	}
+	return m
 }
 
 // builtRef is a manifest this run pushed whose layers show where cache hits came

@@ -2,6 +2,7 @@ package teststack
 
 import (
 	"archive/tar"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
@@ -74,4 +76,77 @@ func Tags(repo string) ([]string, error) {
 		return nil, err
 	}
 	return remote.List(r)
+}
+
+// Contains reports whether needle appears anywhere in what ref points at: its
+// manifests, configs and uncompressed layers (every platform of an index).
+func Contains(ref string, needle []byte, auth authn.Authenticator) (bool, error) {
+	d, found, err := Manifest(ref, auth)
+	if err != nil || !found {
+		return false, fmt.Errorf("%s: found=%v: %w", ref, found, err)
+	}
+	if bytes.Contains(d.Manifest, needle) {
+		return true, nil
+	}
+	var imgs []v1.Image
+	if d.MediaType.IsIndex() {
+		idx, err := d.ImageIndex()
+		if err != nil {
+			return false, err
+		}
+		m, err := idx.IndexManifest()
+		if err != nil {
+			return false, err
+		}
+		for _, c := range m.Manifests {
+			img, err := idx.Image(c.Digest)
+			if err != nil {
+				return false, err
+			}
+			imgs = append(imgs, img)
+		}
+	} else {
+		img, err := d.Image()
+		if err != nil {
+			return false, err
+		}
+		imgs = append(imgs, img)
+	}
+	for _, img := range imgs {
+		if hit, err := imageContains(img, needle); hit || err != nil {
+			return hit, err
+		}
+	}
+	return false, nil
+}
+
+func imageContains(img v1.Image, needle []byte) (bool, error) {
+	for _, raw := range []func() ([]byte, error){img.RawManifest, img.RawConfigFile} {
+		b, err := raw()
+		if err != nil {
+			return false, err
+		}
+		if bytes.Contains(b, needle) {
+			return true, nil
+		}
+	}
+	layers, err := img.Layers()
+	if err != nil {
+		return false, err
+	}
+	for _, l := range layers {
+		rc, err := l.Uncompressed()
+		if err != nil {
+			return false, err
+		}
+		b, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil {
+			return false, err
+		}
+		if bytes.Contains(b, needle) {
+			return true, nil
+		}
+	}
+	return false, nil
 }
