@@ -5,6 +5,7 @@ package build
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -50,6 +51,9 @@ type Request struct {
 	CacheImports []string // full refs, highest priority first
 	CacheExport  string   // full ref; "" exports no cache
 	CacheMode    string   // "max" or "min"
+	// CacheExportTimeout bounds a hung cache export; the image, pushed before the
+	// cache export starts, stands. Zero means no bound.
+	CacheExportTimeout time.Duration
 
 	// InsecureRegistry is a host (host:port) reached over plain HTTP.
 	InsecureRegistry string
@@ -93,7 +97,9 @@ func Build(ctx context.Context, s Solver, req Request, progress io.Writer) (*Res
 	var resp *client.SolveResponse
 	solveCh := make(chan *client.SolveStatus)
 	displayCh := make(chan *client.SolveStatus)
-	eg, egctx := errgroup.WithContext(ctx)
+	solveCtx, cancelSolve := context.WithCancelCause(ctx)
+	defer cancelSolve(nil)
+	eg, egctx := errgroup.WithContext(solveCtx)
 	eg.Go(func() error {
 		var err error
 		resp, err = s.Solve(egctx, nil, opt, solveCh)
@@ -101,8 +107,13 @@ func Build(ctx context.Context, s Solver, req Request, progress io.Writer) (*Res
 	})
 	eg.Go(func() error {
 		defer close(displayCh)
+		var timer *time.Timer
 		for st := range solveCh {
 			t.add(st)
+			if t.cacheExportStarted && timer == nil && req.CacheExportTimeout > 0 {
+				timer = time.AfterFunc(req.CacheExportTimeout, func() { cancelSolve(errCacheExportTimeout) })
+				defer timer.Stop()
+			}
 			displayCh <- st
 		}
 		return nil
@@ -124,6 +135,13 @@ func Build(ctx context.Context, s Solver, req Request, progress io.Writer) (*Res
 		Duration:            time.Since(start),
 		CacheExportDuration: t.cacheExport,
 	}
+	if err != nil && ctx.Err() == nil && errors.Is(context.Cause(solveCtx), errCacheExportTimeout) {
+		// The image was pushed before the cache export began; only the cache is lost,
+		// and its tag still names the previous complete cache (the manifest goes last).
+		res.CacheExportErr = fmt.Sprintf("the cache export did not finish within %s and was stopped", req.CacheExportTimeout)
+		res.Digest, res.ImageID = t.imageDigests()
+		return res, nil
+	}
 	if err != nil {
 		return res, fmt.Errorf("build %s: %w", req.Dockerfile, err)
 	}
@@ -132,6 +150,8 @@ func Build(ctx context.Context, s Solver, req Request, progress io.Writer) (*Res
 	res.ImageID = resp.ExporterResponse["containerimage.config.digest"]
 	return res, nil
 }
+
+var errCacheExportTimeout = errors.New("cache export timed out")
 
 func solveOpt(req Request) (client.SolveOpt, error) {
 	ctxFS, err := fsutil.NewFS(req.ContextDir)

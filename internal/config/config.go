@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/distribution/reference"
 	"github.com/sethvargo/go-githubactions"
@@ -50,8 +51,10 @@ type Config struct {
 	CacheScope      string
 	CacheMode       string
 	CacheExport     cacheref.ExportMode
-	CacheFrom       []string
-	DefaultBranch   string
+	// CacheExportTimeout bounds a hung cache export (the image stands).
+	CacheExportTimeout time.Duration
+	CacheFrom          []string
+	DefaultBranch      string
 
 	Username, Password string
 
@@ -77,6 +80,10 @@ var (
 	anchoredTag  = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$`)
 	anchoredHost = regexp.MustCompile(`^` + reference.DomainRegexp.String() + `$`)
 )
+
+// DefaultCacheExportTimeout is cache-export-timeout's default: far above a healthy
+// export of a large cache, far below GitHub's 6-hour job limit.
+const DefaultCacheExportTimeout = 10 * time.Minute
 
 // notYet are contract inputs whose implementation has not landed; setting one
 // fails clearly instead of being ignored.
@@ -147,7 +154,7 @@ func Read(a *githubactions.Action) (*Config, error) {
 	c.readRegistry(&p, in("registry"))
 	c.checkRefs(&p)
 	c.checkBuildInputs(&p, in("file"))
-	c.checkCache(&p, in("cache-export"))
+	c.checkCache(&p, in("cache-export"), in("cache-export-timeout"))
 	c.checkBuildkit(&p)
 	if (c.Username == "") != (c.Password == "") {
 		p.add("username and password: give both or neither")
@@ -246,7 +253,12 @@ func (c *Config) checkBuildInputs(p *problems, file string) {
 	}
 }
 
-func (c *Config) checkCache(p *problems, export string) {
+func (c *Config) checkCache(p *problems, export, timeout string) {
+	d, err := time.ParseDuration(orDefault(timeout, DefaultCacheExportTimeout.String()))
+	if err != nil || d <= 0 {
+		p.add("cache-export-timeout: %q is not a positive duration such as 10m or 90s", timeout)
+	}
+	c.CacheExportTimeout = d
 	if c.CacheMode != "max" && c.CacheMode != "min" {
 		p.add("cache-mode: %q is not max or min", c.CacheMode)
 	}

@@ -57,6 +57,9 @@ func TestReadValid(t *testing.T) {
 	if c.BuildArgs["B"] != "x=y,z" || c.BuildArgs["A"] != "1" {
 		t.Errorf("build-args = %q", c.BuildArgs)
 	}
+	if c.CacheExportTimeout != DefaultCacheExportTimeout {
+		t.Errorf("cache-export-timeout default %v", c.CacheExportTimeout)
+	}
 	if c.Dockerfile != filepath.Join(dir, "Dockerfile") || !c.Push {
 		t.Errorf("file %q push %v", c.Dockerfile, c.Push)
 	}
@@ -65,25 +68,26 @@ func TestReadValid(t *testing.T) {
 func TestReadReportsEveryProblemAtOnce(t *testing.T) {
 	t.Parallel()
 	env := map[string]string{
-		"INPUT_REGISTRY":          "not a host",
-		"INPUT_REPOSITORY":        "Team/App",
-		"INPUT_TAGS":              "bad tag, -dash",
-		"INPUT_PUSH":              "yes please",
-		"INPUT_CONTEXT":           "/nonexistent/context",
-		"INPUT_BUILD-ARGS":        "NOEQUALS",
-		"INPUT_CACHE-MODE":        "maximum",
-		"INPUT_CACHE-EXPORT":      "sometimes",
-		"INPUT_CACHE-TAG-PREFIX":  "-x",
-		"INPUT_CACHE-FROM":        "UPPER/Case:ref",
-		"INPUT_USERNAME":          "only-user",
-		"INPUT_BUILDKIT-HOST":     "ftp://x",
-		"INPUT_BUILDKIT-TLS-CERT": "/nonexistent/cert.pem",
-		"INPUT_PLATFORMS":         "linux/amd64,not a platform!!",
-		"INPUT_BUILDER":           "mybuilder",
-		"INPUT_SECRETS":           "no-equals-sign",
-		"INPUT_SECRET-FILES":      "ssh=/nonexistent/key",
-		"INPUT_ANNOTATIONS":       "bogus:key=v",
-		"INPUT_PROVENANCE":        "maybe",
+		"INPUT_REGISTRY":             "not a host",
+		"INPUT_REPOSITORY":           "Team/App",
+		"INPUT_TAGS":                 "bad tag, -dash",
+		"INPUT_PUSH":                 "yes please",
+		"INPUT_CONTEXT":              "/nonexistent/context",
+		"INPUT_BUILD-ARGS":           "NOEQUALS",
+		"INPUT_CACHE-MODE":           "maximum",
+		"INPUT_CACHE-EXPORT":         "sometimes",
+		"INPUT_CACHE-TAG-PREFIX":     "-x",
+		"INPUT_CACHE-FROM":           "UPPER/Case:ref",
+		"INPUT_USERNAME":             "only-user",
+		"INPUT_BUILDKIT-HOST":        "ftp://x",
+		"INPUT_BUILDKIT-TLS-CERT":    "/nonexistent/cert.pem",
+		"INPUT_PLATFORMS":            "linux/amd64,not a platform!!",
+		"INPUT_CACHE-EXPORT-TIMEOUT": "forever",
+		"INPUT_BUILDER":              "mybuilder",
+		"INPUT_SECRETS":              "no-equals-sign",
+		"INPUT_SECRET-FILES":         "ssh=/nonexistent/key",
+		"INPUT_ANNOTATIONS":          "bogus:key=v",
+		"INPUT_PROVENANCE":           "maybe",
 	}
 	_, err := Read(action(env))
 	if err == nil {
@@ -109,6 +113,7 @@ func TestReadReportsEveryProblemAtOnce(t *testing.T) {
 		`buildkit-tls-cert and buildkit-tls-key`,
 		`platforms: "not a platform!!" is not a platform`,
 		`builder: not supported yet`,
+		`cache-export-timeout: "forever"`,
 		`secrets: "no-equals-sign" is not KEY=VALUE`,
 		`secret-files: ssh: cannot read "/nonexistent/key"`,
 		`annotations: "bogus:key"`,

@@ -100,21 +100,22 @@ func Run(ctx context.Context, a *githubactions.Action, out io.Writer) error {
 
 	push := cfg.Push && !plan.Untrusted
 	req := build.Request{
-		ContextDir:   cfg.Context,
-		Dockerfile:   cfg.Dockerfile,
-		Target:       cfg.Target,
-		BuildArgs:    cfg.BuildArgs,
-		Labels:       cfg.Labels,
-		NoCache:      cfg.NoCache,
-		Platforms:    cfg.Platforms,
-		Attests:      attests(cfg),
-		Annotations:  cfg.Annotations,
-		Secrets:      cfg.Secrets,
-		Push:         push,
-		CacheImports: imports,
-		CacheExport:  plan.Export,
-		CacheMode:    cfg.CacheMode,
-		Session:      []session.Attachable{creds.Attachable()},
+		ContextDir:         cfg.Context,
+		Dockerfile:         cfg.Dockerfile,
+		Target:             cfg.Target,
+		BuildArgs:          cfg.BuildArgs,
+		Labels:             cfg.Labels,
+		NoCache:            cfg.NoCache,
+		Platforms:          cfg.Platforms,
+		Attests:            attests(cfg),
+		Annotations:        cfg.Annotations,
+		Secrets:            cfg.Secrets,
+		Push:               push,
+		CacheImports:       imports,
+		CacheExport:        plan.Export,
+		CacheMode:          cfg.CacheMode,
+		CacheExportTimeout: cfg.CacheExportTimeout,
+		Session:            []session.Attachable{creds.Attachable()},
 	}
 	if push || (len(cfg.Tags) > 0 && reg.host != "") {
 		req.Tags = cfg.ImageRefs(reg.host)
