@@ -92,6 +92,18 @@ func TestColdBuildThenPrunedRebuildIsFullyCached(t *testing.T) {
 	if d.Digest.String() != cold["digest"] {
 		t.Errorf("digest output %q, registry has %s", cold["digest"], d.Digest)
 	}
+	var meta struct {
+		Digest     string `json:"containerimage.digest"`
+		Descriptor struct {
+			Digest string `json:"digest"`
+		} `json:"containerimage.descriptor"`
+	}
+	if err := json.Unmarshal([]byte(cold["metadata"]), &meta); err != nil || meta.Digest != cold["digest"] || meta.Descriptor.Digest != cold["digest"] {
+		t.Errorf("metadata output %s (%v): want the digest, and the descriptor as JSON", cold["metadata"], err)
+	}
+	if cold["cache-from"] != "" || cold["cache-hit-ref"] != "" {
+		t.Errorf("cold build: cache-from %q, cache-hit-ref %q; nothing existed to import", cold["cache-from"], cold["cache-hit-ref"])
+	}
 
 	// The cache tag holds an OCI image manifest with BuildKit's cache config: the
 	// format ECR accepts (image-manifest=true, oci-mediatypes=true).
@@ -123,6 +135,9 @@ func TestColdBuildThenPrunedRebuildIsFullyCached(t *testing.T) {
 	warm := mustRun(t, r)
 	if c, n := steps(t, warm); n != 3 || c != 3 {
 		t.Fatalf("rebuild on a pruned builder: %d/%d steps cached, want 3/3\n%s", c, n, r.Stdout())
+	}
+	if warm["cache-hit-ref"] != ref {
+		t.Errorf("cache-hit-ref %q, want the branch's own %q", warm["cache-hit-ref"], ref)
 	}
 	if got, err := teststack.ImageFile(image, "/app/greeting", nil); err != nil || got != "hello\n" {
 		t.Errorf("/app/greeting after cached rebuild = %q, %v; want hello", got, err)
