@@ -4,6 +4,7 @@
 package config
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"os"
@@ -71,7 +72,7 @@ type TLS struct {
 	CACert, Cert, Key, ServerName string
 }
 
-// Problems collects validation errors so that all of them are reported at once.
+// problems collects validation errors so that all of them are reported at once.
 type problems []error
 
 func (p *problems) add(format string, args ...any) { *p = append(*p, fmt.Errorf(format, args...)) }
@@ -94,7 +95,7 @@ var notYet = []string{"builder"}
 func Read(a *githubactions.Action) (*Config, error) {
 	var p problems
 	in := func(name string) string { return a.GetInput(name) }
-	bool_ := func(name string, def bool) bool {
+	boolean := func(name string, def bool) bool {
 		v := in(name)
 		if v == "" {
 			return def
@@ -116,20 +117,20 @@ func Read(a *githubactions.Action) (*Config, error) {
 	c := &Config{
 		Repository:      in("repository"),
 		Tags:            list("tags", true),
-		Push:            bool_("push", true),
-		Context:         orDefault(in("context"), "."),
+		Push:            boolean("push", true),
+		Context:         cmp.Or(in("context"), "."),
 		Target:          in("target"),
-		NoCache:         bool_("no-cache", false),
+		NoCache:         boolean("no-cache", false),
 		CacheRepository: in("cache-repository"),
-		CacheTagPrefix:  orDefault(in("cache-tag-prefix"), cacheref.DefaultPrefix),
+		CacheTagPrefix:  cmp.Or(in("cache-tag-prefix"), cacheref.DefaultPrefix),
 		CacheScope:      in("cache-scope"),
-		CacheMode:       orDefault(in("cache-mode"), "max"),
+		CacheMode:       cmp.Or(in("cache-mode"), "max"),
 		CacheFrom:       list("cache-from", true),
 		DefaultBranch:   in("default-branch"),
-		AWSRegion:       orDefault(in("aws-region"), orDefault(a.Getenv("AWS_REGION"), a.Getenv("AWS_DEFAULT_REGION"))),
+		AWSRegion:       cmp.Or(in("aws-region"), cmp.Or(a.Getenv("AWS_REGION"), a.Getenv("AWS_DEFAULT_REGION"))),
 		Username:        in("username"),
 		Password:        in("password"),
-		BuildkitHost:    orDefault(in("buildkit-host"), a.Getenv("BUILDKIT_HOST")),
+		BuildkitHost:    cmp.Or(in("buildkit-host"), a.Getenv("BUILDKIT_HOST")),
 		TLS: TLS{
 			CACert:     in("buildkit-tls-ca-cert"),
 			Cert:       in("buildkit-tls-cert"),
@@ -165,13 +166,6 @@ func Read(a *githubactions.Action) (*Config, error) {
 		return nil, fmt.Errorf("invalid inputs (%d problems):\n%w", len(p), errors.Join(p...))
 	}
 	return c, nil
-}
-
-func orDefault(v, def string) string {
-	if v == "" {
-		return def
-	}
-	return v
 }
 
 func (c *Config) readRegistry(p *problems, v string) {
@@ -247,14 +241,14 @@ func (c *Config) checkBuildInputs(p *problems, file string) {
 	if st, err := os.Stat(c.Context); err != nil || !st.IsDir() {
 		p.add("context: %q is not a directory; give the build context directory (default .)", c.Context)
 	}
-	c.Dockerfile = orDefault(file, filepath.Join(c.Context, "Dockerfile"))
+	c.Dockerfile = cmp.Or(file, filepath.Join(c.Context, "Dockerfile"))
 	if st, err := os.Stat(c.Dockerfile); err != nil || st.IsDir() {
 		p.add("file: Dockerfile %q not found; set file to the Dockerfile's path", c.Dockerfile)
 	}
 }
 
 func (c *Config) checkCache(p *problems, export, timeout string) {
-	d, err := time.ParseDuration(orDefault(timeout, DefaultCacheExportTimeout.String()))
+	d, err := time.ParseDuration(cmp.Or(timeout, DefaultCacheExportTimeout.String()))
 	if err != nil || d <= 0 {
 		p.add("cache-export-timeout: %q is not a positive duration such as 10m or 90s", timeout)
 	}
@@ -262,7 +256,7 @@ func (c *Config) checkCache(p *problems, export, timeout string) {
 	if c.CacheMode != "max" && c.CacheMode != "min" {
 		p.add("cache-mode: %q is not max or min", c.CacheMode)
 	}
-	mode, err := cacheref.ParseExportMode(orDefault(export, string(cacheref.ExportAuto)))
+	mode, err := cacheref.ParseExportMode(cmp.Or(export, string(cacheref.ExportAuto)))
 	if err != nil {
 		p.add("cache-export: %w", err)
 	}
