@@ -4,17 +4,25 @@
 ACT_VERSION := v0.2.89
 GO_TEST_FLAGS ?= -race -count=1 -timeout 40m
 
-.PHONY: deps test demo bench dist clean
+.PHONY: deps test-deps test demo bench dist clean
 
 deps:
 	bash hack/install-stack.sh >/dev/null
 
-test: deps
+# The end-to-end tests (internal/e2e) also run nektos/act.
+test-deps:
+	bash hack/install-stack.sh --act >/dev/null
+
+test: test-deps
 	go vet ./...
 	go test $(GO_TEST_FLAGS) ./...
 
 demo: deps
 	go run ./hack/demo
+
+# Benchmarks on the local stack; writes BENCHMARKS.md (about 15 minutes on 2 cores).
+bench: deps
+	go run ./hack/bench
 
 dist:
 	for arch in amd64 arm64; do \

@@ -12,10 +12,19 @@ const os = require('os');
 const path = require('path');
 
 const root = path.join(__dirname, '..');
-const goarch = { x64: 'amd64', arm64: 'arm64' }[process.arch] || process.arch;
+const goarch = { x64: 'amd64', ia32: '386' }[process.arch] || process.arch;
 const goos = process.platform === 'win32' ? 'windows' : process.platform;
 
+// The post step is told apart by the state the main step saved.
+const post = process.env.STATE_isPost === 'true';
+
+// fail ends the step. In the post step a missing binary means the main step
+// never ran the action, so there is nothing to clean up: that is no failure.
 function fail(msg) {
+  if (post) {
+    process.stdout.write(`${msg}\necr-build-cache post: nothing to clean up\n`);
+    process.exit(0);
+  }
   process.stdout.write(`::error::${msg}\n`);
   process.exit(1);
 }
@@ -42,16 +51,17 @@ function binary() {
   const out = path.join(cache, 'ecr-build-cache', sourceHash(root).digest('hex').slice(0, 16), `ecr-build-cache-${goos}-${goarch}`);
   if (!fs.existsSync(out)) {
     process.stdout.write(`Building ecr-build-cache from source into ${out}\n`);
-    const b = spawnSync('go', ['build', '-trimpath', '-ldflags=-s -w', '-o', out, '.'], {
+    // Build beside it and rename: jobs sharing a tool cache never run a half-written binary.
+    const tmp = `${out}.${process.pid}.tmp`;
+    const b = spawnSync('go', ['build', '-trimpath', '-ldflags=-s -w', '-o', tmp, '.'], {
       cwd: root, stdio: 'inherit', env: { ...process.env, CGO_ENABLED: '0' },
     });
     if (b.status !== 0) fail('ecr-build-cache: building from source failed (see above); pin a release tag instead.');
+    fs.renameSync(tmp, out);
   }
   return out;
 }
 
-// The post step is told apart by the state the main step saved.
-const post = process.env.STATE_isPost === 'true';
 if (!post && process.env.GITHUB_STATE) fs.appendFileSync(process.env.GITHUB_STATE, `isPost=true${os.EOL}`);
 const r = spawnSync(binary(), post ? ['post'] : [], { stdio: 'inherit' });
 if (r.error) fail(`ecr-build-cache: ${r.error.message}`);

@@ -4,11 +4,13 @@
 package build
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"maps"
+	"math"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -20,6 +22,7 @@ import (
 	"github.com/moby/buildkit/session"
 	"github.com/moby/buildkit/session/secrets/secretsprovider"
 	"github.com/moby/buildkit/util/progress/progressui"
+	digest "github.com/opencontainers/go-digest"
 	"github.com/tonistiigi/fsutil"
 	"golang.org/x/sync/errgroup"
 )
@@ -86,20 +89,64 @@ func (r *Result) CachedSteps() int {
 	return n
 }
 
-// Build solves req on s, printing progress in plain mode to progress.
+// Build solves req on s in two phases, printing progress in plain mode:
+// first the build and the image push (with the cache imports), then the cache
+// export. BuildKit would push image and cache at once; apart, a slow, throttled
+// or failing cache export can never touch the image, a hung one can be stopped
+// with the image already pushed, and no layer is uploaded twice at the same time
+// (CNCF distribution's registry can corrupt such concurrent uploads).
 func Build(ctx context.Context, s Solver, req Request, progress io.Writer) (*Result, error) {
+	export := req.CacheExport
+	req.CacheExport = ""
 	opt, err := solveOpt(req)
 	if err != nil {
 		return nil, err
 	}
 	t := newTally()
 	start := time.Now()
+	resp, err := solve(ctx, s, opt, progress, t.add)
+	res := &Result{Steps: t.result(), Warnings: t.warnings, Duration: time.Since(start)}
+	if err != nil {
+		return res, fmt.Errorf("build %s: %w", req.Dockerfile, err)
+	}
+	res.ExporterResponse = resp.ExporterResponse
+	res.Digest = resp.ExporterResponse["containerimage.digest"]
+	res.ImageID = resp.ExporterResponse["containerimage.config.digest"]
+	if export == "" {
+		return res, nil
+	}
+
+	// Every step is in the builder's cache now: this solve only exports it.
+	req.CacheExport, req.Tags, req.Push = export, nil, false
+	if opt, err = solveOpt(req); err != nil {
+		return res, err
+	}
+	exportCtx, cancel := context.WithTimeout(ctx, cmp.Or(req.CacheExportTimeout, time.Duration(math.MaxInt64)))
+	defer cancel()
+	et := newTally()
+	exportStart := time.Now()
+	_, err = solve(exportCtx, s, opt, progress, et.add, cacheVertices())
+	res.CacheExportDuration = time.Since(exportStart)
+	switch {
+	case ctx.Err() != nil:
+		return res, ctx.Err()
+	case errors.Is(exportCtx.Err(), context.DeadlineExceeded):
+		res.CacheExportErr = fmt.Sprintf("the cache export did not finish within %s and was stopped", req.CacheExportTimeout)
+	case et.cacheExportErr != "": // ignore-error=true: BuildKit reports it on the vertex
+		res.CacheExportErr = et.cacheExportErr
+	case err != nil:
+		res.CacheExportErr = err.Error()
+	}
+	return res, nil
+}
+
+// solve runs one Solve, feeding every status to observe and those that pass the
+// filters to a plain progress display on progress.
+func solve(ctx context.Context, s Solver, opt client.SolveOpt, progress io.Writer, observe func(*client.SolveStatus), filters ...func(*client.SolveStatus) *client.SolveStatus) (*client.SolveResponse, error) {
 	var resp *client.SolveResponse
 	solveCh := make(chan *client.SolveStatus)
 	displayCh := make(chan *client.SolveStatus)
-	solveCtx, cancelSolve := context.WithCancelCause(ctx)
-	defer cancelSolve(nil)
-	eg, egctx := errgroup.WithContext(solveCtx)
+	eg, egctx := errgroup.WithContext(ctx)
 	eg.Go(func() error {
 		var err error
 		resp, err = s.Solve(egctx, nil, opt, solveCh)
@@ -107,12 +154,10 @@ func Build(ctx context.Context, s Solver, req Request, progress io.Writer) (*Res
 	})
 	eg.Go(func() error {
 		defer close(displayCh)
-		var timer *time.Timer
 		for st := range solveCh {
-			t.add(st)
-			if t.cacheExportStarted && timer == nil && req.CacheExportTimeout > 0 {
-				timer = time.AfterFunc(req.CacheExportTimeout, func() { cancelSolve(errCacheExportTimeout) })
-				defer timer.Stop()
+			observe(st)
+			for _, f := range filters {
+				st = f(st)
 			}
 			displayCh <- st
 		}
@@ -127,31 +172,34 @@ func Build(ctx context.Context, s Solver, req Request, progress io.Writer) (*Res
 		_, err = d.UpdateFrom(context.WithoutCancel(ctx), displayCh)
 		return err
 	})
-	err = eg.Wait()
-	res := &Result{
-		Steps:               t.result(),
-		Warnings:            t.warnings,
-		CacheExportErr:      t.cacheExportErr,
-		Duration:            time.Since(start),
-		CacheExportDuration: t.cacheExport,
-	}
-	if err != nil && ctx.Err() == nil && errors.Is(context.Cause(solveCtx), errCacheExportTimeout) {
-		// The image was pushed before the cache export began; only the cache is lost,
-		// and its tag still names the previous complete cache (the manifest goes last).
-		res.CacheExportErr = fmt.Sprintf("the cache export did not finish within %s and was stopped", req.CacheExportTimeout)
-		res.Digest, res.ImageID = t.imageDigests()
-		return res, nil
-	}
-	if err != nil {
-		return res, fmt.Errorf("build %s: %w", req.Dockerfile, err)
-	}
-	res.ExporterResponse = resp.ExporterResponse
-	res.Digest = resp.ExporterResponse["containerimage.digest"]
-	res.ImageID = resp.ExporterResponse["containerimage.config.digest"]
-	return res, nil
+	return resp, eg.Wait()
 }
 
-var errCacheExportTimeout = errors.New("cache export timed out")
+// cacheVertices keeps the export phase's log to the cache import and export: its
+// build steps are all cached and were shown by the build phase.
+func cacheVertices() func(*client.SolveStatus) *client.SolveStatus {
+	keep := map[digest.Digest]bool{}
+	return func(st *client.SolveStatus) *client.SolveStatus {
+		out := &client.SolveStatus{}
+		for _, v := range st.Vertexes {
+			if strings.HasPrefix(v.Name, "exporting cache") || strings.HasPrefix(v.Name, "importing cache") {
+				keep[v.Digest] = true
+				out.Vertexes = append(out.Vertexes, v)
+			}
+		}
+		for _, vs := range st.Statuses {
+			if keep[vs.Vertex] {
+				out.Statuses = append(out.Statuses, vs)
+			}
+		}
+		for _, l := range st.Logs {
+			if keep[l.Vertex] {
+				out.Logs = append(out.Logs, l)
+			}
+		}
+		return out
+	}
+}
 
 func solveOpt(req Request) (client.SolveOpt, error) {
 	ctxFS, err := fsutil.NewFS(req.ContextDir)

@@ -30,37 +30,20 @@ type tally struct {
 	order []digest.Digest
 	// cacheExportErr is the error of a failed "exporting cache" vertex
 	// (non-fatal under ignore-error=true, moby/buildkit#3430).
-	cacheExportErr     string
-	cacheExport        time.Duration
-	cacheExportStarted bool
-	warnings           []Warning
-	// image exporter progress: "exporting manifest list|manifest|config sha256:..."
-	exported map[string]string
+	cacheExportErr string
+	warnings       []Warning
 }
 
-func newTally() *tally {
-	return &tally{steps: map[digest.Digest]*Step{}, exported: map[string]string{}}
-}
-
-var exportedObject = regexp.MustCompile(`^exporting (manifest list|manifest|config) (sha256:[0-9a-f]{64})$`)
+func newTally() *tally { return &tally{steps: map[digest.Digest]*Step{}} }
 
 func (t *tally) add(st *client.SolveStatus) {
-	for _, vs := range st.Statuses {
-		if m := exportedObject.FindStringSubmatch(vs.ID); m != nil {
-			t.exported[m[1]] = m[2]
-		}
-	}
 	for _, w := range st.Warnings {
 		t.warnings = append(t.warnings, Warning{Message: string(w.Short), Location: location(w.SourceInfo, w.Range)})
 	}
 	for _, v := range st.Vertexes {
 		if strings.HasPrefix(v.Name, "exporting cache") {
-			t.cacheExportStarted = t.cacheExportStarted || v.Started != nil
 			if v.Error != "" {
 				t.cacheExportErr = v.Error
-			}
-			if v.Started != nil && v.Completed != nil {
-				t.cacheExport = v.Completed.Sub(*v.Started)
 			}
 			continue
 		}
@@ -88,15 +71,6 @@ func (t *tally) add(st *client.SolveStatus) {
 func isStep(name string) bool {
 	loc := stepName.FindStringIndex(name)
 	return loc != nil && !strings.HasPrefix(name[loc[1]:], "FROM ")
-}
-
-// imageDigests returns the pushed image's manifest (or index) digest and, for a
-// single image, its config digest, as the image exporter reported them.
-func (t *tally) imageDigests() (manifest, config string) {
-	if d := t.exported["manifest list"]; d != "" {
-		return d, ""
-	}
-	return t.exported["manifest"], t.exported["config"]
 }
 
 // result lists the steps in the order BuildKit first reported them.

@@ -17,6 +17,7 @@ import (
 	"github.com/distribution/reference"
 	"github.com/sethvargo/go-githubactions"
 
+	"github.com/ecr-build-cache/ecr-build-cache/internal/buildkitconn"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/cacheref"
 )
 
@@ -59,17 +60,15 @@ type Config struct {
 
 	Username, Password string
 
+	// BuildkitHost and Builder are the inputs as given; buildkitconn falls back
+	// to BUILDKIT_HOST and a Docker engine.
 	BuildkitHost string
-	TLS          TLS
+	Builder      string
+	TLS          buildkitconn.TLS
 
 	Event cacheref.Event
 	// DockerConfigDir is $DOCKER_CONFIG, where docker/login-action leaves credentials.
 	DockerConfigDir string
-}
-
-// TLS are the buildkit-tls-* inputs.
-type TLS struct {
-	CACert, Cert, Key, ServerName string
 }
 
 // problems collects validation errors so that all of them are reported at once.
@@ -85,10 +84,6 @@ var (
 // DefaultCacheExportTimeout is cache-export-timeout's default: far above a healthy
 // export of a large cache, far below GitHub's 6-hour job limit.
 const DefaultCacheExportTimeout = 10 * time.Minute
-
-// notYet are contract inputs whose implementation has not landed; setting one
-// fails clearly instead of being ignored.
-var notYet = []string{"builder"}
 
 // Read reads and validates every input. Relative paths are resolved against the
 // workspace (the working directory, as on a runner).
@@ -130,8 +125,9 @@ func Read(a *githubactions.Action) (*Config, error) {
 		AWSRegion:       cmp.Or(in("aws-region"), cmp.Or(a.Getenv("AWS_REGION"), a.Getenv("AWS_DEFAULT_REGION"))),
 		Username:        in("username"),
 		Password:        in("password"),
-		BuildkitHost:    cmp.Or(in("buildkit-host"), a.Getenv("BUILDKIT_HOST")),
-		TLS: TLS{
+		BuildkitHost:    in("buildkit-host"),
+		Builder:         in("builder"),
+		TLS: buildkitconn.TLS{
 			CACert:     in("buildkit-tls-ca-cert"),
 			Cert:       in("buildkit-tls-cert"),
 			Key:        in("buildkit-tls-key"),
@@ -145,12 +141,6 @@ func Read(a *githubactions.Action) (*Config, error) {
 	c.Labels, errs = KeyValues(in("labels"), "labels")
 	p = append(p, errs...)
 	c.readBuildExtras(&p, in, list("platforms", true))
-
-	for _, name := range notYet {
-		if in(name) != "" {
-			p.add("%s: not supported yet by this version of ecr-build-cache; remove the input", name)
-		}
-	}
 
 	c.readRegistry(&p, in("registry"))
 	c.checkRefs(&p)
@@ -267,12 +257,10 @@ func (c *Config) checkCache(p *problems, export, timeout string) {
 }
 
 func (c *Config) checkBuildkit(p *problems) {
-	switch {
-	case c.BuildkitHost == "":
-		p.add("buildkit-host: no BuildKit daemon given; set the buildkit-host input or BUILDKIT_HOST (unix:///run/buildkit/buildkitd.sock or tcp://host:port)")
-	case strings.HasPrefix(c.BuildkitHost, "unix://"), strings.HasPrefix(c.BuildkitHost, "tcp://"):
-	default:
-		p.add("buildkit-host: %q: only unix:// and tcp:// addresses are supported", c.BuildkitHost)
+	if c.BuildkitHost != "" {
+		if err := buildkitconn.CheckAddr(c.BuildkitHost); err != nil {
+			p.add("buildkit-host: %w", err)
+		}
 	}
 	for _, f := range []struct{ name, path string }{
 		{"buildkit-tls-ca-cert", c.TLS.CACert}, {"buildkit-tls-cert", c.TLS.Cert}, {"buildkit-tls-key", c.TLS.Key},

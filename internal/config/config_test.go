@@ -2,6 +2,7 @@ package config
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -83,7 +84,6 @@ func TestReadReportsEveryProblemAtOnce(t *testing.T) {
 		"INPUT_BUILDKIT-TLS-CERT":    "/nonexistent/cert.pem",
 		"INPUT_PLATFORMS":            "linux/amd64,not a platform!!",
 		"INPUT_CACHE-EXPORT-TIMEOUT": "forever",
-		"INPUT_BUILDER":              "mybuilder",
 		"INPUT_SECRETS":              "no-equals-sign",
 		"INPUT_SECRET-FILES":         "ssh=/nonexistent/key",
 		"INPUT_ANNOTATIONS":          "bogus:key=v",
@@ -112,7 +112,6 @@ func TestReadReportsEveryProblemAtOnce(t *testing.T) {
 		`buildkit-tls-cert: "/nonexistent/cert.pem" cannot be read`,
 		`buildkit-tls-cert and buildkit-tls-key`,
 		`platforms: "not a platform!!" is not a platform`,
-		`builder: not supported yet`,
 		`cache-export-timeout: "forever"`,
 		`secrets: "no-equals-sign" is not KEY=VALUE`,
 		`secret-files: ssh: cannot read "/nonexistent/key"`,
@@ -128,15 +127,12 @@ func TestReadReportsEveryProblemAtOnce(t *testing.T) {
 func TestReadFallsBackToEnvironment(t *testing.T) {
 	t.Parallel()
 	env := validEnv(appDir(t))
+	// No buildkit-host: buildkitconn falls back to BUILDKIT_HOST, a builder or Docker.
 	delete(env, "INPUT_BUILDKIT-HOST")
-	if _, err := Read(action(env)); err == nil || !strings.Contains(err.Error(), "BUILDKIT_HOST") {
-		t.Fatalf("no buildkit: err = %v", err)
-	}
-	env["BUILDKIT_HOST"] = "tcp://127.0.0.1:1234"
 	env["AWS_DEFAULT_REGION"] = "eu-west-1"
 	delete(env, "INPUT_REGISTRY") // ECR: the registry comes from the token
 	c, err := Read(action(env))
-	if err != nil || c.BuildkitHost != "tcp://127.0.0.1:1234" || c.Registry != "" || c.AWSRegion != "eu-west-1" {
+	if err != nil || c.BuildkitHost != "" || c.Registry != "" || c.AWSRegion != "eu-west-1" {
 		t.Fatalf("fallbacks: %+v, %v", c, err)
 	}
 	env["AWS_REGION"] = "us-west-2"
@@ -165,6 +161,51 @@ func TestList(t *testing.T) {
 		got, err := List(tc.in, tc.commas)
 		if err != nil || !reflect.DeepEqual(got, tc.want) {
 			t.Errorf("List(%q, %v) = %q, %v; want %q", tc.in, tc.commas, got, err, tc.want)
+		}
+	}
+}
+
+// Each invalid input alone is reported, naming the input and the bad value,
+// and nothing else is (the message lists problems, not echoes of one).
+func TestReadRejectsEachBadInputAlone(t *testing.T) {
+	t.Parallel()
+	dir := appDir(t)
+	empty := t.TempDir()                     // a context without a Dockerfile
+	cert := filepath.Join(dir, "Dockerfile") // any readable file
+	for _, tc := range []struct {
+		inputs map[string]string
+		want   []string
+	}{
+		{map[string]string{"cache-mode": "maximum"}, []string{`cache-mode: "maximum" is not max or min`}},
+		{map[string]string{"platforms": "linux/amd64,garbage!!"}, []string{`platforms: "garbage!!" is not a platform`}},
+		{map[string]string{"tags": "latest, release 1"}, []string{`tags: "release 1" is not a valid tag`}},
+		{map[string]string{"build-args": "A=1\nNOEQUALS\nB=2"}, []string{`build-args: "NOEQUALS" is not KEY=VALUE`}},
+		{map[string]string{"context": dir + "/missing"}, []string{
+			`context: "` + dir + `/missing" is not a directory`, `file: Dockerfile "` + dir + `/missing/Dockerfile" not found`}},
+		{map[string]string{"context": empty}, []string{`file: Dockerfile "` + empty + `/Dockerfile" not found`}},
+		{map[string]string{"file": dir + "/Nope.Dockerfile"}, []string{`file: Dockerfile "` + dir + `/Nope.Dockerfile" not found`}},
+		{map[string]string{"buildkit-tls-ca-cert": "/nonexistent/ca.pem"}, []string{`buildkit-tls-ca-cert: "/nonexistent/ca.pem" cannot be read`}},
+		{map[string]string{"buildkit-tls-cert": cert, "buildkit-tls-key": "/nonexistent/key.pem"}, []string{`buildkit-tls-key: "/nonexistent/key.pem" cannot be read`}},
+		{map[string]string{"repository": "Team/App"}, []string{
+			`repository: "Team/App" is not a valid repository name`, `cache-repository: "Team/App" is not a valid repository name`}},
+	} {
+		env := validEnv(dir)
+		for k, v := range tc.inputs {
+			env["INPUT_"+strings.ToUpper(k)] = v
+		}
+		_, err := Read(action(env))
+		if err == nil {
+			t.Errorf("%q: accepted", tc.inputs)
+			continue
+		}
+		msg := err.Error()
+		if n := fmt.Sprintf("(%d problems)", len(tc.want)); !strings.Contains(msg, n) {
+			t.Errorf("%q: want %s:\n%s", tc.inputs, n, msg)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(msg, w) {
+				t.Errorf("%q: error lacks %q:\n%s", tc.inputs, w, msg)
+			}
 		}
 	}
 }

@@ -16,6 +16,8 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+
+	"github.com/ecr-build-cache/ecr-build-cache/internal/retryafter"
 )
 
 // Ref is what the registry said about one cache reference.
@@ -51,7 +53,10 @@ func (r Registry) layers(ctx context.Context, ref string) (layers map[string]boo
 	if err != nil {
 		return nil, false, err
 	}
-	d, err := remote.Get(n, remote.WithContext(ctx), remote.WithAuthFromKeychain(r.Keychain))
+	// go-containerregistry retries 429 and 5xx three times, 1 s and 3 s apart;
+	// the transport makes those retries wait for a longer Retry-After too.
+	d, err := remote.Get(n, remote.WithContext(ctx), remote.WithAuthFromKeychain(r.Keychain),
+		remote.WithTransport(&retryafter.Transport{Base: remote.DefaultTransport}))
 	var terr *transport.Error
 	if errors.As(err, &terr) && terr.StatusCode == http.StatusNotFound {
 		return nil, false, nil
@@ -80,12 +85,19 @@ func (r Registry) Refs(ctx context.Context, refs []string) []Ref {
 	return out
 }
 
-// Importable lists the refs worth importing: those that exist or could not be checked.
+// Importable picks what to import: the highest-priority cache that exists, after
+// any higher-priority ref that could not be checked. Only one known cache, because
+// BuildKit picks among several imported caches unpredictably and may follow the
+// fallback's records past the steps they share, missing the rest of the branch's
+// own cache (moby/buildkit#6418).
 func Importable(probed []Ref) []string {
 	var out []string
 	for _, p := range probed {
 		if p.Exists || p.Err != nil {
 			out = append(out, p.Ref)
+		}
+		if p.Exists {
+			break
 		}
 	}
 	return out

@@ -69,8 +69,12 @@ func TestRefsImportableAndServed(t *testing.T) {
 	reg := Registry{Keychain: authn.DefaultKeychain, InsecureHost: host}
 	refs := []string{host + "/app:cache-feature", host + "/app:cache-other", host + "/broken:cache", host + "/app:cache-main"}
 	probed := reg.Refs(context.Background(), refs)
-	if got := Importable(probed); !slices.Equal(got, refs[1:]) {
-		t.Errorf("Importable = %q; want the existing refs and the one that could not be checked", got)
+	if got := Importable(probed); !slices.Equal(got, refs[1:2]) {
+		t.Errorf("Importable = %q; want only the first existing ref", got)
+	}
+	// A ref that could not be checked is kept, with the next existing one behind it.
+	if got := Importable(probed[2:]); !slices.Equal(got, refs[2:]) {
+		t.Errorf("Importable = %q; want the unchecked ref, then the existing one", got)
 	}
 	if probed[0].Exists || probed[0].Err != nil || probed[2].Err == nil {
 		t.Errorf("missing ref: %+v; broken ref: %+v", probed[0], probed[2])

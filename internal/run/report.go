@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/ecr-build-cache/ecr-build-cache/internal/build"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/cacheref"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/config"
+	"github.com/ecr-build-cache/ecr-build-cache/internal/probe"
 )
 
 // outcome is what a run did, for its outputs and summary.
@@ -21,6 +23,7 @@ type outcome struct {
 	plan   cacheref.Plan
 	req    build.Request
 	res    *build.Result
+	probed []probe.Ref
 	hitRef string // the imported cache holding most of the built layers
 }
 
@@ -89,19 +92,19 @@ func (o outcome) summary() string {
 	}
 	fmt.Fprintf(&b, "| Cached steps | %d/%d |\n", res.CachedSteps(), len(res.Steps))
 	fmt.Fprintf(&b, "| Build time | %s |\n", res.Duration.Round(10*time.Millisecond))
-	imported := map[string]bool{}
-	for _, ref := range req.CacheImports {
-		imported[ref] = true
-	}
-	for _, ref := range plan.Imports {
+	for _, p := range o.probed {
 		state := "not found"
 		switch {
-		case ref == o.hitRef:
+		case p.Ref == o.hitRef:
 			state = "imported, served the hits"
-		case imported[ref]:
+		case slices.Contains(req.CacheImports, p.Ref):
 			state = "imported"
+		case p.Exists:
+			state = "found, not needed: a higher-priority cache was imported"
+		case p.Err != nil:
+			state = "could not be checked"
 		}
-		fmt.Fprintf(&b, "| Cache import | `%s` (%s) |\n", ref, state)
+		fmt.Fprintf(&b, "| Cache import | `%s` (%s) |\n", p.Ref, state)
 	}
 	switch {
 	case plan.Export == "":

@@ -16,6 +16,7 @@ import (
 	"github.com/sethvargo/go-githubactions"
 
 	"github.com/ecr-build-cache/ecr-build-cache/internal/build"
+	"github.com/ecr-build-cache/ecr-build-cache/internal/buildkitconn"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/cacheref"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/config"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/ecr"
@@ -90,9 +91,16 @@ func Run(ctx context.Context, a *githubactions.Action, out io.Writer) error {
 		a.Warningf("no cache found (looked for %s): this build runs cold", strings.Join(plan.Imports, ", "))
 	}
 
-	c, err := build.Connect(ctx, build.Endpoint{
-		Addr: cfg.BuildkitHost, CACert: cfg.TLS.CACert, Cert: cfg.TLS.Cert, Key: cfg.TLS.Key, ServerName: cfg.TLS.ServerName,
-	})
+	ep, err := buildkitconn.Resolve(ctx, buildkitconn.Options{Host: cfg.BuildkitHost, Builder: cfg.Builder, TLS: cfg.TLS, Getenv: a.Getenv})
+	if err != nil {
+		return err
+	}
+	if ep.Container != "" {
+		// Saved before connecting, so the post step removes it whatever happens next.
+		a.SaveState(buildkitconn.StateContainer, ep.Container)
+	}
+	a.Infof("BuildKit: %s (from %s)", ep.Addr, ep.Source)
+	c, err := build.Connect(ctx, ep.Endpoint)
 	if err != nil {
 		return err
 	}
@@ -142,7 +150,7 @@ func Run(ctx context.Context, a *githubactions.Action, out io.Writer) error {
 		a.Warningf("cache not saved to %s (the image is fine): %s", plan.Export, res.CacheExportErr)
 	}
 
-	o := outcome{cfg: cfg, plan: plan, req: req, res: res}
+	o := outcome{cfg: cfg, plan: plan, req: req, res: res, probed: probed}
 	if built := builtRef(req, plan, res); built != "" && len(req.CacheImports) > 0 {
 		if o.hitRef, err = prober.Served(ctx, probed, built); err != nil {
 			a.Warningf("could not tell which cache served the build: %v", err)

@@ -1,0 +1,273 @@
+// Package buildkitconn decides which BuildKit daemon a run builds on, in the
+// order the action documents:
+//
+//  1. the buildkit-host input;
+//  2. $BUILDKIT_HOST;
+//  3. the builder input: a buildx builder, as docker/setup-buildx-action creates
+//     and names it (read from buildx's store, never changed);
+//  4. a Docker engine: a pinned moby/buildkit container started for this job,
+//     which the post step removes (see Stop);
+//  5. otherwise an error listing these options.
+//
+// tcp:// addresses take mTLS files (the buildkit-tls-* inputs, or a buildx
+// remote builder's cacert/cert/key), which is how one buildkitd serves many runners.
+package buildkitconn
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	// Registers docker-container:// addresses with BuildKit's client, for buildx
+	// docker-container builders and the container this package starts.
+	_ "github.com/moby/buildkit/client/connhelper/dockercontainer"
+
+	"github.com/ecr-build-cache/ecr-build-cache/internal/build"
+)
+
+// Image is the BuildKit image started when only a Docker engine is available,
+// pinned to the BuildKit version this action's client is built with.
+const Image = "moby/buildkit:v0.34.2"
+
+// StateContainer is the GITHUB_STATE key under which the main step records a
+// container it started, so that the post step (STATE_buildkit_container) removes it.
+const StateContainer = "buildkit_container"
+
+// containerPrefix starts the name of every container this action starts.
+const containerPrefix = "ecr-build-cache-buildkit-"
+
+// TLS are mTLS files for a tcp:// buildkitd.
+type TLS struct {
+	CACert, Cert, Key, ServerName string
+}
+
+func (t TLS) set() bool { return t != TLS{} }
+
+// Options are the connection inputs and the run's environment.
+type Options struct {
+	Host    string // buildkit-host input
+	Builder string // builder input: a buildx builder name
+	TLS     TLS    // buildkit-tls-* inputs
+	// Getenv reads the run's environment: BUILDKIT_HOST, DOCKER_CONFIG and HOME
+	// (buildx's store), PATH and DOCKER_* (the docker CLI). Never the process's
+	// own, so that tests stay parallel.
+	Getenv func(string) string
+}
+
+// Endpoint is where the run builds.
+type Endpoint struct {
+	build.Endpoint
+	// Source says how Addr was chosen, for the log.
+	Source string
+	// Container is set when Resolve started a BuildKit container; the main step
+	// saves it as StateContainer and the post step passes it to Stop.
+	Container string
+}
+
+// Resolve picks the BuildKit daemon for this run. It may start a container (see
+// Endpoint.Container), which is ready when Resolve returns.
+func Resolve(ctx context.Context, opt Options) (Endpoint, error) {
+	getenv := opt.Getenv
+	if getenv == nil {
+		getenv = func(string) string { return "" }
+	}
+	switch {
+	case opt.Host != "":
+		return fromAddr(opt.Host, "buildkit-host input", opt.TLS)
+	case getenv("BUILDKIT_HOST") != "":
+		return fromAddr(getenv("BUILDKIT_HOST"), "BUILDKIT_HOST", opt.TLS)
+	}
+	if opt.TLS.set() {
+		return Endpoint{}, errors.New("buildkit-tls-* inputs: they secure a tcp:// buildkitd, so set buildkit-host (or BUILDKIT_HOST) to its tcp://host:port address")
+	}
+	if opt.Builder != "" {
+		return fromBuilder(opt.Builder, getenv)
+	}
+	docker := dockerCLI{getenv: getenv}
+	engineErr := docker.ping(ctx)
+	if engineErr == nil {
+		return startContainer(ctx, docker)
+	}
+	return Endpoint{}, fmt.Errorf("no BuildKit daemon to build on. Give one of:\n"+
+		"  - buildkit-host: unix:///run/buildkit/buildkitd.sock, tcp://host:1234 (with buildkit-tls-* for mTLS) or docker-container://name\n"+
+		"  - the BUILDKIT_HOST environment variable, same forms\n"+
+		"  - builder: the name output of docker/setup-buildx-action\n"+
+		"  - a Docker engine on the runner (GitHub-hosted Linux runners have one), to start %s for this job\n"+
+		"(no Docker engine answered: %v)", Image, engineErr)
+}
+
+var schemes = []string{"unix://", "tcp://", "docker-container://"}
+
+// CheckAddr tells whether addr is a BuildKit address this action can reach.
+func CheckAddr(addr string) error {
+	for _, s := range schemes {
+		if strings.HasPrefix(addr, s) {
+			return nil
+		}
+	}
+	return fmt.Errorf("%q: use a unix://, tcp:// or docker-container:// address", addr)
+}
+
+func fromAddr(addr, source string, tls TLS) (Endpoint, error) {
+	if err := CheckAddr(addr); err != nil {
+		return Endpoint{}, fmt.Errorf("%s: %w", source, err)
+	}
+	if tls.set() && !strings.HasPrefix(addr, "tcp://") {
+		return Endpoint{}, fmt.Errorf("buildkit-tls-* / TLS files: %s %q is not a tcp:// address; mTLS applies to tcp:// only", source, addr)
+	}
+	return Endpoint{
+		Endpoint: build.Endpoint{Addr: addr, CACert: tls.CACert, Cert: tls.Cert, Key: tls.Key, ServerName: tls.ServerName},
+		Source:   source,
+	}, nil
+}
+
+// nodeGroup is the part of a buildx builder ($DOCKER_CONFIG/buildx/instances/<name>,
+// JSON of buildx's store.NodeGroup) that tells how to reach its first node.
+type nodeGroup struct {
+	Name   string
+	Driver string
+	Nodes  []struct {
+		Name       string
+		Endpoint   string
+		DriverOpts map[string]string
+	}
+}
+
+// builderName is buildx's rule for builder names; it also keeps the name from
+// leaving the store directory.
+var builderName = regexp.MustCompile(`^[a-zA-Z][a-zA-Z0-9.\-_+]*$`)
+
+func fromBuilder(name string, getenv func(string) string) (Endpoint, error) {
+	if !builderName.MatchString(name) {
+		return Endpoint{}, fmt.Errorf("builder: %q is not a buildx builder name", name)
+	}
+	dir := getenv("DOCKER_CONFIG")
+	if dir == "" {
+		dir = filepath.Join(getenv("HOME"), ".docker")
+	}
+	// buildx stores builders under their lowercased name.
+	path := filepath.Join(dir, "buildx", "instances", strings.ToLower(name))
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return Endpoint{}, fmt.Errorf("builder %q: not found in buildx's store (%w); create it before this step, e.g. with docker/setup-buildx-action, and keep DOCKER_CONFIG the same", name, err)
+	}
+	var ng nodeGroup
+	if err := json.Unmarshal(b, &ng); err != nil {
+		return Endpoint{}, fmt.Errorf("builder %q: read %s: %w", name, path, err)
+	}
+	if len(ng.Nodes) == 0 {
+		return Endpoint{}, fmt.Errorf("builder %q has no nodes", name)
+	}
+	// A multi-node builder splits platforms across nodes; one build goes to the first.
+	n := ng.Nodes[0]
+	source := fmt.Sprintf("buildx builder %s (%s driver, node %s)", name, ng.Driver, n.Name)
+	switch ng.Driver {
+	case "docker-container":
+		// buildx names the node's container buildx_buildkit_<node>; its endpoint
+		// is a docker context name, or a docker host URL for the default context.
+		addr := "docker-container://buildx_buildkit_" + n.Name
+		if n.Endpoint != "" && n.Endpoint != "default" && !strings.Contains(n.Endpoint, "://") {
+			addr += "?context=" + url.QueryEscape(n.Endpoint)
+		}
+		return Endpoint{Endpoint: build.Endpoint{Addr: addr}, Source: source}, nil
+	case "remote":
+		o := n.DriverOpts
+		return fromAddr(n.Endpoint, source, TLS{CACert: o["cacert"], Cert: o["cert"], Key: o["key"], ServerName: o["servername"]})
+	default:
+		return Endpoint{}, fmt.Errorf("builder %q uses the %s driver, which this action cannot reach; use a docker-container builder (docker/setup-buildx-action's default) or a remote one, or set buildkit-host", name, ng.Driver)
+	}
+}
+
+// dockerCLI runs the docker CLI with the run's environment.
+type dockerCLI struct{ getenv func(string) string }
+
+// dockerEnv are the variables that choose the docker CLI's engine and config.
+var dockerEnv = []string{"PATH", "HOME", "XDG_RUNTIME_DIR", "DOCKER_HOST", "DOCKER_CONTEXT", "DOCKER_CONFIG", "DOCKER_CERT_PATH", "DOCKER_TLS_VERIFY", "DOCKER_API_VERSION"}
+
+func (d dockerCLI) run(ctx context.Context, args ...string) (string, error) {
+	path, err := d.lookPath()
+	if err != nil {
+		return "", err
+	}
+	cmd := exec.CommandContext(ctx, path, args...)
+	for _, k := range dockerEnv {
+		if v := d.getenv(k); v != "" {
+			cmd.Env = append(cmd.Env, k+"="+v)
+		}
+	}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("docker %s: %w: %s", args[0], err, strings.TrimSpace(string(out)))
+	}
+	return strings.TrimSpace(string(out)), nil
+}
+
+// lookPath finds docker on the run's PATH (exec.LookPath would read the process's).
+func (d dockerCLI) lookPath() (string, error) {
+	for _, dir := range filepath.SplitList(d.getenv("PATH")) {
+		p := filepath.Join(dir, "docker")
+		if st, err := os.Stat(p); err == nil && !st.IsDir() && st.Mode()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	return "", errors.New("no docker CLI on PATH")
+}
+
+// ping tells whether a Docker engine answers.
+func (d dockerCLI) ping(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	_, err := d.run(ctx, "version", "--format", "{{.Server.Version}}")
+	return err
+}
+
+// startContainer starts Image for this job and waits until its buildkitd
+// answers. On GitHub-hosted runners this pulls the image (tens of MB) first.
+func startContainer(ctx context.Context, d dockerCLI) (Endpoint, error) {
+	suffix := make([]byte, 6)
+	_, _ = rand.Read(suffix)
+	name := containerPrefix + hex.EncodeToString(suffix)
+	// Privileged, as buildx's docker-container driver runs it; host network so
+	// that a registry on the runner's localhost is reachable too.
+	if _, err := d.run(ctx, "run", "-d", "--name", name, "--privileged", "--network", "host", Image); err != nil {
+		// docker run can fail after creating the container.
+		_ = Stop(context.WithoutCancel(ctx), d.getenv, name)
+		return Endpoint{}, fmt.Errorf("start a BuildKit container (%s): %w", Image, err)
+	}
+	ep := Endpoint{Endpoint: build.Endpoint{Addr: "docker-container://" + name}, Source: "container " + name + " started from " + Image, Container: name}
+	wctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	for {
+		_, err := d.run(wctx, "exec", name, "buildctl", "debug", "workers")
+		if err == nil {
+			return ep, nil
+		}
+		select {
+		case <-wctx.Done():
+			_ = Stop(context.WithoutCancel(ctx), d.getenv, name)
+			return Endpoint{}, fmt.Errorf("BuildKit container %s did not become ready: %w", name, err)
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// Stop removes a container that Resolve started. It refuses other names, since
+// the name comes back through GITHUB_STATE.
+func Stop(ctx context.Context, getenv func(string) string, container string) error {
+	if !strings.HasPrefix(container, containerPrefix) {
+		return fmt.Errorf("%q is not a container this action started", container)
+	}
+	// -v: the image's VOLUME /var/lib/buildkit goes with it.
+	_, err := dockerCLI{getenv: getenv}.run(ctx, "rm", "-f", "-v", container)
+	return err
+}
