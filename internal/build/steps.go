@@ -19,9 +19,9 @@ type Step struct {
 }
 
 // Dockerfile steps are the vertices the frontend names "[n/m] ...", "[stage n/m] ..."
-// or, building several platforms, "[linux/amd64 stage n/m] ..."; "[internal] ..."
-// and exporter vertices carry no such prefix.
-var stepName = regexp.MustCompile(`^\[(?:[^\]]+ )?\d+/\d+\] `)
+// or, building several platforms, "[linux/amd64 stage n/m] ..."; n is padded to the
+// width of m ("[ 2/55]"). "[internal] ..." and exporter vertices carry no such prefix.
+var stepName = regexp.MustCompile(`^\[[^\]]*?\b\d+/\d+\] `)
 
 // tally folds a stream of SolveStatus updates into per-step results. BuildKit
 // reports a vertex several times as it progresses, so vertices are keyed by digest.
