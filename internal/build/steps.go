@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/moby/buildkit/client"
-	digest "github.com/opencontainers/go-digest"
 )
 
 // Step is one Dockerfile instruction as BuildKit ran (or skipped) it.
@@ -24,17 +23,19 @@ type Step struct {
 var stepName = regexp.MustCompile(`^\[[^\]]*?\b\d+/\d+\] `)
 
 // tally folds a stream of SolveStatus updates into per-step results. BuildKit
-// reports a vertex several times as it progresses, so vertices are keyed by digest.
+// reports a vertex several times as it progresses, and while several builds share
+// a daemon it may forward a merged vertex of another session under a different
+// digest, so steps are keyed by their "[stage n/m] ..." name.
 type tally struct {
-	steps map[digest.Digest]*Step
-	order []digest.Digest
+	steps map[string]*Step
+	order []string
 	// cacheExportErr is the error of a failed "exporting cache" vertex
 	// (non-fatal under ignore-error=true, moby/buildkit#3430).
 	cacheExportErr string
 	warnings       []Warning
 }
 
-func newTally() *tally { return &tally{steps: map[digest.Digest]*Step{}} }
+func newTally() *tally { return &tally{steps: map[string]*Step{}} }
 
 func (t *tally) add(st *client.SolveStatus) {
 	for _, w := range st.Warnings {
@@ -50,11 +51,11 @@ func (t *tally) add(st *client.SolveStatus) {
 		if !isStep(v.Name) {
 			continue
 		}
-		s, ok := t.steps[v.Digest]
+		s, ok := t.steps[v.Name]
 		if !ok {
 			s = &Step{Name: v.Name}
-			t.steps[v.Digest] = s
-			t.order = append(t.order, v.Digest)
+			t.steps[v.Name] = s
+			t.order = append(t.order, v.Name)
 		}
 		s.Cached = s.Cached || v.Cached
 		if v.Error != "" {
@@ -76,8 +77,8 @@ func isStep(name string) bool {
 // result lists the steps in the order BuildKit first reported them.
 func (t *tally) result() []Step {
 	out := make([]Step, 0, len(t.order))
-	for _, d := range t.order {
-		out = append(out, *t.steps[d])
+	for _, name := range t.order {
+		out = append(out, *t.steps[name])
 	}
 	return out
 }

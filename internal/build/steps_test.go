@@ -46,6 +46,8 @@ func TestTallyDedupesVertexUpdates(t *testing.T) {
 	tl.add(&client.SolveStatus{Vertexes: []*client.Vertex{
 		{Digest: run, Name: "[2/3] RUN make", Started: &t0, Completed: &t1},
 		{Digest: digest.FromString("x"), Name: "exporting cache to registry", Error: "unexpected status 429", Started: &t0, Completed: &t1},
+		// Another session's merged vertex for the same step: still one step.
+		{Digest: digest.FromString("copy-other-session"), Name: "[3/3] COPY . /src", Cached: true},
 	}})
 	res := Result{Steps: tl.result()}
 	if len(res.Steps) != 2 || res.CachedSteps() != 1 {

@@ -16,12 +16,15 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/config"
 	awsecr "github.com/aws/aws-sdk-go-v2/service/ecr"
 	"github.com/aws/aws-sdk-go-v2/service/ecr/types"
 	"github.com/aws/smithy-go"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/ecr-build-cache/ecr-build-cache/internal/registryauth"
+	"github.com/ecr-build-cache/ecr-build-cache/internal/retryafter"
 )
 
 // API is the part of the ECR client the action uses.
@@ -96,9 +99,39 @@ func New(api API, mask func(string)) *Client {
 	return &Client{api: api, mask: mask, now: time.Now}
 }
 
-// NewFromConfig is New with an SDK client built from cfg.
+// NewFromConfig is New with an SDK client built from cfg, whose retries (the
+// SDK's exponential backoff with jitter, for throttling, 429 and 5xx) make
+// MaxAttempts attempts unless AWS_MAX_ATTEMPTS says otherwise, and wait for a
+// Retry-After header too.
 func NewFromConfig(cfg aws.Config, mask func(string)) *Client {
-	return New(awsecr.NewFromConfig(cfg), mask)
+	return New(awsecr.NewFromConfig(cfg, func(o *awsecr.Options) {
+		if o.RetryMaxAttempts == 0 {
+			o.RetryMaxAttempts = MaxAttempts
+		}
+		if r, ok := o.Retryer.(aws.RetryerV2); ok {
+			o.Retryer = retryer{r}
+		}
+	}), mask)
+}
+
+// MaxAttempts bounds the attempts of one ECR API call: with the SDK's backoff
+// (at most 1, 2, 4, 8 s between attempts on throttling) and Retry-After capped
+// at retryafter.Max, a call gives up within a minute.
+const MaxAttempts = 5
+
+// retryer adds the Retry-After header to the SDK's retry delay; the SDK reads
+// only x-amz-retry-after (aws/aws-sdk-go-v2#3400).
+type retryer struct{ aws.RetryerV2 }
+
+func (r retryer) RetryDelay(attempt int, err error) (time.Duration, error) {
+	d, derr := r.RetryerV2.RetryDelay(attempt, err)
+	var re *smithyhttp.ResponseError
+	if derr == nil && errors.As(err, &re) && re.Response != nil {
+		if wait, ok := retryafter.Parse(re.Response.Header, time.Now()); ok && wait > d {
+			d = wait
+		}
+	}
+	return d, derr
 }
 
 // Token returns a valid token, fetching a new one when none is cached or the
@@ -237,5 +270,13 @@ func explain(what string, err error) error {
 			return fmt.Errorf("%s: AWS rejected the credentials; check the role or keys that configure-aws-credentials set: %w", what, err)
 		}
 	}
+	var exhausted *retry.MaxAttemptsError
+	if errors.As(err, &exhausted) {
+		return fmt.Errorf("%s: ECR did not answer after %d attempts: %w: %w", what, exhausted.Attempt, ErrUnavailable, err)
+	}
 	return fmt.Errorf("%s: %w", what, err)
 }
+
+// ErrUnavailable marks an ECR call that kept failing (throttled or 5xx) through
+// every retry.
+var ErrUnavailable = errors.New("ECR unavailable")

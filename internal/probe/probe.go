@@ -53,8 +53,8 @@ func (r Registry) layers(ctx context.Context, ref string) (layers map[string]boo
 	if err != nil {
 		return nil, false, err
 	}
-	// go-containerregistry retries 429 and 5xx three times, 1 s and 3 s apart;
-	// the transport makes those retries wait for a longer Retry-After too.
+	// go-containerregistry retries 429 and 5xx three times, 1 s and 3 s apart, and
+	// ignores Retry-After (google/go-containerregistry#1569): the transport waits for it.
 	d, err := remote.Get(n, remote.WithContext(ctx), remote.WithAuthFromKeychain(r.Keychain),
 		remote.WithTransport(&retryafter.Transport{Base: remote.DefaultTransport}))
 	var terr *transport.Error

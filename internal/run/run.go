@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -41,6 +42,22 @@ func Run(ctx context.Context, a *githubactions.Action, out io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("read the GitHub event: %w", err)
 	}
+
+	// The builder first: a wrong address fails before any registry or ECR call.
+	ep, err := buildkitconn.Resolve(ctx, buildkitconn.Options{Host: cfg.BuildkitHost, Builder: cfg.Builder, TLS: cfg.TLS, Getenv: a.Getenv})
+	if err != nil {
+		return err
+	}
+	if ep.Container != "" {
+		// Saved before connecting, so the post step removes it whatever happens next.
+		a.SaveState(buildkitconn.StateContainer, ep.Container)
+	}
+	a.Infof("BuildKit: %s (from %s)", ep.Addr, ep.Source)
+	c, err := build.Connect(ctx, ep.Endpoint)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
 
 	creds := registryauth.New(cfg.DockerConfigDir)
 	reg, err := login(ctx, a, cfg, creds)
@@ -76,35 +93,23 @@ func Run(ctx context.Context, a *githubactions.Action, out io.Writer) error {
 		prober.InsecureHost = reg.host
 	}
 	probed := prober.Refs(ctx, plan.Imports)
+	imports := probe.Importable(probed)
 	for _, p := range probed {
 		switch {
 		case p.Err != nil:
 			a.Warningf("cache ref %s could not be checked, importing it anyway: %v", p.Ref, p.Err)
+		case slices.Contains(imports, p.Ref):
+			a.Infof("cache import: %s (found, importing)", p.Ref)
 		case p.Exists:
-			a.Infof("cache import: %s (found)", p.Ref)
+			a.Infof("cache import: %s (found, not needed: a higher-priority cache is imported)", p.Ref)
 		default:
-			a.Infof("cache import: %s (not found, skipped)", p.Ref)
+			a.Infof("cache import: %s (not found)", p.Ref)
 		}
 	}
-	imports := probe.Importable(probed)
 	if len(probed) > 0 && len(imports) == 0 {
 		a.Warningf("no cache found (looked for %s): this build runs cold", strings.Join(plan.Imports, ", "))
 	}
 
-	ep, err := buildkitconn.Resolve(ctx, buildkitconn.Options{Host: cfg.BuildkitHost, Builder: cfg.Builder, TLS: cfg.TLS, Getenv: a.Getenv})
-	if err != nil {
-		return err
-	}
-	if ep.Container != "" {
-		// Saved before connecting, so the post step removes it whatever happens next.
-		a.SaveState(buildkitconn.StateContainer, ep.Container)
-	}
-	a.Infof("BuildKit: %s (from %s)", ep.Addr, ep.Source)
-	c, err := build.Connect(ctx, ep.Endpoint)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
 
 	push := cfg.Push && !plan.Untrusted
 	req := build.Request{
@@ -258,7 +263,8 @@ func checkCacheRepository(ctx context.Context, a *githubactions.Action, cfg *con
 	}
 	tag := plan.Export[strings.LastIndexByte(plan.Export, ':')+1:]
 	err := reg.ecr.CheckTagOverwrite(ctx, reg.account, cfg.CacheRepository, tag)
-	if errors.Is(err, ecr.ErrNoPermission) {
+	// The check only saves a confusing failure later: without it the build goes on.
+	if errors.Is(err, ecr.ErrNoPermission) || errors.Is(err, ecr.ErrUnavailable) {
 		a.Warningf("could not check whether %s allows overwriting cache tags: %v", cfg.CacheRepository, err)
 		return nil
 	}
