@@ -110,7 +110,6 @@ func Run(ctx context.Context, a *githubactions.Action, out io.Writer) error {
 		a.Warningf("no cache found (looked for %s): this build runs cold", strings.Join(plan.Imports, ", "))
 	}
 
-
 	push := cfg.Push && !plan.Untrusted
 	req := build.Request{
 		ContextDir:         cfg.Context,
