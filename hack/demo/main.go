@@ -7,10 +7,8 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strings"
@@ -45,11 +43,9 @@ func realMain(ctx context.Context) error {
 	}
 	defer s.Close()
 
-	bin := filepath.Join(s.Dir, "ecr-build-cache")
-	build := exec.CommandContext(ctx, "go", "build", "-o", bin, ".")
-	build.Dir, build.Stdout, build.Stderr = root, os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		return fmt.Errorf("build the action: %w", err)
+	bin, err := teststack.BuildBinary(ctx, s.Dir)
+	if err != nil {
+		return err
 	}
 
 	var results []result
@@ -90,45 +86,25 @@ func runAction(ctx context.Context, s *teststack.Stack, bin, app, branch string)
 	if err != nil {
 		return result{}, err
 	}
-	payload, _ := json.Marshal(map[string]any{"ref": "refs/heads/" + branch, "repository": map[string]any{"default_branch": "main"}})
-	event := filepath.Join(dir, "event.json")
-	if err := os.WriteFile(event, payload, 0o644); err != nil {
+	r := teststack.NewActionRunIn(dir, map[string]string{
+		"registry":      "http://" + s.Registry,
+		"repository":    "demo-app",
+		"tags":          strings.NewReplacer("/", "-").Replace(branch),
+		"context":       app,
+		"build-args":    "BASE=" + s.BaseImage,
+		"buildkit-host": s.BuildkitAddr,
+	})
+	if err := r.SetPush(branch, "main"); err != nil {
 		return result{}, err
 	}
-	env := map[string]string{
-		"GITHUB_ACTIONS":      "true",
-		"GITHUB_EVENT_NAME":   "push",
-		"GITHUB_REF":          "refs/heads/" + branch,
-		"GITHUB_EVENT_PATH":   event,
-		"GITHUB_OUTPUT":       filepath.Join(dir, "output"),
-		"GITHUB_STEP_SUMMARY": filepath.Join(dir, "summary.md"),
-		"INPUT_REGISTRY":      "http://" + s.Registry,
-		"INPUT_REPOSITORY":    "demo-app",
-		"INPUT_TAGS":          strings.NewReplacer("/", "-").Replace(branch),
-		"INPUT_CONTEXT":       app,
-		"INPUT_BUILD-ARGS":    "BASE=" + s.BaseImage,
-		"INPUT_BUILDKIT-HOST": s.BuildkitAddr,
-	}
-	cmd := exec.CommandContext(ctx, bin)
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
-	for k, v := range env {
-		cmd.Env = append(cmd.Env, k+"="+v)
-	}
-	log, err := os.Create(filepath.Join(dir, "log"))
-	if err != nil {
-		return result{}, err
-	}
-	defer log.Close()
-	cmd.Stdout, cmd.Stderr = log, log
 	start := time.Now()
-	if err := cmd.Run(); err != nil {
-		return result{}, fmt.Errorf("action failed: %w (log: %s)", err, log.Name())
+	if err := r.Exec(ctx, bin); err != nil {
+		return result{}, fmt.Errorf("action failed: %w\n%s", err, r.StdoutTail(3000))
 	}
 	took := time.Since(start)
-	raw, err := os.ReadFile(env["GITHUB_OUTPUT"])
+	o, err := r.ReadOutputs()
 	if err != nil {
 		return result{}, err
 	}
-	o := teststack.ParseOutputs(string(raw))
 	return result{took: took, cached: o["cached-steps"], total: o["total-steps"], cacheRef: o["cache-ref"], from: o["cache-from"]}, nil
 }

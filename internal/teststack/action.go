@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -27,35 +26,15 @@ type ActionRun struct {
 // a push to refs/heads/main; change Env for other events.
 func NewActionRun(t testing.TB, inputs map[string]string) *ActionRun {
 	t.Helper()
-	dir := t.TempDir()
-	r := &ActionRun{
-		OutputFile:  filepath.Join(dir, "output"),
-		SummaryFile: filepath.Join(dir, "summary.md"),
-		Env: map[string]string{
-			"GITHUB_ACTIONS":    "true",
-			"GITHUB_EVENT_NAME": "push",
-			"GITHUB_REF":        "refs/heads/main",
-			"GITHUB_REPOSITORY": "octo/app",
-		},
-	}
-	r.Env["GITHUB_OUTPUT"] = r.OutputFile
-	r.Env["GITHUB_STEP_SUMMARY"] = r.SummaryFile
-	for k, v := range inputs {
-		r.Env["INPUT_"+strings.ToUpper(strings.ReplaceAll(k, " ", "_"))] = v
-	}
-	return r
+	return NewActionRunIn(t.TempDir(), inputs)
 }
 
 // Event sets the event name, ref and payload (written to a file, as the runner does).
 func (r *ActionRun) Event(t testing.TB, name, ref, payload string) {
 	t.Helper()
-	r.Env["GITHUB_EVENT_NAME"] = name
-	r.Env["GITHUB_REF"] = ref
-	p := filepath.Join(filepath.Dir(r.OutputFile), "event.json")
-	if err := os.WriteFile(p, []byte(payload), 0o644); err != nil {
+	if err := r.SetEvent(name, ref, payload); err != nil {
 		t.Fatal(err)
 	}
-	r.Env["GITHUB_EVENT_PATH"] = p
 }
 
 // Action builds the *githubactions.Action for this run.
@@ -75,11 +54,11 @@ func (r *ActionRun) Stdout() string { return r.out.String() }
 // Outputs parses the GITHUB_OUTPUT file (name<<delimiter ... delimiter blocks).
 func (r *ActionRun) Outputs(t testing.TB) map[string]string {
 	t.Helper()
-	b, err := os.ReadFile(r.OutputFile)
+	o, err := r.ReadOutputs()
 	if err != nil {
 		t.Fatalf("read outputs: %v", err)
 	}
-	return ParseOutputs(string(b))
+	return o
 }
 
 // ParseOutputs parses the runner's file-command format for outputs and state.

@@ -1,0 +1,572 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"maps"
+	"math"
+	"os"
+	"os/exec"
+	"runtime"
+	"runtime/debug"
+	"slices"
+	"strings"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/ecr-build-cache/ecr-build-cache/internal/teststack"
+)
+
+type key struct{ fixture, scenario, tool string }
+
+type results struct {
+	runs       int
+	samples    map[key][]sample
+	imageBytes map[string]int64      // per fixture: config + layers of the pushed image
+	scopes     map[string][][]sample // per tool, per matrix rebuild: the scopes' samples
+	scopeRefs  map[string][]string   // per tool: the cache refs of the matrix scopes
+}
+
+// addGroup records concurrent builds as one sample: the slowest wall time, the
+// steps of all, the group's traffic (already in the first).
+func (r *results) addGroup(k key, g []sample) {
+	agg := g[0]
+	agg.took, agg.cached, agg.total = slowest(g), 0, 0
+	for _, s := range g {
+		agg.cached += s.cached
+		agg.total += s.total
+		agg.startup = max(agg.startup, s.startup)
+	}
+	r.samples[k] = append(r.samples[k], agg)
+}
+
+func slowest(g []sample) time.Duration {
+	var d time.Duration
+	for _, s := range g {
+		d = max(d, s.took)
+	}
+	return d
+}
+
+// med is the median of f over k's samples; NaN when there are none.
+func (r *results) med(k key, f func(sample) float64) float64 {
+	var v []float64
+	for _, s := range r.samples[k] {
+		v = append(v, f(s))
+	}
+	return median(v)
+}
+
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return math.NaN()
+	}
+	v = slices.Sorted(slices.Values(v))
+	if len(v)%2 == 1 {
+		return v[len(v)/2]
+	}
+	return (v[len(v)/2-1] + v[len(v)/2]) / 2
+}
+
+func took(s sample) float64         { return s.took.Seconds() }
+func startup(s sample) float64      { return s.startup.Seconds() }
+func tail(s sample) float64         { return s.tail.Seconds() }
+func requests(s sample) float64     { return float64(s.requests) }
+func getBytes(s sample) float64     { return float64(s.getBytes) }
+func probes(s sample) float64       { return float64(s.probeRequests) }
+func cacheExport(s sample) float64  { return s.cacheExport.Seconds() }
+func imageExport(s sample) float64  { return s.imageExport.Seconds() }
+func stepsPhase(s sample) float64   { return s.stepsPhase.Seconds() }
+func blobGetBytes(s sample) float64 { return float64(s.blobGetBytes) }
+
+// manifestGetBytes is what GETs other than blobs returned: manifests, almost all.
+func manifestGetBytes(s sample) float64 { return float64(s.getBytes - s.blobGetBytes) }
+
+// spread is the min and max of the wall times of k's samples.
+func (r *results) spread(k key) (lo, hi float64) {
+	lo, hi = math.Inf(1), math.Inf(-1)
+	for _, s := range r.samples[k] {
+		lo, hi = min(lo, took(s)), max(hi, took(s))
+	}
+	return lo, hi
+}
+
+// steps shows cached/total, as a range when the runs differ.
+func (r *results) steps(k key) string {
+	var c []int
+	total := 0
+	for _, s := range r.samples[k] {
+		c = append(c, s.cached)
+		total = max(total, s.total)
+	}
+	if len(c) == 0 {
+		return "-"
+	}
+	lo, hi := slices.Min(c), slices.Max(c)
+	if lo == hi {
+		return fmt.Sprintf("%d/%d", lo, total)
+	}
+	return fmt.Sprintf("%d-%d/%d", lo, hi, total)
+}
+
+// allOf is the median of f over every scenario sample of a tool (start-up does
+// not depend on the scenario).
+func (r *results) allOf(tool string, f func(sample) float64) float64 {
+	var v []float64
+	for k, ss := range r.samples {
+		if k.tool == tool && !strings.HasPrefix(k.scenario, "matrix") {
+			for _, s := range ss {
+				v = append(v, f(s))
+			}
+		}
+	}
+	return median(v)
+}
+
+var scenarioNames = []string{"cold", "warm", "new branch", "partial"}
+
+type target struct {
+	pass        bool
+	check, note string
+	value       string
+}
+
+// render is the printed report: per-fixture tables, matrix, ratios, targets
+// (with notes on misses), scale study.
+func (r *results) render() string {
+	var b strings.Builder
+	for _, f := range fixtures {
+		fmt.Fprintf(&b, "== %s: %s; image %s; median of %d runs (min-max); solves: builds buildkitd recorded\n", f.name, f.what, fmtBytes(float64(r.imageBytes[f.name])), r.runs)
+		fmt.Fprintf(&b, "%-11s %-9s %-24s %9s %13s %7s %9s %10s\n", "scenario", "tool", "time", "start-up", "cached/total", "solves", "requests", "GET bytes")
+		for _, sc := range scenarioNames {
+			for _, tool := range tools {
+				k := key{f.name, sc, tool}
+				lo, hi := r.spread(k)
+				fmt.Fprintf(&b, "%-11s %-9s %-24s %9s %13s %7s %9s %10s\n", sc, tool,
+					fmt.Sprintf("%s (%s-%s)", fmtSec(r.med(k, took)), fmtSec(lo), fmtSec(hi)),
+					fmtSec(r.med(k, startup)), r.steps(k), fmtNum(r.med(k, func(s sample) float64 { return float64(len(s.solves)) })), fmtNum(r.med(k, requests)), fmtBytes(r.med(k, getBytes)))
+			}
+		}
+		b.WriteString("\n")
+	}
+
+	fmt.Fprintf(&b, "== matrix: app, 4 cache scopes (VARIANT=a..d) built at once on one builder; first build once, rebuild median of %d\n", r.runs)
+	fmt.Fprintf(&b, "%-9s %12s %12s %13s %9s %10s  %s\n", "tool", "first build", "rebuild", "cached/total", "requests", "GET bytes", "scopes fully cached, per rebuild")
+	for _, tool := range tools {
+		first, re := key{"app", "matrix first", tool}, key{"app", "matrix rebuild", tool}
+		fmt.Fprintf(&b, "%-9s %12s %12s %13s %9s %10s  %s\n", tool, fmtSec(r.med(first, took)), fmtSec(r.med(re, took)),
+			r.steps(re), fmtNum(r.med(re, requests)), fmtBytes(r.med(re, getBytes)), r.fullScopes(tool))
+	}
+	b.WriteString("(concurrent jobs on one builder share identical steps, so a job's progress can also list another job's steps: totals may exceed 4 x 8)\n\n")
+
+	b.WriteString("== ratios (of medians)\n")
+	fmt.Fprintf(&b, "%-38s %10s %10s\n", "", fixtures[0].name, fixtures[1].name)
+	row := func(label string, f func(fx string) string) {
+		fmt.Fprintf(&b, "%-38s %10s %10s\n", label, f(fixtures[0].name), f(fixtures[1].name))
+	}
+	for _, tool := range tools {
+		row("warm / cold, "+tool, func(fx string) string { return fmtPct(r.ratio(fx, "warm", tool, "cold", tool)) })
+	}
+	row("warm / cold, action, cache-mode=min", func(fx string) string {
+		return fmtPct(r.med(key{fx, "warm, cache-mode=min", toolAction}, took) / r.med(key{fx, "cold, cache-mode=min", toolAction}, took))
+	})
+	for _, tool := range tools {
+		row("new branch / cold, "+tool, func(fx string) string { return fmtPct(r.ratio(fx, "new branch", tool, "cold", tool)) })
+	}
+	for _, sc := range []string{"cold", "warm", "partial"} {
+		row("action / buildctl, "+sc+" (paired)", func(fx string) string { return fmt.Sprintf("%.3f", r.paired(fx, sc)) })
+	}
+	row("action - buildctl, warm", func(fx string) string { return fmtDelta(r.diff(fx, "warm")) })
+	row("warm GET bytes / image bytes, action", func(fx string) string {
+		return fmtPct(r.med(key{fx, "warm", toolAction}, getBytes) / float64(r.imageBytes[fx]))
+	})
+	fmt.Fprintf(&b, "start-up to the first BuildKit call (median of all builds): action %s, buildctl %s\n\n",
+		fmtSec(r.allOf(toolAction, startup)), fmtSec(r.allOf(toolBuildctl, startup)))
+
+	b.WriteString("== targets\n")
+	var notes []string
+	for _, t := range r.targets() {
+		res := "PASS"
+		if !t.pass {
+			res = "MISS"
+		}
+		fmt.Fprintf(&b, "%s  %-66s %s\n", res, t.check, t.value)
+		if !t.pass && t.note != "" {
+			notes = append(notes, fmt.Sprintf("- %s: %s", t.check, t.note))
+		}
+	}
+	if len(notes) > 0 {
+		b.WriteString("notes on misses (measured in this run):\n" + strings.Join(notes, "\n") + "\n")
+	}
+	b.WriteString("\n")
+
+	fmt.Fprintf(&b, "== scale: generated Dockerfiles of N RUN steps, action, pruned builder; cold once, warm median of the runs shown\n")
+	fmt.Fprintf(&b, "%6s %9s %9s %5s %9s %9s %13s %10s %10s\n", "steps", "cold", "requests", "runs", "warm", "requests", "cached/total", "GET bytes", "warm/cold")
+	for _, n := range stepCounts {
+		c, w := key{fmt.Sprintf("gen-%d", n), "cold", toolAction}, key{fmt.Sprintf("gen-%d", n), "warm", toolAction}
+		fmt.Fprintf(&b, "%6d %9s %9s %5d %9s %9s %13s %10s %10s\n", n, fmtSec(r.med(c, took)), fmtNum(r.med(c, requests)), len(r.samples[w]),
+			fmtSec(r.med(w, took)), fmtNum(r.med(w, requests)), r.steps(w), fmtBytes(r.med(w, getBytes)), fmtPct(r.med(w, took)/r.med(c, took)))
+	}
+	b.WriteString("\n")
+	fmt.Fprintf(&b, "== scale: cache refs imported by a rebuild of matrix scope a (its own ref first, then other scopes'); median of %d\n", r.runs)
+	fmt.Fprintf(&b, "%5s %9s %9s %7s %10s %9s %9s %7s %10s\n", "refs", "action", "requests", "cached", "GET bytes", "buildctl", "requests", "cached", "GET bytes")
+	var missed []string
+	for _, n := range importCounts {
+		a, c := key{"app", fmt.Sprintf("%d refs", n), toolAction}, key{"app", fmt.Sprintf("%d refs", n), toolBuildctl}
+		fmt.Fprintf(&b, "%5d %9s %9s %7s %10s %9s %9s %7s %10s\n", n, fmtSec(r.med(a, took)), fmtNum(r.med(a, requests)), r.steps(a), fmtBytes(r.med(a, getBytes)),
+			fmtSec(r.med(c, took)), fmtNum(r.med(c, requests)), r.steps(c), fmtBytes(r.med(c, getBytes)))
+		runs := map[string]int{}
+		for _, smp := range r.samples[c] {
+			for _, m := range smp.missed {
+				runs[m]++
+			}
+		}
+		for _, m := range slices.Sorted(maps.Keys(runs)) {
+			missed = append(missed, fmt.Sprintf("  %d refs, %d of %d runs: %s", n, runs[m], len(r.samples[c]), m))
+		}
+	}
+	if len(missed) > 0 {
+		b.WriteString("steps buildctl ran although its own ref (imported first) holds them all:\n" + strings.Join(missed, "\n") + "\n")
+	}
+	return b.String()
+}
+
+func (r *results) ratio(fx, sc1, tool1, sc2, tool2 string) float64 {
+	return r.med(key{fx, sc1, tool1}, took) / r.med(key{fx, sc2, tool2}, took)
+}
+
+// paired is the median over runs of action/buildctl wall time within the same
+// run: the two ran back to back, so a slow spell of the machine hits both.
+func (r *results) paired(fx, sc string) float64 {
+	a, c := r.samples[key{fx, sc, toolAction}], r.samples[key{fx, sc, toolBuildctl}]
+	var v []float64
+	for i := range min(len(a), len(c)) {
+		v = append(v, took(a[i])/took(c[i]))
+	}
+	return median(v)
+}
+
+// diff is the action's median wall time minus buildctl's, in seconds.
+func (r *results) diff(fx, sc string) float64 {
+	return r.med(key{fx, sc, toolAction}, took) - r.med(key{fx, sc, toolBuildctl}, took)
+}
+
+// fullScopes lists, per matrix rebuild, how many scopes had every step cached.
+func (r *results) fullScopes(tool string) string {
+	var parts []string
+	for _, g := range r.scopes[tool] {
+		n := 0
+		for _, s := range g {
+			if s.total > 0 && s.cached == s.total {
+				n++
+			}
+		}
+		parts = append(parts, fmt.Sprintf("%d/%d", n, len(g)))
+	}
+	return strings.Join(parts, " ")
+}
+
+func (r *results) targets() []target {
+	var ts []target
+	for _, f := range fixtures {
+		fx := f.name
+		w := r.ratio(fx, "warm", toolAction, "cold", toolAction)
+		ts = append(ts, target{pass: w <= 0.05, check: "warm <= 5% of cold (action, " + fx + ")", value: fmtPct(w),
+			note: r.warmNote(fx, "warm", w)})
+		nb := r.ratio(fx, "new branch", toolAction, "cold", toolAction)
+		ts = append(ts, target{pass: nb <= 0.05, check: "new branch <= 5% of cold (action, " + fx + ")", value: fmtPct(nb),
+			note: r.warmNote(fx, "new branch", nb)})
+		peer := r.ratio(fx, "new branch", toolPeer, "cold", toolPeer)
+		ts = append(ts, target{pass: peer >= 0.8 && peer <= 1.2, check: "... where peer new branch ~ 100% of cold (" + fx + ")", value: fmtPct(peer),
+			note: fmt.Sprintf("the peer's new branch imported the fixed ref written last by another branch (dependency bump) and got %s steps cached", r.steps(key{fx, "new branch", toolPeer}))})
+		c := r.paired(fx, "cold")
+		ts = append(ts, target{pass: c <= 1.05, check: "action/buildctl <= 1.05 on cold (" + fx + ", paired)", value: fmt.Sprintf("%.3f", c),
+			note: r.overheadNote(fx, "cold")})
+		d := r.diff(fx, "warm")
+		ts = append(ts, target{pass: d < 0.3, check: "action overhead < 300 ms on warm (" + fx + ")", value: fmtDelta(d),
+			note: r.overheadNote(fx, "warm")})
+	}
+	for _, f := range fixtures {
+		a, c := r.samples[key{f.name, "cold", toolAction}], r.samples[key{f.name, "cold", toolBuildctl}]
+		if len(a) == 0 || len(c) == 0 {
+			continue
+		}
+		ts = append(ts, target{pass: a[0].total == c[0].total, check: "check: action's total-steps = steps in BuildKit's progress (" + f.name + ")",
+			value: fmt.Sprintf("%d vs %d", a[0].total, c[0].total),
+			note:  "the action's output counts fewer steps than buildctl's progress shows for the same build; names padded to the width of the step count (\"[ 1/11] RUN ...\", \"[deps  2/10] ...\") are the ones missing"})
+	}
+	full := r.fullScopes(toolAction)
+	ok := len(r.scopes[toolAction]) > 0
+	for _, g := range r.scopes[toolAction] {
+		for _, s := range g {
+			ok = ok && s.total > 0 && s.cached == s.total
+		}
+	}
+	ts = append(ts, target{pass: ok, check: "matrix rebuild fully cached for every scope (action)", value: "scopes per rebuild: " + full,
+		note: "peer for comparison: " + r.fullScopes(toolPeer)})
+	for _, f := range fixtures {
+		k, c := key{f.name, "warm", toolAction}, key{f.name, "warm", toolBuildctl}
+		got, img := r.med(k, getBytes), float64(r.imageBytes[f.name])
+		ts = append(ts, target{pass: got < 0.01*img, check: "warm downloads < 1% of image bytes (action, " + f.name + ")",
+			value: fmt.Sprintf("%s (%s of %s)", fmtPct(got/img), fmtBytes(got), fmtBytes(img)),
+			note: fmt.Sprintf("the action's warm build read %s of blobs (cache configs, layers) and %s of manifests; buildctl's read %s and %s (%s of the image) "+
+				"in the %s BuildKit recorded for it, the action's in %s; what is read is cache metadata that grows with the steps (%s), not the image's size",
+				fmtBytes(r.med(k, blobGetBytes)), fmtBytes(r.med(k, manifestGetBytes)), fmtBytes(r.med(c, blobGetBytes)), fmtBytes(r.med(c, manifestGetBytes)),
+				fmtPct(r.med(c, getBytes)/img), r.solves(c), r.solves(k), r.steps(k))})
+	}
+	return ts
+}
+
+// warmNote explains a warm or new-branch miss with what the same BuildKit work
+// cost buildctl, where BuildKit spent it, and what cache-mode=min changes.
+func (r *results) warmNote(fx, sc string, ratio float64) string {
+	bk := key{fx, "warm", toolBuildctl}
+	bkRatio := r.ratio(fx, "warm", toolBuildctl, "cold", toolBuildctl)
+	floor := "buildctl is within 5%, so the action's own overhead is what crosses the line"
+	if bkRatio > 0.05 {
+		floor = "buildctl is over 5% too: BuildKit's warm path itself sets the floor"
+	}
+	note := fmt.Sprintf("%s %s is %s of cold %s; buildctl's warm build with the same flags took %s, %s of its cold; %s. "+
+		"In buildctl's warm build BuildKit spent %s from the first step to the last (all %s served from the imported cache), "+
+		"%s exporting the cache (mode=max writes every step's record again) and %s exporting/pushing the image; "+
+		"BuildKit recorded %s for buildctl's warm build and %s for the action's %s; the action's own start-up to its first BuildKit call was %s and BuildKit's last reply to its exit %s",
+		sc, fmtSec(r.med(key{fx, sc, toolAction}, took)), fmtPct(ratio), fmtSec(r.med(key{fx, "cold", toolAction}, took)),
+		fmtSec(r.med(bk, took)), fmtPct(bkRatio), floor, fmtSec(r.med(bk, stepsPhase)), r.steps(bk),
+		fmtSec(r.med(bk, cacheExport)), fmtSec(r.med(bk, imageExport)),
+		r.solves(bk), r.solves(key{fx, sc, toolAction}), sc, fmtSec(r.med(key{fx, sc, toolAction}, startup)), fmtSec(r.med(key{fx, sc, toolAction}, tail)))
+	if m := (key{fx, "warm, cache-mode=min", toolAction}); len(r.samples[m]) > 0 {
+		note += fmt.Sprintf("; with cache-mode=min the action's warm build took %s, %s of its cold (%s), and was %s cached",
+			fmtSec(r.med(m, took)), fmtPct(r.med(m, took)/r.med(key{fx, "cold, cache-mode=min", toolAction}, took)),
+			fmtSec(r.med(key{fx, "cold, cache-mode=min", toolAction}, took)), r.steps(m))
+	}
+	return note
+}
+
+// overheadNote splits the action-buildctl difference into what the action does
+// outside BuildKit (before its first call, after BuildKit's last reply) and the
+// builds BuildKit recorded, and reads it against the runs' ranges.
+func (r *results) overheadNote(fx, sc string) string {
+	a, c := key{fx, sc, toolAction}, key{fx, sc, toolBuildctl}
+	alo, ahi := r.spread(a)
+	clo, chi := r.spread(c)
+	own := r.med(a, startup) - r.med(c, startup) + r.med(a, tail) - r.med(c, tail)
+	note := fmt.Sprintf("action %s (%s-%s) vs buildctl %s (%s-%s); the action's own work outside BuildKit adds %s "+
+		"(process start to first BuildKit call %s vs %s, BuildKit's last reply to exit %s vs %s), %s of buildctl's time; "+
+		"%.0f of its %.0f registry requests were its own (buildctl made %.0f); BuildKit recorded %s for the action and %s for buildctl",
+		fmtSec(r.med(a, took)), fmtSec(alo), fmtSec(ahi), fmtSec(r.med(c, took)), fmtSec(clo), fmtSec(chi),
+		fmtDelta(own), fmtSec(r.med(a, startup)), fmtSec(r.med(c, startup)), fmtSec(r.med(a, tail)), fmtSec(r.med(c, tail)),
+		fmtPct(own/r.med(c, took)), r.med(a, probes), r.med(a, requests), r.med(c, requests), r.solves(a), r.solves(c))
+	if alo > chi || ahi < clo {
+		return note + "; the ranges do not overlap, so the difference is real and lies in the builds BuildKit ran for each"
+	}
+	return note + "; the ranges overlap, so the rest of the difference is the machine's run-to-run noise"
+}
+
+// solves describes the builds BuildKit recorded per run of k: how many, and
+// the median duration of each in order.
+func (r *results) solves(k key) string {
+	ss := r.samples[k]
+	if len(ss) == 0 || len(ss[0].solves) == 0 {
+		return "no builds"
+	}
+	var parts []string
+	for i := range ss[0].solves {
+		var v []float64
+		for _, s := range ss {
+			if i < len(s.solves) {
+				v = append(v, s.solves[i].Seconds())
+			}
+		}
+		parts = append(parts, fmtSec(median(v)))
+	}
+	word := "builds"
+	if len(parts) == 1 {
+		word = "build"
+	}
+	return fmt.Sprintf("%d %s (%s)", len(parts), word, strings.Join(parts, " + "))
+}
+
+// imageBytes is the size of an image as pushed: config plus layers.
+func imageBytes(ref string) (int64, error) {
+	d, found, err := teststack.Manifest(ref, nil)
+	if err != nil {
+		return 0, err
+	}
+	if !found {
+		return 0, fmt.Errorf("%s: not found", ref)
+	}
+	m, err := v1.ParseManifest(bytes.NewReader(d.Manifest))
+	if err != nil {
+		return 0, err
+	}
+	n := m.Config.Size
+	for _, l := range m.Layers {
+		n += l.Size
+	}
+	return n, nil
+}
+
+func fmtSec(s float64) string {
+	switch {
+	case math.IsNaN(s):
+		return "-"
+	case s < 1:
+		return fmt.Sprintf("%.0fms", s*1000)
+	}
+	return fmt.Sprintf("%.2fs", s)
+}
+
+// fmtNum shows a median count.
+func fmtNum(f float64) string {
+	if math.IsNaN(f) {
+		return "-"
+	}
+	return fmt.Sprintf("%.0f", f)
+}
+
+func fmtDur(d time.Duration) string { return fmtSec(d.Seconds()) }
+
+func fmtDelta(s float64) string {
+	if math.Abs(s) < 1 {
+		return fmt.Sprintf("%+.0fms", s*1000)
+	}
+	return fmt.Sprintf("%+.2fs", s)
+}
+
+func fmtPct(f float64) string {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return "-"
+	}
+	if f < 0.001 {
+		return fmt.Sprintf("%.3f%%", f*100)
+	}
+	return fmt.Sprintf("%.1f%%", f*100)
+}
+
+func fmtBytes(n float64) string {
+	switch {
+	case math.IsNaN(n):
+		return "-"
+	case n >= 1e6:
+		return fmt.Sprintf("%.1f MB", n/1e6)
+	case n >= 1e3:
+		return fmt.Sprintf("%.1f kB", n/1e3)
+	}
+	return fmt.Sprintf("%.0f B", n)
+}
+
+// machine describes where the numbers come from.
+type machine struct {
+	cpus                           int
+	cpu, memory, kernel, os        string
+	goVersion, buildkit, registry  string
+	loadStart, loadEnd, date, took string
+}
+
+func describeMachine(loadStart string) machine {
+	m := machine{cpus: runtime.NumCPU(), goVersion: runtime.Version(), loadStart: loadStart, loadEnd: loadavg(),
+		date: time.Now().UTC().Format("2006-01-02 15:04 MST")}
+	m.cpu = field(readFile("/proc/cpuinfo"), "model name")
+	if kb := strings.Fields(field(readFile("/proc/meminfo"), "MemTotal")); len(kb) > 0 {
+		var n float64
+		fmt.Sscan(kb[0], &n)
+		m.memory = fmt.Sprintf("%.1f GiB", n/(1<<20))
+	}
+	m.kernel = strings.TrimSpace(readFile("/proc/sys/kernel/osrelease"))
+	m.os = strings.Trim(field(readFile("/etc/os-release"), "PRETTY_NAME"), `"`)
+	// buildkitd built by install-stack.sh reports no version of its own; it is
+	// built from the BuildKit module version go.mod pins, which this program links.
+	m.buildkit = "?"
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, d := range bi.Deps {
+			if d.Path == "github.com/moby/buildkit" {
+				m.buildkit = d.Version
+			}
+		}
+	}
+	m.registry = firstLine(exec.Command("docker-registry", "--version").Output())
+	return m
+}
+
+func loadavg() string {
+	f := strings.Fields(readFile("/proc/loadavg"))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+func readFile(p string) string {
+	b, _ := os.ReadFile(p)
+	return string(b)
+}
+
+// field finds "name: value" or "name=value" in a /proc or os-release file.
+func field(text, name string) string {
+	for _, l := range strings.Split(text, "\n") {
+		if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == name {
+			return strings.TrimSpace(v)
+		}
+		if k, v, ok := strings.Cut(l, "="); ok && k == name {
+			return v
+		}
+	}
+	return "?"
+}
+
+func firstLine(b []byte, err error) string {
+	if err != nil {
+		return "? (" + err.Error() + ")"
+	}
+	l, _, _ := strings.Cut(strings.TrimSpace(string(b)), "\n")
+	return l
+}
+
+// markdown is BENCHMARKS.md: the machine, the method and the printed report.
+func markdown(m machine, r *results, report string) string {
+	return fmt.Sprintf(`# Benchmarks
+
+Written by `+"`make bench`"+` (hack/bench) on its latest run; do not edit by hand.
+
+## Machine
+
+- date: %s; the benchmark program took %s
+- CPU: %d x %s; memory %s
+- OS: %s, kernel %s
+- Go %s; BuildKit %s (buildkitd and buildctl); registry: %s
+- load average (1, 5, 15 min) at start: %s; at end: %s
+
+## Method
+
+- Stack: the local loopback stack of internal/teststack: a distribution 2.8 registry (plain HTTP) and one
+  buildkitd (runc, overlayfs). The builder is pruned (everything) before every build: each build models a
+  fresh runner whose only cache is the registry.
+- Three ways to run each build, on the same daemon and registry, taking turns (order rotated per run):
+  **action**: the action binary with a push event environment, as a runner starts it (outputs read from
+  GITHUB_OUTPUT); **buildctl**: `+"`buildctl build`"+` with the flags of the ECR announcement
+  (`+"`--export-cache type=registry,ref=REF,mode=max,image-manifest=true,oci-mediatypes=true`"+`, `+"`--import-cache`"+` of the same
+  REF, a REF per branch, image pushed); **peer**: the same buildctl flags with one fixed REF `+"`<repo>:buildcache`"+` for every
+  branch and no fallback, as most workflows configure docker/build-push-action.
+- Scenarios: **cold** (empty repository); **warm** (same branch again, nothing changed); **new branch** (first build of
+  `+"`feature/new`"+`, same content as main, after main was built; the action falls back to main's cache, buildctl's
+  per-branch ref does not exist yet, and for the peer another branch that bumped a dependency (deps.txt) built
+  after main, so the fixed ref holds its cache: last write wins); **partial** (src/late.txt changed: early steps hit,
+  late steps run); **matrix** (4 cache scopes with different build args built at once, then all 4 rebuilt at once).
+- Numbers: wall time from process start to exit, median of %d runs with min-max; action/buildctl is the median of
+  the per-run ratios (the two ran back to back). Cached/total steps: the action's outputs; for buildctl its
+  `+"`--progress rawjson`"+` stream, counted as the action means to (Dockerfile steps except FROM, each vertex once).
+  Requests and GET response bytes: the registry's access log between two sentinel requests. Start-up: process
+  start to the tool's first connection to buildkitd, through a unix socket proxy every tool uses (for the action:
+  all it does before it dials buildkitd, such as reading its inputs); the proxy also times BuildKit's last reply
+  to the process exit, and buildkitd's build history says how many builds (solves) each tool ran and how long each took. BuildKit's phases (steps, cache export, image export) come from buildctl's progress.
+- Also measured: the steps fixture with the action's `+"`cache-mode: min`"+` (cold once, warm %d times), rebuilds
+  importing 1, 2 and 4 cache refs, and generated Dockerfiles of 10, 50 and 200 RUN steps.
+- Cost control: the matrix's first build, each generated cold build and the 200-step warm build run once
+  (the last takes minutes on its own here), everything else %d times.
+
+## Results
+
+`+"```text\n%s```\n", m.date, m.took, m.cpus, m.cpu, m.memory, m.os, m.kernel, m.goVersion, m.buildkit, m.registry, m.loadStart, m.loadEnd,
+		r.runs, r.runs, r.runs, report)
+}

@@ -1,0 +1,322 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/moby/buildkit/client"
+	digest "github.com/opencontainers/go-digest"
+
+	"github.com/ecr-build-cache/ecr-build-cache/internal/teststack"
+)
+
+// The three ways of running the same build that every scenario compares.
+const (
+	toolAction   = "action"   // the action binary, run as a runner runs it
+	toolBuildctl = "buildctl" // buildctl with the ECR announcement's flags, a cache ref per branch
+	toolPeer     = "peer"     // the usual peer setup: one fixed cache ref for every branch, no fallback
+)
+
+var tools = []string{toolAction, toolBuildctl, toolPeer}
+
+// job is one build of a fixture by one tool.
+type job struct {
+	tool    string
+	repo    string // repository in the stack's registry: image and cache tags
+	branch  string
+	scope   string // matrix cache scope; "" for none
+	context string // build context (holds the Dockerfile)
+	args    map[string]string
+	// extraImports are further cache refs to import, after the tool's own.
+	extraImports []string
+	cacheMode    string // the action's cache-mode input; "" for its default (max)
+}
+
+// sample is what one build (or one concurrent group of builds) measured.
+type sample struct {
+	took    time.Duration // process start to exit
+	startup time.Duration // process start to its first BuildKit call
+	tail    time.Duration // BuildKit's last reply to process exit
+	cached  int
+	total   int
+	traffic
+	cacheRef string // the ref the build exported its cache to
+	// BuildKit's own phases, from buildctl's progress (the action runs the same).
+	// stepsPhase runs from the first step's start to the last step's end.
+	stepsPhase, cacheExport, imageExport time.Duration
+	missed                               []string // steps buildctl ran (not served from cache)
+	// solves are the builds buildkitd recorded for this one, with their durations.
+	solves []time.Duration
+}
+
+// bench holds what every build needs.
+type bench struct {
+	s     *teststack.Stack
+	bin   string // the action binary
+	dir   string // scratch: proxy sockets, run directories
+	reg   *regLog
+	began time.Time
+}
+
+func (j job) imageRef(registry string) string {
+	return registry + "/" + j.repo + ":" + slug(j.branch, j.scope)
+}
+
+// cacheRef is the ref buildctl exports to: per branch (and scope) for the
+// announcement's flags, one fixed tag for the peer setup.
+func (j job) cacheRef(registry string) string {
+	if j.tool == toolPeer {
+		return registry + "/" + j.repo + ":buildcache"
+	}
+	return registry + "/" + j.repo + ":cache-" + slug(j.branch, j.scope)
+}
+
+var notTagChar = regexp.MustCompile(`[^A-Za-z0-9._-]`)
+
+func slug(branch, scope string) string {
+	s := notTagChar.ReplaceAllString(branch, "-")
+	if scope != "" {
+		s += "-" + scope
+	}
+	return s
+}
+
+func (b *bench) buildArgs(j job) map[string]string {
+	args := map[string]string{"BASE": b.s.BaseImage}
+	for k, v := range j.args {
+		args[k] = v
+	}
+	return args
+}
+
+// build runs one job and measures its time, start-up and steps (not traffic:
+// concurrent builds share the registry log, so callers mark it).
+func (b *bench) build(ctx context.Context, j job) (sample, error) {
+	p, err := newConnProxy(b.dir, b.s.BuildkitAddr)
+	if err != nil {
+		return sample{}, err
+	}
+	defer p.close()
+	var smp sample
+	if j.tool == toolAction {
+		err = b.runAction(ctx, j, p, &smp)
+	} else {
+		err = b.runBuildctl(ctx, j, p, &smp)
+	}
+	if err != nil {
+		return smp, fmt.Errorf("%s build of %s (branch %s): %w", j.tool, j.repo, j.branch, err)
+	}
+	return smp, nil
+}
+
+// timed runs a tool's process and sets the sample's times from it and from
+// what its proxy saw.
+func (s *sample) timed(p *connProxy, run func() error) error {
+	start := time.Now()
+	err := run()
+	end := time.Now()
+	s.took = end.Sub(start)
+	if t := p.firstConnect(); !t.IsZero() {
+		s.startup = t.Sub(start)
+	}
+	if t := p.lastReply(); !t.IsZero() {
+		s.tail = end.Sub(t)
+	}
+	return err
+}
+
+func (b *bench) runAction(ctx context.Context, j job, p *connProxy, smp *sample) error {
+	dir, err := os.MkdirTemp(b.dir, "run-")
+	if err != nil {
+		return err
+	}
+	var args []string
+	for k, v := range b.buildArgs(j) {
+		args = append(args, k+"="+v)
+	}
+	slices.Sort(args)
+	r := teststack.NewActionRunIn(dir, map[string]string{
+		"registry":      "http://" + b.s.Registry,
+		"repository":    j.repo,
+		"tags":          slug(j.branch, j.scope),
+		"context":       j.context,
+		"build-args":    strings.Join(args, "\n"),
+		"cache-scope":   j.scope,
+		"cache-from":    strings.Join(j.extraImports, "\n"),
+		"cache-mode":    j.cacheMode,
+		"buildkit-host": p.addr(),
+	})
+	if err := r.SetPush(j.branch, "main"); err != nil {
+		return err
+	}
+	if err := smp.timed(p, func() error { return r.Exec(ctx, b.bin) }); err != nil {
+		return fmt.Errorf("%w\n%s", err, r.StdoutTail(4000))
+	}
+	o, err := r.ReadOutputs()
+	if err != nil {
+		return err
+	}
+	if smp.cached, err = strconv.Atoi(o["cached-steps"]); err != nil {
+		return fmt.Errorf("output cached-steps: %w", err)
+	}
+	if smp.total, err = strconv.Atoi(o["total-steps"]); err != nil {
+		return fmt.Errorf("output total-steps: %w", err)
+	}
+	smp.cacheRef = o["cache-ref"]
+	return os.RemoveAll(dir)
+}
+
+func (b *bench) runBuildctl(ctx context.Context, j job, p *connProxy, smp *sample) error {
+	ref := j.cacheRef(b.s.Registry)
+	args := []string{"--addr", p.addr(), "build", "--progress", "rawjson",
+		"--frontend", "dockerfile.v0", "--local", "context=" + j.context, "--local", "dockerfile=" + j.context}
+	var opts []string
+	for k, v := range b.buildArgs(j) {
+		opts = append(opts, "build-arg:"+k+"="+v)
+	}
+	slices.Sort(opts)
+	for _, o := range opts {
+		args = append(args, "--opt", o)
+	}
+	// The flags of the ECR announcement, plus registry.insecure for the
+	// plain-HTTP loopback registry.
+	args = append(args,
+		"--output", "type=image,name="+j.imageRef(b.s.Registry)+",push=true,registry.insecure=true",
+		"--export-cache", "type=registry,ref="+ref+",mode=max,image-manifest=true,oci-mediatypes=true,registry.insecure=true")
+	for _, imp := range append([]string{ref}, j.extraImports...) {
+		args = append(args, "--import-cache", "type=registry,ref="+imp+",registry.insecure=true")
+	}
+	home := filepath.Join(b.dir, "home")
+	if err := os.MkdirAll(home, 0o755); err != nil {
+		return err
+	}
+	cmd := exec.CommandContext(ctx, b.s.Tool("buildctl"), args...)
+	// Nothing from the machine: no docker config, no AWS settings, no proxies.
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + home, "AWS_EC2_METADATA_DISABLED=true"}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := smp.timed(p, cmd.Run); err != nil {
+		return fmt.Errorf("%w\n%s", err, teststack.Tail(stderr.String(), 4000))
+	}
+	var err error
+	smp.cached, smp.total, err = readProgress(&stderr, smp)
+	smp.cacheRef = ref
+	return err
+}
+
+// stepName is the action's definition of a Dockerfile step: a vertex named
+// "[n/m] ...", "[stage n/m] ..." or "[platform stage n/m] ...", except FROM.
+// The frontend pads n to the width of m: "[ 1/11]", "[deps  2/10]".
+var stepName = regexp.MustCompile(`^\[(?:[^\]]* )?\d+/\d+\] `)
+
+// readProgress reads buildctl's --progress rawjson stream (one SolveStatus per
+// JSON value). It counts steps as the action does (a vertex is reported several
+// times, so steps are keyed by digest and cached if any report says so) and
+// times the export phases.
+func readProgress(r io.Reader, smp *sample) (cached, total int, err error) {
+	steps := map[digest.Digest]bool{}
+	names := map[digest.Digest]string{}
+	var first, last time.Time
+	dec := json.NewDecoder(r)
+	for {
+		var st client.SolveStatus
+		if err := dec.Decode(&st); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			return 0, 0, fmt.Errorf("read buildctl progress: %w", err)
+		}
+		for _, v := range st.Vertexes {
+			if v.Started != nil && v.Completed != nil {
+				switch {
+				case strings.HasPrefix(v.Name, "exporting cache"):
+					smp.cacheExport = v.Completed.Sub(*v.Started)
+				case strings.HasPrefix(v.Name, "exporting to image"):
+					smp.imageExport = v.Completed.Sub(*v.Started)
+				}
+			}
+			loc := stepName.FindStringIndex(v.Name)
+			if loc == nil || strings.HasPrefix(v.Name[loc[1]:], "FROM ") {
+				continue
+			}
+			steps[v.Digest] = steps[v.Digest] || v.Cached
+			names[v.Digest] = v.Name
+			if v.Started != nil && (first.IsZero() || v.Started.Before(first)) {
+				first = *v.Started
+			}
+			if v.Completed != nil && v.Completed.After(last) {
+				last = *v.Completed
+			}
+		}
+	}
+	if !first.IsZero() && last.After(first) {
+		smp.stepsPhase = last.Sub(first)
+	}
+	for d, c := range steps {
+		if c {
+			cached++
+		} else {
+			smp.missed = append(smp.missed, names[d])
+		}
+	}
+	slices.Sort(smp.missed)
+	return cached, len(steps), nil
+}
+
+// measure models one build on a fresh runner: prune the builder, then build,
+// with the registry traffic between two marks of its log.
+func (b *bench) measure(ctx context.Context, j job) (sample, error) {
+	group, err := b.measureGroup(ctx, []job{j})
+	if err != nil {
+		return sample{}, err
+	}
+	return group[0], nil
+}
+
+// measureGroup prunes the builder and runs jobs concurrently, as a matrix's
+// jobs start together. The registry traffic of the whole group goes into the
+// first sample; the group's wall time is the slowest job's.
+func (b *bench) measureGroup(ctx context.Context, jobs []job) ([]sample, error) {
+	if err := b.s.Prune(ctx); err != nil {
+		return nil, err
+	}
+	from, err := b.reg.mark(ctx)
+	if err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	out := make([]sample, len(jobs))
+	errs := make([]error, len(jobs))
+	done := make(chan int)
+	for i, j := range jobs {
+		go func() { out[i], errs[i] = b.build(ctx, j); done <- i }()
+	}
+	for range jobs {
+		<-done
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	to, err := b.reg.mark(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if out[0].traffic, err = b.reg.between(from, to); err != nil {
+		return nil, err
+	}
+	if len(jobs) == 1 {
+		out[0].solves, err = b.solves(ctx, start)
+	}
+	return out, err
+}
