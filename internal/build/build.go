@@ -89,14 +89,14 @@ func (r *Result) CachedSteps() int {
 	return n
 }
 
-// Build solves req on s in two phases, printing progress in plain mode:
-// first the build and the image push (with the cache imports), then the cache
-// export. BuildKit would push image and cache at once; apart, a slow, throttled
-// or failing cache export can never touch the image, a hung one can be stopped
-// with the image already pushed, and no layer is uploaded twice at the same time
-// (CNCF distribution's registry can corrupt such concurrent uploads).
+// Build solves req on s, printing progress in plain mode: the build and the image
+// push, with the cache imports. The cache export is a second solve, ExportCache:
+// BuildKit would push image and cache at once; apart, a slow, throttled or failing
+// cache export can never touch the image, a hung one can be stopped with the image
+// already pushed, the caller can skip an export that would rewrite the same cache,
+// and no layer is uploaded twice at the same time (CNCF distribution's registry can
+// corrupt such concurrent uploads).
 func Build(ctx context.Context, s Solver, req Request, progress io.Writer) (*Result, error) {
-	export := req.CacheExport
 	req.CacheExport = ""
 	opt, err := solveOpt(req)
 	if err != nil {
@@ -112,32 +112,35 @@ func Build(ctx context.Context, s Solver, req Request, progress io.Writer) (*Res
 	res.ExporterResponse = resp.ExporterResponse
 	res.Digest = resp.ExporterResponse["containerimage.digest"]
 	res.ImageID = resp.ExporterResponse["containerimage.config.digest"]
-	if export == "" {
-		return res, nil
-	}
+	return res, nil
+}
 
-	// Every step is in the builder's cache now: this solve only exports it.
-	req.CacheExport, req.Tags, req.Push = export, nil, false
-	if opt, err = solveOpt(req); err != nil {
-		return res, err
+// ExportCache exports the cache of the build req described, after Build: every
+// step is in the builder's cache, so this solve only writes req.CacheExport. A
+// failure is recorded in res (the image stands); only ctx's end is an error.
+func ExportCache(ctx context.Context, s Solver, req Request, progress io.Writer, res *Result) error {
+	req.Tags, req.Push = nil, false
+	opt, err := solveOpt(req)
+	if err != nil {
+		return err
 	}
 	exportCtx, cancel := context.WithTimeout(ctx, cmp.Or(req.CacheExportTimeout, time.Duration(math.MaxInt64)))
 	defer cancel()
-	et := newTally()
-	exportStart := time.Now()
-	_, err = solve(exportCtx, s, opt, progress, et.add, cacheVertices())
-	res.CacheExportDuration = time.Since(exportStart)
+	t := newTally()
+	start := time.Now()
+	_, err = solve(exportCtx, s, opt, progress, t.add, cacheVertices())
+	res.CacheExportDuration = time.Since(start)
 	switch {
 	case ctx.Err() != nil:
-		return res, ctx.Err()
+		return ctx.Err()
 	case errors.Is(exportCtx.Err(), context.DeadlineExceeded):
 		res.CacheExportErr = fmt.Sprintf("the cache export did not finish within %s and was stopped", req.CacheExportTimeout)
-	case et.cacheExportErr != "": // ignore-error=true: BuildKit reports it on the vertex
-		res.CacheExportErr = et.cacheExportErr
+	case t.cacheExportErr != "": // ignore-error=true: BuildKit reports it on the vertex
+		res.CacheExportErr = t.cacheExportErr
 	case err != nil:
 		res.CacheExportErr = err.Error()
 	}
-	return res, nil
+	return nil
 }
 
 // solve runs one Solve, feeding every status to observe and those that pass the

@@ -26,8 +26,9 @@ type Ref struct {
 	Exists bool
 	// Err is set when the registry could not tell (not a plain "not found"); such
 	// a ref is kept for import, since BuildKit ignores a missing cache.
-	Err    error
-	layers map[string]bool
+	Err      error
+	layers   map[string]bool
+	manifest *remote.Descriptor
 }
 
 // Registry fetches manifests with the action's credentials.
@@ -47,42 +48,72 @@ func (r Registry) parse(ref string) (name.Reference, error) {
 	return name.ParseReference(ref, opts...)
 }
 
-// layers returns the layer digests of ref's manifest; found is false on 404.
-func (r Registry) layers(ctx context.Context, ref string) (layers map[string]bool, found bool, err error) {
-	n, err := r.parse(ref)
-	if err != nil {
-		return nil, false, err
-	}
+func (r Registry) options(ctx context.Context) []remote.Option {
 	// go-containerregistry retries 429 and 5xx three times, 1 s and 3 s apart, and
 	// ignores Retry-After (google/go-containerregistry#1569): the transport waits for it.
-	d, err := remote.Get(n, remote.WithContext(ctx), remote.WithAuthFromKeychain(r.Keychain),
-		remote.WithTransport(&retryafter.Transport{Base: remote.DefaultTransport}))
+	return []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(r.Keychain),
+		remote.WithTransport(&retryafter.Transport{Base: remote.DefaultTransport})}
+}
+
+// get fetches ref's manifest and its layer digests; Exists is false on 404.
+func (r Registry) get(ctx context.Context, ref string) Ref {
+	p := Ref{Ref: ref}
+	n, err := r.parse(ref)
+	if err != nil {
+		p.Err = err
+		return p
+	}
+	d, err := remote.Get(n, r.options(ctx)...)
 	var terr *transport.Error
 	if errors.As(err, &terr) && terr.StatusCode == http.StatusNotFound {
-		return nil, false, nil
+		return p
 	}
 	if err != nil {
-		return nil, false, err
+		p.Err = err
+		return p
 	}
+	p.Exists, p.manifest = true, d
 	m, err := v1.ParseManifest(bytes.NewReader(d.Manifest))
 	if err != nil {
-		return nil, true, fmt.Errorf("parse manifest of %s: %w", ref, err)
+		p.Err = fmt.Errorf("parse manifest of %s: %w", ref, err)
+		return p
 	}
-	layers = make(map[string]bool, len(m.Layers))
+	p.layers = make(map[string]bool, len(m.Layers))
 	for _, l := range m.Layers {
-		layers[l.Digest.String()] = true
+		p.layers[l.Digest.String()] = true
 	}
-	return layers, true, nil
+	return p
 }
 
 // Refs probes every ref, in order.
 func (r Registry) Refs(ctx context.Context, refs []string) []Ref {
 	out := make([]Ref, 0, len(refs))
 	for _, ref := range refs {
-		layers, found, err := r.layers(ctx, ref)
-		out = append(out, Ref{Ref: ref, Exists: found, Err: err, layers: layers})
+		out = append(out, r.get(ctx, ref))
 	}
 	return out
+}
+
+// Copy makes the tag to name from's cache, in the same repository: when a build
+// took every step from one cache, exporting to another tag would write the same
+// records and blobs again, and one manifest PUT does it.
+func (r Registry) Copy(ctx context.Context, from Ref, to string) error {
+	src, err := r.parse(from.Ref)
+	if err != nil {
+		return err
+	}
+	dst, err := r.parse(to)
+	if err != nil {
+		return err
+	}
+	tag, ok := dst.(name.Tag)
+	if !ok || from.manifest == nil || src.Context() != dst.Context() {
+		return fmt.Errorf("copy %s to %s: only a fetched cache can be tagged again, within its repository", from.Ref, to)
+	}
+	if err := remote.Tag(tag, from.manifest, r.options(ctx)...); err != nil {
+		return fmt.Errorf("tag %s as %s: %w", from.Ref, to, err)
+	}
+	return nil
 }
 
 // Importable picks what to import: the highest-priority cache that exists, after
@@ -107,13 +138,14 @@ func Importable(probed []Ref) []string {
 // or cache manifest this run pushed), preferring the higher-priority ref on a
 // tie; "" when no imported cache holds any of them.
 func (r Registry) Served(ctx context.Context, probed []Ref, built string) (string, error) {
-	layers, found, err := r.layers(ctx, built)
-	if err != nil {
-		return "", fmt.Errorf("read layers of %s: %w", built, err)
+	b := r.get(ctx, built)
+	if b.Err != nil {
+		return "", fmt.Errorf("read layers of %s: %w", built, b.Err)
 	}
-	if !found {
+	if !b.Exists {
 		return "", fmt.Errorf("read layers of %s: not found", built)
 	}
+	layers := b.layers
 	best, bestN := "", 0
 	for _, p := range probed {
 		n := 0

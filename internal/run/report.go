@@ -25,6 +25,8 @@ type outcome struct {
 	res    *build.Result
 	probed []probe.Ref
 	hitRef string // the imported cache holding most of the built layers
+	// exportNote says why the cache export was skipped or replaced by a tag.
+	exportNote string
 }
 
 // report sets the step outputs and writes the job summary.
@@ -111,6 +113,8 @@ func (o outcome) summary() string {
 		fmt.Fprintf(&b, "| Cache export | none: %s |\n", plan.ExportReason)
 	case res.CacheExportErr != "":
 		fmt.Fprintf(&b, "| Cache export | `%s` **failed** (image is fine) |\n", plan.Export)
+	case o.exportNote != "":
+		fmt.Fprintf(&b, "| Cache export | `%s` %s |\n", plan.Export, o.exportNote)
 	default:
 		fmt.Fprintf(&b, "| Cache export | `%s` (%s) |\n", plan.Export, res.CacheExportDuration.Round(10*time.Millisecond))
 	}

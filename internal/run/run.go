@@ -138,23 +138,28 @@ func Run(ctx context.Context, a *githubactions.Action, out io.Writer) error {
 
 	a.Group("Build " + cfg.Dockerfile)
 	res, err := build.Build(ctx, c, req, out)
-	a.EndGroup()
 	if res != nil {
 		for _, w := range res.Warnings {
 			annotate(a, cfg, w.Location).Warningf("%s", w.Message)
 		}
 	}
 	if err != nil {
+		a.EndGroup()
 		for _, l := range build.ErrorLocations(err) {
 			annotate(a, cfg, &l).Errorf("%s", err)
 		}
+		return err
+	}
+	exportNote, err := exportCache(ctx, a, c, prober, req, probed, res, out)
+	a.EndGroup()
+	if err != nil {
 		return err
 	}
 	if res.CacheExportErr != "" {
 		a.Warningf("cache not saved to %s (the image is fine): %s", plan.Export, res.CacheExportErr)
 	}
 
-	o := outcome{cfg: cfg, plan: plan, req: req, res: res, probed: probed}
+	o := outcome{cfg: cfg, plan: plan, req: req, res: res, probed: probed, exportNote: exportNote}
 	if built := builtRef(req, plan, res); built != "" && len(req.CacheImports) > 0 {
 		if o.hitRef, err = prober.Served(ctx, probed, built); err != nil {
 			a.Warningf("could not tell which cache served the build: %v", err)
@@ -185,6 +190,33 @@ func attests(cfg *config.Config) map[string]string {
 		m["sbom"] = cfg.SBOM.Opts
 	}
 	return m
+}
+
+// exportCache writes req.CacheExport unless the cache it would write is already in
+// the registry: when every step came from the one imported cache, that cache is
+// kept as it is (same tag) or tagged again (a new branch's first build). It
+// returns a note saying which, "" after a real export.
+func exportCache(ctx context.Context, a *githubactions.Action, c build.Solver, prober probe.Registry, req build.Request, probed []probe.Ref, res *build.Result, out io.Writer) (string, error) {
+	if req.CacheExport == "" {
+		return "", nil
+	}
+	if len(res.Steps) > 0 && res.CachedSteps() == len(res.Steps) && len(req.CacheImports) == 1 {
+		i := slices.IndexFunc(probed, func(p probe.Ref) bool { return p.Ref == req.CacheImports[0] && p.Exists })
+		switch {
+		case i < 0:
+		case probed[i].Ref == req.CacheExport:
+			a.Infof("cache export: skipped, every step came from %s, which stays as it is", req.CacheExport)
+			return "unchanged: every step came from it", nil
+		default:
+			err := prober.Copy(ctx, probed[i], req.CacheExport)
+			if err == nil {
+				a.Infof("cache export: %s tagged from %s, which served every step", req.CacheExport, probed[i].Ref)
+				return "tagged from `" + probed[i].Ref + "`, which served every step", nil
+			}
+			a.Infof("cache export: could not tag %s from %s (%v); exporting instead", req.CacheExport, probed[i].Ref, err)
+		}
+	}
+	return "", build.ExportCache(ctx, c, req, out, res)
 }
 
 // builtRef is a manifest this run pushed whose layers show where cache hits came

@@ -139,6 +139,10 @@ func TestColdBuildThenPrunedRebuildIsFullyCached(t *testing.T) {
 	if warm["cache-hit-ref"] != ref {
 		t.Errorf("cache-hit-ref %q, want the branch's own %q", warm["cache-hit-ref"], ref)
 	}
+	// Every step came from the branch's own cache: writing it again would change nothing.
+	if after, _, err := teststack.Manifest(ref, nil); err != nil || after.Digest != cd.Digest || !strings.Contains(r.Stdout(), "cache export: skipped") {
+		t.Errorf("cache tag %s rewritten (%v -> %v, %v) or no note in the log", ref, cd.Digest, after.Digest, err)
+	}
 	if got, err := teststack.ImageFile(image, "/app/greeting", nil); err != nil || got != "hello\n" {
 		t.Errorf("/app/greeting after cached rebuild = %q, %v; want hello", got, err)
 	}
@@ -165,8 +169,16 @@ func TestNewBranchStartsFromDefaultBranchCache(t *testing.T) {
 	if o["cache-from"] != main["cache-ref"] || o["cache-hit-ref"] != main["cache-ref"] {
 		t.Errorf("cache-from = %q, cache-hit-ref = %q; want only main's %q", o["cache-from"], o["cache-hit-ref"], main["cache-ref"])
 	}
-	if _, found, err := teststack.Manifest(o["cache-ref"], nil); err != nil || !found {
-		t.Errorf("new branch's cache tag not pushed: found=%v err=%v", found, err)
+	// Every step came from main's cache: the branch's tag names the same manifest.
+	own, found, err := teststack.Manifest(o["cache-ref"], nil)
+	if err != nil || !found {
+		t.Fatalf("new branch's cache tag not pushed: found=%v err=%v", found, err)
+	}
+	if mainCache, _, err := teststack.Manifest(main["cache-ref"], nil); err != nil || mainCache.Digest != own.Digest {
+		t.Errorf("new branch's cache %v is not main's %v (%v)", own.Digest, mainCache.Digest, err)
+	}
+	if !strings.Contains(r.Stdout(), "cache export: "+o["cache-ref"]+" tagged from "+main["cache-ref"]) {
+		t.Errorf("the log does not say the cache was tagged from main's:\n%s", r.Stdout())
 	}
 }
 
