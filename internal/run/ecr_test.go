@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -262,5 +263,61 @@ func TestECRForkPullRequestWithoutCredentialsBuilds(t *testing.T) {
 	}
 	if e.TokenCalls() != 0 {
 		t.Errorf("%d token calls without credentials", e.TokenCalls())
+	}
+}
+
+// One run holding every kind of secret: the ECR token, a registry password and
+// build secrets. None may appear in what the run printed or wrote, nor in the
+// pushed image or cache.
+func TestNoSecretReachesOutputsImageOrCache(t *testing.T) {
+	s := teststack.Get(t)
+	e := startECR(t, s, fakeecr.Repository{Name: "secrets-all"})
+	r := ecrRun(t, s, e, "secrets-all")
+	dir, err := filepath.Abs("testdata/inputs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	secretFile := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(secretFile, []byte(fileSecretValue), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	const registryPassword = "registry-pw-5e6f7a8b"
+	for k, v := range map[string]string{
+		"INPUT_CONTEXT":      dir,
+		"INPUT_SECRETS":      "token=" + secretValue,
+		"INPUT_SECRET-FILES": "filetoken=" + secretFile,
+		"INPUT_USERNAME":     "robot",
+		"INPUT_PASSWORD":     registryPassword,
+	} {
+		r.Env[k] = v
+	}
+	if err := execRun(t, r); err != nil {
+		t.Fatalf("run: %v\n%s", err, r.Stdout())
+	}
+	o := r.Outputs(t)
+	secrets := []string{secretValue, fileSecretValue, registryPassword}
+	for _, pw := range e.Passwords() {
+		secrets = append(secrets, pw, base64.StdEncoding.EncodeToString([]byte("AWS:"+pw)))
+	}
+	printed := map[string]string{
+		"stdout and stderr": withoutMaskCommands(r.Stdout()),
+		"GITHUB_OUTPUT":     readFile(t, r.OutputFile),
+		"job summary":       r.Summary(t),
+		"metadata output":   o["metadata"],
+	}
+	for i, secret := range secrets {
+		for where, text := range printed {
+			if strings.Contains(text, secret) {
+				t.Errorf("secret %d is in the %s", i, where)
+			}
+		}
+		for _, ref := range []string{o["image"], o["cache-ref"]} {
+			if hit, err := teststack.Contains(ref, []byte(secret), ecrAuth(e)); err != nil || hit {
+				t.Errorf("secret %d in %s: %v, %v", i, ref, hit, err)
+			}
+		}
+	}
+	if got, err := teststack.ImageFile(o["image"], "/token-length", ecrAuth(e)); err != nil || strings.TrimSpace(got) != strconv.Itoa(len(secretValue)) {
+		t.Errorf("the build did not read the secret: /token-length = %q, %v", got, err)
 	}
 }
