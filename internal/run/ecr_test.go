@@ -36,8 +36,8 @@ func startECR(t *testing.T, s *teststack.Stack, repos ...fakeecr.Repository) *fa
 
 // ecrRun prepares a push to main with only repository and tags set, and AWS
 // credentials in the environment as configure-aws-credentials leaves them.
-func ecrRun(t *testing.T, s *teststack.Stack, e *fakeecr.Server, repo string) *teststack.ActionRun {
-	r := pushRun(t, s, repo, "main", nil)
+func ecrRun(t *testing.T, s *teststack.Stack, e *fakeecr.Server, repo string, extra map[string]string) *teststack.ActionRun {
+	r := pushRun(t, s, repo, "main", extra)
 	delete(r.Env, "INPUT_REGISTRY")
 	for k, v := range map[string]string{
 		"AWS_ACCESS_KEY_ID":     fakeecr.DefaultAccessKeyID,
@@ -65,7 +65,7 @@ func TestECRBuildWithOnlyRepositoryAndTags(t *testing.T) {
 	s := teststack.Get(t)
 	prune(t, s)
 	e := startECR(t, s, fakeecr.Repository{Name: "ecr-app"})
-	r := ecrRun(t, s, e, "ecr-app")
+	r := ecrRun(t, s, e, "ecr-app", nil)
 	if err := execRun(t, r); err != nil {
 		t.Fatalf("run: %v\n%s", err, r.Stdout())
 	}
@@ -170,7 +170,7 @@ func TestECRDoubleRejectsLegacyCacheFormat(t *testing.T) {
 func TestECRImmutableRepositoryFailsBeforeBuilding(t *testing.T) {
 	s := teststack.Get(t)
 	e := startECR(t, s, fakeecr.Repository{Name: "frozen", Mutability: fakeecr.Immutable})
-	r := ecrRun(t, s, e, "frozen")
+	r := ecrRun(t, s, e, "frozen", nil)
 	err := execRun(t, r)
 	if err == nil {
 		t.Fatalf("an immutable cache repository did not fail the run:\n%s", r.Stdout())
@@ -196,7 +196,7 @@ func TestECRWithoutDescribePermissionWarnsAndBuilds(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer e.Close()
-	r := ecrRun(t, s, e, "nodescribe")
+	r := ecrRun(t, s, e, "nodescribe", nil)
 	if err := execRun(t, r); err != nil {
 		t.Fatalf("run: %v\n%s", err, r.Stdout())
 	}
@@ -222,7 +222,7 @@ func TestECRErrorsSayWhatToDo(t *testing.T) {
 		"wrong key":      {map[string]string{"AWS_ACCESS_KEY_ID": "AKIDSOMEONEELSE"}, "AWS rejected the credentials"},
 	} {
 		t.Run(name, func(t *testing.T) {
-			r := ecrRun(t, s, e, "app")
+			r := ecrRun(t, s, e, "app", nil)
 			for k, v := range tc.env {
 				if v == "" {
 					delete(r.Env, k)
@@ -242,7 +242,7 @@ func TestECRErrorsSayWhatToDo(t *testing.T) {
 func TestECRForkPullRequestWithoutCredentialsBuilds(t *testing.T) {
 	s := teststack.Get(t)
 	e := startECR(t, s, fakeecr.Repository{Name: "fork-ecr"})
-	r := ecrRun(t, s, e, "fork-ecr")
+	r := ecrRun(t, s, e, "fork-ecr", nil)
 	for _, k := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION"} {
 		delete(r.Env, k)
 	}
@@ -272,25 +272,10 @@ func TestECRForkPullRequestWithoutCredentialsBuilds(t *testing.T) {
 func TestNoSecretReachesOutputsImageOrCache(t *testing.T) {
 	s := teststack.Get(t)
 	e := startECR(t, s, fakeecr.Repository{Name: "secrets-all"})
-	r := ecrRun(t, s, e, "secrets-all")
-	dir, err := filepath.Abs("testdata/inputs")
-	if err != nil {
-		t.Fatal(err)
-	}
-	secretFile := filepath.Join(t.TempDir(), "token")
-	if err := os.WriteFile(secretFile, []byte(fileSecretValue), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	const registryPassword = "registry-pw-5e6f7a8b"
-	for k, v := range map[string]string{
-		"INPUT_CONTEXT":      dir,
-		"INPUT_SECRETS":      "token=" + secretValue,
-		"INPUT_SECRET-FILES": "filetoken=" + secretFile,
-		"INPUT_USERNAME":     "robot",
-		"INPUT_PASSWORD":     registryPassword,
-	} {
-		r.Env[k] = v
-	}
+	in := inputsApp(t)
+	in["username"], in["password"] = "robot", registryPassword
+	r := ecrRun(t, s, e, "secrets-all", in)
 	if err := execRun(t, r); err != nil {
 		t.Fatalf("run: %v\n%s", err, r.Stdout())
 	}

@@ -332,7 +332,7 @@ func TestECRThrottlingIsRetried(t *testing.T) {
 		Status: 400, Body: `{"__type":"ThrottlingException","message":"Rate exceeded"}`}
 	probe := &faultproxy.Rule{Method: "GET", Path: `^/v2/ecr-throttled/manifests/cache-`, Count: 1, Status: 429, RetryAfter: time.Second}
 	e := faultyECR(t, s, "ecr-throttled", token, describe, probe)
-	r := ecrRun(t, s, e, "ecr-throttled")
+	r := ecrRun(t, s, e, "ecr-throttled", nil)
 	if err := execRun(t, r); err != nil {
 		t.Fatalf("run: %v\n%s", err, r.Stdout())
 	}
@@ -354,7 +354,7 @@ func TestECRUnavailableFailsClearlyInBoundedTime(t *testing.T) {
 	token := &faultproxy.Rule{Header: map[string]string{"X-Amz-Target": ecrTarget + "GetAuthorizationToken"}, Status: 503,
 		Body: `{"__type":"ServiceUnavailableException","message":"Service Unavailable"}`}
 	e := faultyECR(t, s, "ecr-down", token)
-	r := ecrRun(t, s, e, "ecr-down")
+	r := ecrRun(t, s, e, "ecr-down", nil)
 	start := time.Now()
 	err := execRun(t, r)
 	took := time.Since(start)
@@ -377,7 +377,7 @@ func TestECRDescribeUnavailableWarnsAndBuilds(t *testing.T) {
 	describe := &faultproxy.Rule{Header: map[string]string{"X-Amz-Target": ecrTarget + "DescribeRepositories"}, Status: 503,
 		Body: `{"__type":"ServiceUnavailableException","message":"Service Unavailable"}`}
 	e := faultyECR(t, s, "ecr-describe-down", describe)
-	r := ecrRun(t, s, e, "ecr-describe-down")
+	r := ecrRun(t, s, e, "ecr-describe-down", nil)
 	if err := execRun(t, r); err != nil {
 		t.Fatalf("run: %v\n%s", err, r.Stdout())
 	}

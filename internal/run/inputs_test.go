@@ -24,6 +24,16 @@ const (
 
 func inputsRun(t *testing.T, s *teststack.Stack, repo string, extra map[string]string) *teststack.ActionRun {
 	t.Helper()
+	in := inputsApp(t)
+	for k, v := range extra {
+		in[k] = v
+	}
+	return pushRun(t, s, repo, "main", in)
+}
+
+// inputsApp are the inputs that build testdata/inputs with both its secrets.
+func inputsApp(t *testing.T) map[string]string {
+	t.Helper()
 	dir, err := filepath.Abs("testdata/inputs")
 	if err != nil {
 		t.Fatal(err)
@@ -32,15 +42,11 @@ func inputsRun(t *testing.T, s *teststack.Stack, repo string, extra map[string]s
 	if err := os.WriteFile(secretFile, []byte(fileSecretValue), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	in := map[string]string{
+	return map[string]string{
 		"context":      dir,
 		"secrets":      "token=" + secretValue,
 		"secret-files": "filetoken=" + secretFile,
 	}
-	for k, v := range extra {
-		in[k] = v
-	}
-	return pushRun(t, s, repo, "main", in)
 }
 
 func TestBuildArgChangesFileContent(t *testing.T) {
