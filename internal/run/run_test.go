@@ -39,11 +39,9 @@ func pushRun(t *testing.T, s *teststack.Stack, repo, branch string, extra map[st
 		inputs[k] = v
 	}
 	r := teststack.NewActionRun(t, inputs)
-	payload, _ := json.Marshal(map[string]any{
-		"ref":        "refs/heads/" + branch,
-		"repository": map[string]any{"full_name": "octo/app", "default_branch": "main"},
-	})
-	r.Event(t, "push", "refs/heads/"+branch, string(payload))
+	if err := r.SetPush(branch, "main"); err != nil {
+		t.Fatal(err)
+	}
 	return r
 }
 
