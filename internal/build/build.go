@@ -16,7 +16,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/distribution/reference"
 	"github.com/moby/buildkit/client"
 	"github.com/moby/buildkit/client/llb"
 	"github.com/moby/buildkit/session"
@@ -51,15 +50,15 @@ type Request struct {
 	Tags []string // full image references
 	Push bool
 
-	CacheImports []string // full refs, highest priority first
-	CacheExport  string   // full ref; "" exports no cache
-	CacheMode    string   // "max" or "min"
+	CacheImports []string  // full refs, highest priority first
+	CacheExport  string    // full ref; "" exports no cache
+	CacheMode    CacheMode // max or min
 	// CacheExportTimeout bounds a hung cache export; the image, pushed before the
 	// cache export starts, stands. Zero means no bound.
 	CacheExportTimeout time.Duration
 
-	// InsecureRegistry is a host (host:port) reached over plain HTTP.
-	InsecureRegistry string
+	// Insecure tells the refs whose registry is reached over plain HTTP.
+	Insecure func(ref string) bool
 	// Session carries credentials (and later secrets) to buildkitd in memory.
 	Session []session.Attachable
 }
@@ -70,13 +69,35 @@ type Result struct {
 	ImageID string // config digest
 	Steps   []Step
 	// Warnings are what the frontend warned about (lint rules, deprecated syntax).
-	Warnings []Warning
-	// CacheExportErr is set when the cache could not be exported; the image stands.
-	CacheExportErr      string
-	Duration            time.Duration
-	CacheExportDuration time.Duration
-	ExporterResponse    map[string]string
+	Warnings         []Warning
+	Duration         time.Duration
+	ExporterResponse map[string]string
 }
+
+// CacheMode is what a cache export holds: every stage's layers (max) or only
+// the final image's (min).
+type CacheMode string
+
+const (
+	CacheModeMax CacheMode = "max"
+	CacheModeMin CacheMode = "min"
+)
+
+// ExportFailure is how a cache export failed.
+type ExportFailure int
+
+const (
+	ExportFailed   ExportFailure = iota // the registry or BuildKit refused or broke off the export
+	ExportTimedOut                      // cache-export-timeout stopped a hung export
+)
+
+// ExportError is why the cache was not saved; the image stands.
+type ExportError struct {
+	Kind ExportFailure
+	Msg  string
+}
+
+func (e *ExportError) Error() string { return e.Msg }
 
 // CachedSteps counts the steps served from cache.
 func (r *Result) CachedSteps() int {
@@ -115,33 +136,44 @@ func Build(ctx context.Context, s Solver, req Request, progress io.Writer) (*Res
 	return res, nil
 }
 
+// Export is what a cache export did.
+type Export struct {
+	Duration time.Duration
+	Err      *ExportError // the cache was not saved; the image stands
+}
+
 // ExportCache exports the cache of the build req described, after Build: every
 // step is in the builder's cache, so this solve only writes req.CacheExport. A
-// failure is recorded in res (the image stands); only ctx's end is an error.
-func ExportCache(ctx context.Context, s Solver, req Request, progress io.Writer, res *Result) error {
+// failure is in the Export (the image stands); only ctx's end is an error.
+func ExportCache(ctx context.Context, s Solver, req Request, progress io.Writer) (Export, error) {
 	req.Tags, req.Push = nil, false
 	opt, err := solveOpt(req)
 	if err != nil {
-		return err
+		return Export{}, err
 	}
 	exportCtx, cancel := context.WithTimeout(ctx, cmp.Or(req.CacheExportTimeout, time.Duration(math.MaxInt64)))
 	defer cancel()
 	t := newTally()
 	start := time.Now()
-	_, err = solve(exportCtx, s, opt, progress, t.add, cacheVertices())
-	res.CacheExportDuration = time.Since(start)
+	resp, err := solve(exportCtx, s, opt, progress, t.add, cacheVertices())
+	e := Export{Duration: time.Since(start)}
 	switch {
 	case ctx.Err() != nil:
-		return ctx.Err()
+		return e, ctx.Err()
 	case errors.Is(exportCtx.Err(), context.DeadlineExceeded):
-		res.CacheExportErr = fmt.Sprintf("the cache export did not finish within %s and was stopped", req.CacheExportTimeout)
-	case t.cacheExportErr != "": // ignore-error=true: BuildKit reports it on the vertex
-		res.CacheExportErr = t.cacheExportErr
+		e.Err = &ExportError{ExportTimedOut, fmt.Sprintf("the cache export did not finish within %s and was stopped", req.CacheExportTimeout)}
 	case err != nil:
-		res.CacheExportErr = err.Error()
+		e.Err = &ExportError{ExportFailed, err.Error()}
+	case resp.ExporterResponse[exportedCacheKey] == "" && t.cacheExportErr != "":
+		// ignore-error=true (moby/buildkit#3430): the solve succeeds without the
+		// cache's descriptor, and the export's vertex carries the error.
+		e.Err = &ExportError{ExportFailed, t.cacheExportErr}
 	}
-	return nil
+	return e, nil
 }
+
+// exportedCacheKey is the solve response's descriptor of an exported registry cache.
+const exportedCacheKey = "cache.manifest"
 
 // solve runs one Solve, feeding every status to observe and those that pass the
 // filters to a plain progress display on progress.
@@ -246,7 +278,7 @@ func solveOpt(req Request) (client.SolveOpt, error) {
 			"name": strings.Join(req.Tags, ","),
 			"push": fmt.Sprint(req.Push),
 		}
-		if req.anyInsecure(req.Tags...) {
+		if slices.ContainsFunc(req.Tags, req.insecure) {
 			img["registry.insecure"] = "true"
 		}
 		maps.Copy(img, req.Annotations)
@@ -257,7 +289,7 @@ func solveOpt(req Request) (client.SolveOpt, error) {
 	}
 	if req.CacheExport != "" {
 		attrs := req.registryAttrs(req.CacheExport)
-		attrs["mode"] = req.CacheMode
+		attrs["mode"] = string(req.CacheMode)
 		// ECR rejects the legacy cache index (aws/containers-roadmap#876); set both
 		// explicitly since older daemons default them off.
 		attrs["image-manifest"] = "true"
@@ -271,20 +303,10 @@ func solveOpt(req Request) (client.SolveOpt, error) {
 
 func (req Request) registryAttrs(ref string) map[string]string {
 	attrs := map[string]string{"ref": ref}
-	if req.anyInsecure(ref) {
+	if req.insecure(ref) {
 		attrs["registry.insecure"] = "true"
 	}
 	return attrs
 }
 
-func (req Request) anyInsecure(refs ...string) bool {
-	if req.InsecureRegistry == "" {
-		return false
-	}
-	for _, r := range refs {
-		if n, err := reference.ParseNormalizedNamed(r); err == nil && reference.Domain(n) == req.InsecureRegistry {
-			return true
-		}
-	}
-	return false
-}
+func (req Request) insecure(ref string) bool { return req.Insecure != nil && req.Insecure(ref) }

@@ -31,8 +31,6 @@ import (
 	// Registers docker-container:// addresses with BuildKit's client, for buildx
 	// docker-container builders and the container this package starts.
 	_ "github.com/moby/buildkit/client/connhelper/dockercontainer"
-
-	"github.com/ecr-build-cache/ecr-build-cache/internal/build"
 )
 
 // Image is the BuildKit image started when only a Docker engine is available,
@@ -66,7 +64,8 @@ type Options struct {
 
 // Endpoint is where the run builds.
 type Endpoint struct {
-	build.Endpoint
+	Addr string // unix:///path, tcp://host:port or docker-container://name
+	TLS  TLS    // for tcp:// with mTLS
 	// Source says how Addr was chosen, for the log.
 	Source string
 	// Container is set when Resolve started a BuildKit container; the main step
@@ -126,8 +125,9 @@ func fromAddr(addr, source string, tls TLS) (Endpoint, error) {
 		return Endpoint{}, fmt.Errorf("buildkit-tls-* / TLS files: %s %q is not a tcp:// address; mTLS applies to tcp:// only", source, addr)
 	}
 	return Endpoint{
-		Endpoint: build.Endpoint{Addr: addr, CACert: tls.CACert, Cert: tls.Cert, Key: tls.Key, ServerName: tls.ServerName},
-		Source:   source,
+		Addr:   addr,
+		TLS:    tls,
+		Source: source,
 	}, nil
 }
 
@@ -179,7 +179,7 @@ func fromBuilder(name string, getenv func(string) string) (Endpoint, error) {
 		if n.Endpoint != "" && n.Endpoint != "default" && !strings.Contains(n.Endpoint, "://") {
 			addr += "?context=" + url.QueryEscape(n.Endpoint)
 		}
-		return Endpoint{Endpoint: build.Endpoint{Addr: addr}, Source: source}, nil
+		return Endpoint{Addr: addr, Source: source}, nil
 	case "remote":
 		o := n.DriverOpts
 		return fromAddr(n.Endpoint, source, TLS{CACert: o["cacert"], Cert: o["cert"], Key: o["key"], ServerName: o["servername"]})
@@ -244,7 +244,7 @@ func startContainer(ctx context.Context, d dockerCLI) (Endpoint, error) {
 		_ = Stop(context.WithoutCancel(ctx), d.getenv, name)
 		return Endpoint{}, fmt.Errorf("start a BuildKit container (%s): %w", Image, err)
 	}
-	ep := Endpoint{Endpoint: build.Endpoint{Addr: "docker-container://" + name}, Source: "container " + name + " started from " + Image, Container: name}
+	ep := Endpoint{Addr: "docker-container://" + name, Source: "container " + name + " started from " + Image, Container: name}
 	wctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	for {

@@ -12,7 +12,6 @@ import (
 	"github.com/moby/buildkit/client"
 	"github.com/moby/buildkit/client/llb"
 
-	"github.com/ecr-build-cache/ecr-build-cache/internal/build"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/buildkitconn"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/teststack"
 )
@@ -32,10 +31,10 @@ func resolve(t *testing.T, opt buildkitconn.Options) buildkitconn.Endpoint {
 
 // buildOn connects like the action does and runs one RUN step on the stack's
 // base image, returning the file the step wrote.
-func buildOn(t *testing.T, s *teststack.Stack, ep build.Endpoint) string {
+func buildOn(t *testing.T, s *teststack.Stack, ep buildkitconn.Endpoint) string {
 	t.Helper()
 	ctx := context.Background()
-	c, err := build.Connect(ctx, ep)
+	c, err := buildkitconn.Connect(ctx, ep)
 	if err != nil {
 		t.Fatalf("connect to %s: %v", ep.Addr, err)
 	}
@@ -73,7 +72,7 @@ func TestBuildkitHostInputOverUnixSocket(t *testing.T) {
 	if ep.Addr != s.BuildkitAddr || ep.Source != "buildkit-host input" || ep.Container != "" {
 		t.Fatalf("resolved %+v, want the buildkit-host input %s", ep, s.BuildkitAddr)
 	}
-	if got := buildOn(t, s, ep.Endpoint); got != "built by "+t.Name() {
+	if got := buildOn(t, s, ep); got != "built by "+t.Name() {
 		t.Errorf("build output %q", got)
 	}
 }
@@ -87,10 +86,10 @@ func TestBuildkitHostEnvOverTCPWithMutualTLS(t *testing.T) {
 		TLS:     tlsInputs(s.Certs),
 		Getenv:  env(map[string]string{"BUILDKIT_HOST": s.TLSAddr}),
 	})
-	if ep.Addr != s.TLSAddr || ep.Source != "BUILDKIT_HOST" || ep.CACert != s.Certs.CA || ep.Cert != s.Certs.ClientCert {
+	if ep.Addr != s.TLSAddr || ep.Source != "BUILDKIT_HOST" || ep.TLS.CACert != s.Certs.CA || ep.TLS.Cert != s.Certs.ClientCert {
 		t.Fatalf("resolved %+v, want BUILDKIT_HOST %s with the TLS inputs", ep, s.TLSAddr)
 	}
-	if got := buildOn(t, s, ep.Endpoint); got != "built by "+t.Name() {
+	if got := buildOn(t, s, ep); got != "built by "+t.Name() {
 		t.Errorf("build output %q", got)
 	}
 }
@@ -107,14 +106,14 @@ func TestTCPRejectsAWrongOrMissingClientCertificate(t *testing.T) {
 		"no client cert":              {CACert: s.Certs.CA},
 	} {
 		ep := resolve(t, buildkitconn.Options{Host: s.TLSAddr, TLS: tls})
-		if c, err := build.Connect(context.Background(), ep.Endpoint); err == nil {
+		if c, err := buildkitconn.Connect(context.Background(), ep); err == nil {
 			c.Close()
 			t.Errorf("%s: connected to %s; buildkitd must refuse it", name, s.TLSAddr)
 		}
 	}
 	// And a server certificate from a CA the client does not trust is refused too.
 	ep := resolve(t, buildkitconn.Options{Host: s.TLSAddr, TLS: tlsInputs(other)})
-	if c, err := build.Connect(context.Background(), ep.Endpoint); err == nil {
+	if c, err := buildkitconn.Connect(context.Background(), ep); err == nil {
 		c.Close()
 		t.Errorf("connected to %s trusting another CA", s.TLSAddr)
 	}
@@ -150,7 +149,7 @@ func TestBuilderWithRemoteDriverBuildsOverMutualTLS(t *testing.T) {
 	if ep.Addr != s.TLSAddr || !strings.Contains(ep.Source, "buildx builder remote-bk") {
 		t.Fatalf("resolved %+v, want the remote builder's endpoint %s", ep, s.TLSAddr)
 	}
-	if got := buildOn(t, s, ep.Endpoint); got != "built by "+t.Name() {
+	if got := buildOn(t, s, ep); got != "built by "+t.Name() {
 		t.Errorf("build output %q", got)
 	}
 }

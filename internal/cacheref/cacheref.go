@@ -75,6 +75,7 @@ type Options struct {
 type Plan struct {
 	Imports      []string // full refs (Repository:tag), priority order, no duplicates, Options.ExtraFrom last
 	Export       string   // full ref to export to; "" when none
+	ExportTag    string   // Export's tag
 	ExportReason string   // when Export is "": one sentence saying why, for the user; else ""
 	Untrusted    bool     // fork pull request or pull_request_target: the caller must write nothing (no image push either)
 	Scope        Key      // the key this run writes, or would write if allowed; zero when the event names none
@@ -135,7 +136,8 @@ func Derive(ev Event, opt Options) (Plan, error) {
 	case mode == ExportNever:
 		plan.ExportReason = "cache-export is false: this run only reads the cache"
 	case !d.own.IsZero() && (d.write || mode == ExportAlways):
-		plan.Export = ref(d.own)
+		plan.ExportTag = Tag(prefix, d.own, opt.Scope)
+		plan.Export = opt.Repository + ":" + plan.ExportTag
 	default:
 		plan.ExportReason = d.why
 	}

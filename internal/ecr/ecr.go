@@ -62,6 +62,7 @@ type Token struct {
 type Client struct {
 	api  API
 	mask func(string)
+	warn func(string)
 	now  func() time.Time
 
 	mu    sync.Mutex
@@ -94,16 +95,17 @@ func LoadConfig(ctx context.Context, region string, optFns ...func(*config.LoadO
 var ErrNotConfigured = errors.New("AWS is not configured")
 
 // New returns a client; mask is called with every secret before it is used, so
-// the runner hides it from all later output.
-func New(api API, mask func(string)) *Client {
-	return &Client{api: api, mask: mask, now: time.Now}
+// the runner hides it from all later output, and warn with what the user should
+// know but need not fail on.
+func New(api API, mask, warn func(string)) *Client {
+	return &Client{api: api, mask: mask, warn: warn, now: time.Now}
 }
 
 // NewFromConfig is New with an SDK client built from cfg, whose retries (the
 // SDK's exponential backoff with jitter, for throttling, 429 and 5xx) make
 // MaxAttempts attempts unless AWS_MAX_ATTEMPTS says otherwise, and wait for a
 // Retry-After header too.
-func NewFromConfig(cfg aws.Config, mask func(string)) *Client {
+func NewFromConfig(cfg aws.Config, mask, warn func(string)) *Client {
 	return New(awsecr.NewFromConfig(cfg, func(o *awsecr.Options) {
 		if o.RetryMaxAttempts == 0 {
 			o.RetryMaxAttempts = MaxAttempts
@@ -111,7 +113,7 @@ func NewFromConfig(cfg aws.Config, mask func(string)) *Client {
 		if r, ok := o.Retryer.(aws.RetryerV2); ok {
 			o.Retryer = retryer{r}
 		}
-	}), mask)
+	}), mask, warn)
 }
 
 // MaxAttempts bounds the attempts of one ECR API call: with the SDK's backoff
@@ -145,7 +147,13 @@ func (c *Client) Token(ctx context.Context) (Token, error) {
 	// RegistryIds is deprecated: one token serves every registry the caller may access.
 	out, err := c.api.GetAuthorizationToken(ctx, &awsecr.GetAuthorizationTokenInput{})
 	if err != nil {
-		return Token{}, explain("get ECR authorization token", err)
+		err = explain(opGetToken, err)
+		// As amazon-ecr-credential-helper does: a token that still works beats a failed build.
+		if c.token != nil && c.now().Before(c.token.ExpiresAt) {
+			c.warn(fmt.Sprintf("could not refresh the ECR token, using the current one until %s: %v", c.token.ExpiresAt.UTC().Format("15:04 MST"), err))
+			return *c.token, nil
+		}
+		return Token{}, err
 	}
 	if len(out.AuthorizationData) == 0 {
 		return Token{}, errors.New("get ECR authorization token: the response has no authorization data")
@@ -208,7 +216,7 @@ func (c *Client) CheckTagOverwrite(ctx context.Context, account, repository, tag
 	}
 	out, err := c.api.DescribeRepositories(ctx, in)
 	if err != nil {
-		return explain("describe ECR repository "+repository, err)
+		return explain(operation{"describe ECR repository " + repository, "ecr:DescribeRepositories"}, err)
 	}
 	if len(out.Repositories) == 0 {
 		return fmt.Errorf("ECR repository %s does not exist: create it (aws ecr create-repository --repository-name %s)", repository, repository)
@@ -251,8 +259,14 @@ func matchesAny(filters []string, tag string) bool {
 	return false
 }
 
+// operation is an ECR call, named for the user, with the IAM action it needs.
+type operation struct{ what, iamAction string }
+
+var opGetToken = operation{"get ECR authorization token", "ecr:GetAuthorizationToken"}
+
 // explain turns the ECR errors a user can act on into messages that say what to do.
-func explain(what string, err error) error {
+func explain(op operation, err error) error {
+	what := op.what
 	var notFound *types.RepositoryNotFoundException
 	if errors.As(err, &notFound) {
 		return fmt.Errorf("%s: the repository does not exist; create it first (aws ecr create-repository) or fix repository/cache-repository: %w", what, err)
@@ -261,11 +275,7 @@ func explain(what string, err error) error {
 	if errors.As(err, &api) {
 		switch api.ErrorCode() {
 		case "AccessDeniedException":
-			action := "ecr:GetAuthorizationToken"
-			if strings.HasPrefix(what, "describe") {
-				action = "ecr:DescribeRepositories"
-			}
-			return fmt.Errorf("%s: access denied; the role needs %s (see the README's IAM policy): %w: %w", what, action, ErrNoPermission, err)
+			return fmt.Errorf("%s: access denied; the role needs %s (see the README's IAM policy): %w: %w", what, op.iamAction, ErrNoPermission, err)
 		case "UnrecognizedClientException", "InvalidSignatureException", "ExpiredTokenException":
 			return fmt.Errorf("%s: AWS rejected the credentials; check the role or keys that configure-aws-credentials set: %w", what, err)
 		}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	awsecr "github.com/aws/aws-sdk-go-v2/service/ecr"
 	"github.com/google/go-containerregistry/pkg/registry"
 
 	"github.com/ecr-build-cache/ecr-build-cache/internal/fakeecr"
@@ -55,7 +56,57 @@ func double(t *testing.T, cfg fakeecr.Config) (*fakeecr.Server, *Client, *[]stri
 		t.Fatal(err)
 	}
 	var masked []string
-	return s, NewFromConfig(awsCfg, func(v string) { masked = append(masked, v) }), &masked
+	return s, NewFromConfig(awsCfg, func(v string) { masked = append(masked, v) }, func(w string) { t.Errorf("unexpected warning: %s", w) }), &masked
+}
+
+// failingAPI fails GetAuthorizationToken while fail is set, like a throttled or
+// briefly unreachable ECR.
+type failingAPI struct {
+	API
+	fail bool
+}
+
+func (f *failingAPI) GetAuthorizationToken(ctx context.Context, in *awsecr.GetAuthorizationTokenInput, opts ...func(*awsecr.Options)) (*awsecr.GetAuthorizationTokenOutput, error) {
+	if f.fail {
+		return nil, errors.New("ThrottlingException: rate exceeded")
+	}
+	return f.API.GetAuthorizationToken(ctx, in, opts...)
+}
+
+// A failed refresh keeps the token that still works, with a warning, as
+// amazon-ecr-credential-helper does; once it has expired the error stands.
+func TestFailedRefreshKeepsTheValidToken(t *testing.T) {
+	t.Parallel()
+	s, _, _ := double(t, fakeecr.Config{TokenTTL: time.Hour})
+	awsCfg, err := LoadConfig(context.Background(), fakeecr.DefaultRegion,
+		config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(fakeecr.DefaultAccessKeyID, "secret", "")),
+		config.WithBaseEndpoint(s.APIURL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := &failingAPI{API: awsecr.NewFromConfig(awsCfg)}
+	var warnings []string
+	c := New(api, func(string) {}, func(w string) { warnings = append(warnings, w) })
+	now := time.Now()
+	c.now = func() time.Time { return now }
+	tok, err := c.Token(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	api.fail = true
+	now = tok.ExpiresAt.Add(-RefreshBefore + time.Minute) // due for refresh, still valid
+	got, err := c.Token(context.Background())
+	if err != nil || got.Password != tok.Password {
+		t.Fatalf("refresh failure within validity: %v; want the current token", err)
+	}
+	if len(warnings) != 1 || !strings.Contains(warnings[0], "could not refresh the ECR token") || strings.Contains(warnings[0], tok.Password) {
+		t.Errorf("warnings %q; want one saying the current token is used", warnings)
+	}
+	now = tok.ExpiresAt.Add(time.Second)
+	if _, err := c.Token(context.Background()); err == nil || !strings.Contains(err.Error(), "ThrottlingException") {
+		t.Errorf("refresh failure after expiry: %v; want the error", err)
+	}
 }
 
 func TestTokenIsMaskedCachedAndRefreshedBeforeExpiry(t *testing.T) {

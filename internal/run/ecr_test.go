@@ -140,7 +140,7 @@ func TestECRDoubleRejectsLegacyCacheFormat(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok, err := ecr.NewFromConfig(awsCfg, func(string) {}).Token(context.Background())
+	tok, err := ecr.NewFromConfig(awsCfg, func(string) {}, func(string) {}).Token(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -294,7 +294,7 @@ func TestProbeFailureWarnsAndStillImports(t *testing.T) {
 		t.Errorf("the run took %v", took)
 	}
 	ref := withHost(o["cache-ref"], p.Host)
-	want := "::warning::cache ref " + ref + " could not be checked, importing it anyway: GET " + p.URL + "/v2/probe-fails/manifests/"
+	want := "::warning::cache ref " + ref + ": could not be checked, imported anyway: GET " + p.URL + "/v2/probe-fails/manifests/"
 	if !strings.Contains(r.Stdout(), want) || !strings.Contains(r.Stdout(), "injected 503 Service Unavailable") {
 		t.Errorf("output lacks %q ... 503:\n%s", want, r.Stdout())
 	}

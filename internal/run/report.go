@@ -1,6 +1,7 @@
 package run
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -9,57 +10,65 @@ import (
 	"strings"
 	"time"
 
-	"github.com/sethvargo/go-githubactions"
-
 	"github.com/ecr-build-cache/ecr-build-cache/internal/build"
-	"github.com/ecr-build-cache/ecr-build-cache/internal/cacheref"
-	"github.com/ecr-build-cache/ecr-build-cache/internal/config"
-	"github.com/ecr-build-cache/ecr-build-cache/internal/probe"
+	"github.com/ecr-build-cache/ecr-build-cache/internal/registry"
 )
 
-// outcome is what a run did, for its outputs and summary.
-type outcome struct {
-	cfg    *config.Config
-	plan   cacheref.Plan
-	req    build.Request
-	res    *build.Result
-	probed []probe.Ref
-	hitRef string // the imported cache holding most of the built layers
-	// exportNote says why the cache export was skipped or replaced by a tag.
-	exportNote string
-}
-
 // report sets the step outputs and writes the job summary.
-func (o outcome) report(a *githubactions.Action) error {
-	plan, req, res := o.plan, o.req, o.res
+func (r *runner) report(ctx context.Context, plan cachePlan, b built, exp exported) error {
+	res := b.res
 	meta, err := metadata(res.ExporterResponse)
 	if err != nil {
 		return err
 	}
-	image := ""
-	if len(req.Tags) > 0 {
-		image = req.Tags[0]
+	hitRef := r.servedBy(ctx, plan, b, exp)
+	image, digest := "", ""
+	if b.req.Push {
+		image, digest = b.req.Tags[0], res.Digest
 	}
 	cached := res.CachedSteps()
 	outputs := []struct{ k, v string }{
-		{"digest", res.Digest},
+		{"digest", digest},
 		{"imageid", res.ImageID},
 		{"image", image},
+		{"pushed", strconv.FormatBool(b.req.Push)},
 		{"metadata", meta},
 		{"cache-ref", plan.Export},
-		{"cache-from", strings.Join(req.CacheImports, "\n")},
-		{"cache-hit-ref", o.hitRef},
+		{"cache-from", strings.Join(plan.imports, "\n")},
+		{"cache-hit-ref", hitRef},
 		{"cached-steps", strconv.Itoa(cached)},
 		{"total-steps", strconv.Itoa(len(res.Steps))},
 	}
 	for _, out := range outputs {
-		a.SetOutput(out.k, out.v)
+		r.a.SetOutput(out.k, out.v)
 	}
-	a.Infof("%d/%d steps cached; build took %s", cached, len(res.Steps), res.Duration.Round(10*time.Millisecond))
-	if a.Getenv("GITHUB_STEP_SUMMARY") != "" {
-		a.AddStepSummary(o.summary())
+	r.a.Infof("%d/%d steps cached; build took %s", cached, len(res.Steps), res.Duration.Round(10*time.Millisecond))
+	if r.a.Getenv("GITHUB_STEP_SUMMARY") != "" {
+		r.a.AddStepSummary(summary(r.cfg.Dockerfile, plan, b, exp, hitRef))
 	}
 	return nil
+}
+
+// servedBy names the imported cache holding most of the layers of what this run
+// pushed (the image, else the cache it exported); "" when no step was cached.
+func (r *runner) servedBy(ctx context.Context, plan cachePlan, b built, exp exported) string {
+	var ref string
+	switch {
+	case len(plan.imports) == 0 || b.res.CachedSteps() == 0:
+		return ""
+	case b.req.Push:
+		ref = b.req.Tags[0]
+	case exp.decision.kind == exportSolve && exp.Err == nil:
+		ref = plan.Export
+	default:
+		return ""
+	}
+	layers, err := r.reg.Layers(ctx, ref)
+	if err != nil {
+		r.a.Warningf("could not tell which cache served the build: %v", err)
+		return ""
+	}
+	return registry.ServedBy(plan.probed, layers)
 }
 
 // metadata renders the exporter response like buildx's --metadata-file: the
@@ -81,52 +90,42 @@ func metadata(resp map[string]string) (string, error) {
 	return string(b), nil
 }
 
-func (o outcome) summary() string {
-	plan, req, res := o.plan, o.req, o.res
-	var b strings.Builder
-	fmt.Fprintf(&b, "### ecr-build-cache: `%s`\n\n", o.cfg.Dockerfile)
-	fmt.Fprintf(&b, "| | |\n|---|---|\n")
-	if len(req.Tags) > 0 {
-		fmt.Fprintf(&b, "| Image | `%s` |\n", strings.Join(req.Tags, "`, `"))
+func summary(dockerfile string, plan cachePlan, b built, exp exported, hitRef string) string {
+	req, res := b.req, b.res
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "### ecr-build-cache: `%s`\n\n", dockerfile)
+	fmt.Fprintf(&sb, "| | |\n|---|---|\n")
+	if req.Push {
+		fmt.Fprintf(&sb, "| Image | `%s` |\n", strings.Join(req.Tags, "`, `"))
+		fmt.Fprintf(&sb, "| Digest | `%s` |\n", res.Digest)
+	} else {
+		fmt.Fprintf(&sb, "| Image | not pushed |\n")
 	}
-	if res.Digest != "" {
-		fmt.Fprintf(&b, "| Digest | `%s` |\n", res.Digest)
-	}
-	fmt.Fprintf(&b, "| Cached steps | %d/%d |\n", res.CachedSteps(), len(res.Steps))
-	fmt.Fprintf(&b, "| Build time | %s |\n", res.Duration.Round(10*time.Millisecond))
-	for _, p := range o.probed {
-		state := "not found"
-		switch {
-		case p.Ref == o.hitRef:
-			state = "imported, served the hits"
-		case slices.Contains(req.CacheImports, p.Ref):
-			state = "imported"
-		case p.Exists:
-			state = "found, not needed: a higher-priority cache was imported"
-		case p.Err != nil:
-			state = "could not be checked"
-		}
-		fmt.Fprintf(&b, "| Cache import | `%s` (%s) |\n", p.Ref, state)
+	fmt.Fprintf(&sb, "| Cached steps | %d/%d |\n", res.CachedSteps(), len(res.Steps))
+	fmt.Fprintf(&sb, "| Build time | %s |\n", res.Duration.Round(10*time.Millisecond))
+	for _, p := range plan.probed {
+		state := registry.State(p, slices.Contains(plan.imports, p.Ref), p.Ref == hitRef)
+		fmt.Fprintf(&sb, "| Cache import | `%s` (%s) |\n", p.Ref, state)
 	}
 	switch {
 	case plan.Export == "":
-		fmt.Fprintf(&b, "| Cache export | none: %s |\n", plan.ExportReason)
-	case res.CacheExportErr != "":
-		fmt.Fprintf(&b, "| Cache export | `%s` **failed** (image is fine) |\n", plan.Export)
-	case o.exportNote != "":
-		fmt.Fprintf(&b, "| Cache export | `%s` %s |\n", plan.Export, o.exportNote)
+		fmt.Fprintf(&sb, "| Cache export | none: %s |\n", plan.ExportReason)
+	case exp.Err != nil:
+		fmt.Fprintf(&sb, "| Cache export | `%s` **failed** (image is fine) |\n", plan.Export)
+	case exp.note != "":
+		fmt.Fprintf(&sb, "| Cache export | `%s` %s |\n", plan.Export, exp.note)
 	default:
-		fmt.Fprintf(&b, "| Cache export | `%s` (%s) |\n", plan.Export, res.CacheExportDuration.Round(10*time.Millisecond))
+		fmt.Fprintf(&sb, "| Cache export | `%s` (%s) |\n", plan.Export, exp.Duration.Round(10*time.Millisecond))
 	}
 	if slow := build.Slowest(res.Steps, 10); len(slow) > 0 {
-		fmt.Fprintf(&b, "\n| Step | Cache | Seconds |\n|---|---|---|\n")
+		fmt.Fprintf(&sb, "\n| Step | Cache | Seconds |\n|---|---|---|\n")
 		for _, s := range slow {
 			state := "run"
 			if s.Cached {
 				state = "cached"
 			}
-			fmt.Fprintf(&b, "| `%s` | %s | %.2f |\n", strings.ReplaceAll(s.Name, "|", `\|`), state, s.Duration.Seconds())
+			fmt.Fprintf(&sb, "| `%s` | %s | %.2f |\n", strings.ReplaceAll(s.Name, "|", `\|`), state, s.Duration.Seconds())
 		}
 	}
-	return b.String()
+	return sb.String()
 }

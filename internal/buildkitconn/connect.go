@@ -1,4 +1,4 @@
-package build
+package buildkitconn
 
 import (
 	"context"
@@ -8,14 +8,6 @@ import (
 	"github.com/moby/buildkit/client"
 )
 
-// Endpoint is how to reach buildkitd.
-type Endpoint struct {
-	Addr       string // unix:///path or tcp://host:port
-	CACert     string // for tcp:// with mTLS
-	Cert, Key  string
-	ServerName string
-}
-
 // ConnectTimeout bounds how long an unreachable buildkitd can hold up a run.
 const ConnectTimeout = 30 * time.Second
 
@@ -23,11 +15,11 @@ const ConnectTimeout = 30 * time.Second
 // fails now with a clear message rather than deep inside the build.
 func Connect(ctx context.Context, ep Endpoint) (*client.Client, error) {
 	var opts []client.ClientOpt
-	if ep.CACert != "" || ep.ServerName != "" {
-		opts = append(opts, client.WithServerConfig(ep.ServerName, ep.CACert))
+	if ep.TLS.CACert != "" || ep.TLS.ServerName != "" {
+		opts = append(opts, client.WithServerConfig(ep.TLS.ServerName, ep.TLS.CACert))
 	}
-	if ep.Cert != "" {
-		opts = append(opts, client.WithCredentials(ep.Cert, ep.Key))
+	if ep.TLS.Cert != "" {
+		opts = append(opts, client.WithCredentials(ep.TLS.Cert, ep.TLS.Key))
 	}
 	c, err := client.New(ctx, ep.Addr, opts...)
 	if err != nil {

@@ -1,4 +1,4 @@
-package probe
+package registry
 
 import (
 	"context"
@@ -10,8 +10,9 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
-	"github.com/google/go-containerregistry/pkg/registry"
+	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
 	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/ecr-build-cache/ecr-build-cache/internal/faultproxy"
 )
@@ -20,9 +21,9 @@ import (
 // fault proxy with rules, and returns its host.
 func faultyRegistry(t *testing.T, rules ...*faultproxy.Rule) string {
 	t.Helper()
-	up := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	up := httptest.NewServer(ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0))))
 	t.Cleanup(up.Close)
-	push(t, strings.TrimPrefix(up.URL, "http://"), "app:cache-main", must(random.Image(64, 1)))
+	push(t, strings.TrimPrefix(up.URL, "http://"), "app:cache-main", layerImage(t, must(random.Layer(64, types.OCILayer))))
 	return faultproxy.Serve(t, up.URL, rules...).Host
 }
 
@@ -32,11 +33,11 @@ func TestThrottledProbeWaitsForRetryAfter(t *testing.T) {
 	t.Parallel()
 	throttle := &faultproxy.Rule{Method: "GET", Path: `^/v2/app/manifests/`, Count: 1, Status: 429, RetryAfter: 3 * time.Second}
 	host := faultyRegistry(t, throttle)
-	reg := Registry{Keychain: authn.DefaultKeychain, InsecureHost: host}
+	reg := New(authn.DefaultKeychain, host)
 
-	p := reg.Refs(context.Background(), []string{host + "/app:cache-main"})[0]
-	if !p.Exists || p.Err != nil {
-		t.Fatalf("probe after one 429: exists=%v err=%v", p.Exists, p.Err)
+	p := reg.Probe(context.Background(), []string{host + "/app:cache-main"})[0]
+	if p.Kind != Cache || p.Err != nil {
+		t.Fatalf("probe after one 429: exists=%v err=%v", p.Kind, p.Err)
 	}
 	if a := throttle.Arrivals(); len(a) != 2 || a[1].Sub(a[0]) < 3*time.Second {
 		t.Errorf("attempts %v: want 2, the retry at least 3 s (Retry-After) after the 429", a)
@@ -49,13 +50,13 @@ func TestUnavailableProbeGivesUp(t *testing.T) {
 	t.Parallel()
 	down := &faultproxy.Rule{Method: "GET", Path: `^/v2/app/manifests/`, Status: 503, RetryAfter: time.Second}
 	host := faultyRegistry(t, down)
-	reg := Registry{Keychain: authn.DefaultKeychain, InsecureHost: host}
+	reg := New(authn.DefaultKeychain, host)
 
 	start := time.Now()
-	p := reg.Refs(context.Background(), []string{host + "/app:cache-main"})[0]
+	p := reg.Probe(context.Background(), []string{host + "/app:cache-main"})[0]
 	took := time.Since(start)
-	if p.Exists || p.Err == nil || !strings.Contains(p.Err.Error(), "faultproxy: injected 503 Service Unavailable") {
-		t.Fatalf("exists=%v err=%v; want the registry's 503", p.Exists, p.Err)
+	if p.Exists() || p.Err == nil || !strings.Contains(p.Err.Error(), "faultproxy: injected 503 Service Unavailable") {
+		t.Fatalf("exists=%v err=%v; want the registry's 503", p.Kind, p.Err)
 	}
 	if down.Matched() != 3 || took > time.Minute {
 		t.Errorf("%d attempts in %v; want 3, within a minute", down.Matched(), took)

@@ -1,0 +1,289 @@
+// Package registry is the action's one client for its own registry calls (the
+// image build and cache transfers are BuildKit's): it probes which cache
+// references exist before a build, so that BuildKit imports only those, in
+// priority order (several cache-from refs with missing ones behave surprisingly,
+// moby/buildkit#6418), tags a cache again, and reads a pushed image's layers to
+// tell which imported cache served it. Every call shares one transport, one
+// keychain, one reference parser and one rule for plain-HTTP hosts, and every
+// call has a deadline.
+package registry
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+
+	"github.com/ecr-build-cache/ecr-build-cache/internal/retryafter"
+)
+
+// CacheConfigType is the config media type of a BuildKit cache manifest
+// (image-manifest=true), and of the config entry of a legacy cache index.
+const CacheConfigType = "application/vnd.buildkit.cacheconfig.v0"
+
+// Deadlines: a host that accepts connections and never answers costs at most
+// CallTimeout per call (go-containerregistry's default transport has no
+// response-header timeout), and the probes of one run at most ProbeTimeout.
+const (
+	CallTimeout  = 30 * time.Second
+	ProbeTimeout = 30 * time.Second
+)
+
+// Kind is what a probed tag holds.
+type Kind int
+
+const (
+	Missing     Kind = iota // no such tag
+	Cache                   // a BuildKit cache manifest (image-manifest=true), what this action writes
+	LegacyCache             // a BuildKit cache index (image-manifest=false), which ECR rejects
+	NotCache                // anything else, e.g. an ordinary image pushed to a cache tag
+)
+
+// Ref is what the registry said about one cache reference.
+type Ref struct {
+	Ref  string
+	Kind Kind
+	// Err is set when the registry could not tell (not a plain "not found").
+	Err error
+	// Unreachable is set when the host did not answer in time: BuildKit would
+	// hang on it too, so such a ref is never imported.
+	Unreachable bool
+	Layers      map[string]bool
+	desc        *remote.Descriptor
+}
+
+// Exists reports whether the tag is there, whatever it holds.
+func (r Ref) Exists() bool { return r.Kind != Missing }
+
+// Client makes the action's registry calls with its credentials.
+type Client struct {
+	keychain     authn.Keychain
+	insecureHost string
+	transport    http.RoundTripper
+}
+
+// New returns a client that authenticates with keychain and reaches
+// insecureHost ("" for none) over plain HTTP.
+func New(keychain authn.Keychain, insecureHost string) *Client {
+	t := remote.DefaultTransport.(*http.Transport).Clone()
+	t.DialContext = (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+	t.TLSHandshakeTimeout = 10 * time.Second
+	t.ResponseHeaderTimeout = 20 * time.Second
+	// go-containerregistry retries 429 and 5xx three times, 1 s and 3 s apart, and
+	// ignores Retry-After (google/go-containerregistry#1569): the transport waits for it.
+	return &Client{keychain: keychain, insecureHost: insecureHost, transport: &retryafter.Transport{Base: t}}
+}
+
+// Insecure reports whether ref's host is reached over plain HTTP.
+func (c *Client) Insecure(ref string) bool {
+	if c.insecureHost == "" {
+		return false
+	}
+	n, err := name.ParseReference(ref)
+	return err == nil && n.Context().RegistryStr() == c.insecureHost
+}
+
+func (c *Client) parse(ref string) (name.Reference, error) {
+	var opts []name.Option
+	if c.Insecure(ref) {
+		opts = append(opts, name.Insecure)
+	}
+	return name.ParseReference(ref, opts...)
+}
+
+func (c *Client) options(ctx context.Context) []remote.Option {
+	return []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(c.keychain), remote.WithTransport(c.transport)}
+}
+
+// Probe asks for every ref, in order, within ProbeTimeout in all.
+func (c *Client) Probe(ctx context.Context, refs []string) []Ref {
+	ctx, cancel := context.WithTimeout(ctx, ProbeTimeout)
+	defer cancel()
+	out := make([]Ref, 0, len(refs))
+	for _, ref := range refs {
+		out = append(out, c.get(ctx, ref))
+	}
+	return out
+}
+
+// get fetches ref's manifest and the layer digests of the image(s) it holds.
+func (c *Client) get(ctx context.Context, ref string) Ref {
+	p := Ref{Ref: ref}
+	n, err := c.parse(ref)
+	if err != nil {
+		p.Err = err
+		return p
+	}
+	ctx, cancel := context.WithTimeout(ctx, CallTimeout)
+	defer cancel()
+	d, err := remote.Get(n, c.options(ctx)...)
+	var terr *transport.Error
+	switch {
+	case errors.As(err, &terr) && terr.StatusCode == http.StatusNotFound:
+		return p
+	case err != nil:
+		p.Err, p.Unreachable = err, timedOut(ctx, err)
+		return p
+	}
+	p.desc = d
+	p.Kind, p.Layers, p.Err = classify(d)
+	if p.Err != nil {
+		p.Err = fmt.Errorf("read %s: %w", ref, p.Err)
+	}
+	return p
+}
+
+// timedOut tells a host that did not answer from one that answered with an error.
+func timedOut(ctx context.Context, err error) bool {
+	var ne net.Error
+	return ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
+}
+
+// classify says what d holds and collects the layers of its image(s): an index
+// (multi-platform or attested image) contributes every child manifest's layers.
+func classify(d *remote.Descriptor) (Kind, map[string]bool, error) {
+	layers := map[string]bool{}
+	if !d.MediaType.IsIndex() {
+		m, err := v1.ParseManifest(bytes.NewReader(d.Manifest))
+		if err != nil {
+			return NotCache, nil, err
+		}
+		for _, l := range m.Layers {
+			layers[l.Digest.String()] = true
+		}
+		if m.Config.MediaType == CacheConfigType {
+			return Cache, layers, nil
+		}
+		return NotCache, layers, nil
+	}
+	idx, err := d.ImageIndex()
+	if err != nil {
+		return NotCache, nil, err
+	}
+	im, err := idx.IndexManifest()
+	if err != nil {
+		return NotCache, nil, err
+	}
+	for _, m := range im.Manifests {
+		switch {
+		case m.MediaType == CacheConfigType:
+			// A legacy cache index lists its layers and config directly.
+			return LegacyCache, nil, nil
+		case m.MediaType.IsImage():
+			img, err := idx.Image(m.Digest)
+			if err != nil {
+				return NotCache, nil, err
+			}
+			ls, err := img.Manifest()
+			if err != nil {
+				return NotCache, nil, err
+			}
+			for _, l := range ls.Layers {
+				layers[l.Digest.String()] = true
+			}
+		}
+	}
+	return NotCache, layers, nil
+}
+
+// Tag makes to name from's cache, in the same repository: when a build took
+// every step from one cache, exporting to another tag would write the same
+// records and blobs again, and one manifest PUT does it.
+func (c *Client) Tag(ctx context.Context, from Ref, to string) error {
+	src, err := c.parse(from.Ref)
+	if err != nil {
+		return err
+	}
+	dst, err := c.parse(to)
+	if err != nil {
+		return err
+	}
+	tag, ok := dst.(name.Tag)
+	if !ok || from.desc == nil || src.Context() != dst.Context() {
+		return fmt.Errorf("tag %s as %s: only a fetched cache can be tagged again, within its repository", from.Ref, to)
+	}
+	ctx, cancel := context.WithTimeout(ctx, CallTimeout)
+	defer cancel()
+	if err := remote.Tag(tag, from.desc, c.options(ctx)...); err != nil {
+		return fmt.Errorf("tag %s as %s: %w", from.Ref, to, err)
+	}
+	return nil
+}
+
+// Layers reads the layer digests of the image (or every image of the index) at ref.
+func (c *Client) Layers(ctx context.Context, ref string) (map[string]bool, error) {
+	p := c.get(ctx, ref)
+	switch {
+	case p.Err != nil:
+		return nil, fmt.Errorf("read layers of %s: %w", ref, p.Err)
+	case !p.Exists():
+		return nil, fmt.Errorf("read layers of %s: not found", ref)
+	}
+	return p.Layers, nil
+}
+
+// Importable picks what to import: the highest-priority cache that exists, after
+// any higher-priority ref that could not be checked but whose host answers. Only
+// one known cache, because BuildKit picks among several imported caches
+// unpredictably and may follow the fallback's records past the steps they share,
+// missing the rest of the branch's own cache (moby/buildkit#6418).
+func Importable(probed []Ref) []string {
+	var out []string
+	for _, p := range probed {
+		switch {
+		case p.Kind == Cache || p.Kind == LegacyCache:
+			return append(out, p.Ref)
+		case p.Err != nil && !p.Unreachable:
+			out = append(out, p.Ref)
+		}
+	}
+	return out
+}
+
+// ServedBy returns the probed cache that holds most of built's layers,
+// preferring the higher-priority ref on a tie; "" when none holds any.
+func ServedBy(probed []Ref, built map[string]bool) string {
+	best, bestN := "", 0
+	for _, p := range probed {
+		n := 0
+		for l := range built {
+			if p.Layers[l] {
+				n++
+			}
+		}
+		if n > bestN {
+			best, bestN = p.Ref, n
+		}
+	}
+	return best
+}
+
+// State describes a probed ref for the log and the job summary, in one wording.
+func State(p Ref, imported, served bool) string {
+	switch {
+	case served:
+		return "imported, served the hits"
+	case imported && p.Err != nil:
+		return "could not be checked, imported anyway"
+	case imported:
+		return "imported"
+	case p.Unreachable:
+		return "did not answer in time, not imported"
+	case p.Err != nil:
+		return "could not be checked"
+	case p.Kind == NotCache:
+		return "not a BuildKit cache (an image or other artifact holds the tag), not imported"
+	case p.Exists():
+		return "found, not needed: a higher-priority cache is imported"
+	}
+	return "not found"
+}

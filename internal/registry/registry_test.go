@@ -1,0 +1,174 @@
+package registry
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+)
+
+// push writes img to host/repo:tag on a plain-HTTP registry.
+func push(t *testing.T, host, ref string, img v1.Image) {
+	t.Helper()
+	r, err := name.ParseReference(host+"/"+ref, name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(r, img); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// layerImage is a BuildKit-cache-shaped manifest (cacheconfig config) with layers.
+func layerImage(t *testing.T, layers ...v1.Layer) v1.Image {
+	t.Helper()
+	img, err := mutate.AppendLayers(must(random.Image(1, 0)), layers...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mutate.ConfigMediaType(img, CacheConfigType)
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
+
+func TestRefsImportableAndServed(t *testing.T) {
+	t.Parallel()
+	// /v2/broken/ answers 403: neither "exists" nor "not found".
+	mem := ggcrregistry.New()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/v2/broken/") {
+			http.Error(w, `{"errors":[{"code":"DENIED","message":"no"}]}`, http.StatusForbidden)
+			return
+		}
+		mem.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	host := strings.TrimPrefix(srv.URL, "http://")
+
+	base := must(random.Layer(64, "application/vnd.oci.image.layer.v1.tar+gzip"))
+	deps := must(random.Layer(64, "application/vnd.oci.image.layer.v1.tar+gzip"))
+	src := must(random.Layer(64, "application/vnd.oci.image.layer.v1.tar+gzip"))
+	push(t, host, "app:cache-main", layerImage(t, base, deps)) // the default branch: base + deps
+	push(t, host, "app:cache-other", layerImage(t, base))      // shares only the base layer
+	push(t, host, "app:built", layerImage(t, base, deps, src)) // this run's image
+
+	reg := New(authn.DefaultKeychain, host)
+	refs := []string{host + "/app:cache-feature", host + "/app:cache-other", host + "/broken:cache", host + "/app:cache-main"}
+	probed := reg.Probe(context.Background(), refs)
+	if got := Importable(probed); !slices.Equal(got, refs[1:2]) {
+		t.Errorf("Importable = %q; want only the first existing ref", got)
+	}
+	// A ref that could not be checked is kept, with the next existing one behind it.
+	if got := Importable(probed[2:]); !slices.Equal(got, refs[2:]) {
+		t.Errorf("Importable = %q; want the unchecked ref, then the existing one", got)
+	}
+	if probed[0].Exists() || probed[0].Err != nil || probed[2].Err == nil || probed[2].Unreachable {
+		t.Errorf("missing ref: %+v; broken ref: %+v", probed[0], probed[2])
+	}
+	built, err := reg.Layers(context.Background(), host+"/app:built")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if served := ServedBy(probed, built); served != host+"/app:cache-main" {
+		t.Errorf("ServedBy = %q; want cache-main, which holds two of the image's layers", served)
+	}
+}
+
+// An image pushed to a cache tag is reported as such and never imported; the
+// layers of a multi-platform image (an index) are its children's layers.
+func TestIndexesAndNonCacheTags(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(ggcrregistry.New())
+	defer srv.Close()
+	host := strings.TrimPrefix(srv.URL, "http://")
+
+	base := must(random.Layer(64, "application/vnd.oci.image.layer.v1.tar+gzip"))
+	arm := must(random.Layer(64, "application/vnd.oci.image.layer.v1.tar+gzip"))
+	push(t, host, "app:cache-main", layerImage(t, base, arm))
+	plain, err := mutate.AppendLayers(must(random.Image(1, 0)), base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	push(t, host, "app:cache-image", plain) // an ordinary image on a cache tag
+	idx := mutate.AppendManifests(mutate.IndexMediaType(empty.Index, "application/vnd.oci.image.index.v1+json"),
+		mutate.IndexAddendum{Add: plain}, mutate.IndexAddendum{Add: must(mutate.AppendLayers(must(random.Image(1, 0)), arm))})
+	r, err := name.ParseReference(host+"/app:multi", name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.WriteIndex(r, idx); err != nil {
+		t.Fatal(err)
+	}
+
+	reg := New(authn.DefaultKeychain, host)
+	probed := reg.Probe(context.Background(), []string{host + "/app:cache-image", host + "/app:cache-main"})
+	if probed[0].Kind != NotCache || !strings.Contains(State(probed[0], false, false), "not a BuildKit cache") {
+		t.Errorf("image on a cache tag: kind %v, state %q", probed[0].Kind, State(probed[0], false, false))
+	}
+	if got := Importable(probed); !slices.Equal(got, []string{host + "/app:cache-main"}) {
+		t.Errorf("Importable = %q; want only the real cache", got)
+	}
+	built, err := reg.Layers(context.Background(), host+"/app:multi")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !built[must(base.Digest()).String()] || !built[must(arm.Digest()).String()] {
+		t.Fatalf("layers of the index %v: want both platforms' layers", built)
+	}
+	if served := ServedBy(probed, built); served != host+"/app:cache-main" {
+		t.Errorf("ServedBy = %q for a multi-platform image; want cache-main", served)
+	}
+}
+
+// A host that accepts connections and never answers costs one bounded wait, and
+// its refs are not imported (BuildKit would hang on them too).
+func TestUnresponsiveHostIsBoundedAndNotImported(t *testing.T) {
+	t.Parallel()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() { // accept and never answer
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
+	host := l.Addr().String()
+	reg := New(authn.DefaultKeychain, host)
+	start := time.Now()
+	probed := reg.Probe(context.Background(), []string{host + "/app:cache-a", host + "/app:cache-b"})
+	if took := time.Since(start); took > ProbeTimeout+10*time.Second {
+		t.Errorf("probing a stuck host took %v; want at most about %v", took, ProbeTimeout)
+	}
+	for _, p := range probed {
+		if !p.Unreachable || p.Exists() {
+			t.Errorf("%s: unreachable=%v exists=%v err=%v; want unreachable", p.Ref, p.Unreachable, p.Exists(), p.Err)
+		}
+	}
+	if got := Importable(probed); len(got) != 0 {
+		t.Errorf("Importable = %q; a stuck host must not be imported", got)
+	}
+}

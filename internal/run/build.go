@@ -1,0 +1,86 @@
+package run
+
+import (
+	"context"
+	"path/filepath"
+	"strconv"
+
+	"github.com/sethvargo/go-githubactions"
+
+	"github.com/ecr-build-cache/ecr-build-cache/internal/build"
+	"github.com/ecr-build-cache/ecr-build-cache/internal/config"
+)
+
+// built is the build phase's result, with the request it ran.
+type built struct {
+	req build.Request
+	res *build.Result
+}
+
+// build runs the Dockerfile build and pushes the image when the plan says so.
+func (r *runner) build(ctx context.Context, plan cachePlan) (built, error) {
+	cfg := r.cfg
+	req := build.Request{
+		ContextDir:         cfg.Context,
+		Dockerfile:         cfg.Dockerfile,
+		Target:             cfg.Target,
+		BuildArgs:          cfg.BuildArgs,
+		Labels:             cfg.Labels,
+		NoCache:            cfg.NoCache,
+		Platforms:          cfg.Platforms,
+		Attests:            attests(cfg),
+		Annotations:        cfg.Annotations,
+		Secrets:            cfg.Secrets,
+		Push:               plan.push,
+		CacheImports:       plan.imports,
+		CacheExport:        plan.Export,
+		CacheMode:          build.CacheMode(cfg.CacheMode),
+		CacheExportTimeout: cfg.CacheExportTimeout,
+		Insecure:           r.reg.Insecure,
+		Session:            r.session,
+	}
+	if len(cfg.Tags) > 0 && r.host != "" {
+		req.Tags = cfg.ImageRefs(r.host) // named even when not pushed: the metadata shows them
+	}
+
+	r.a.Group("Build " + cfg.Dockerfile)
+	defer r.a.EndGroup()
+	res, err := build.Build(ctx, r.solver, req, r.out)
+	b := built{req: req, res: res}
+	if res != nil {
+		for _, w := range res.Warnings {
+			r.annotate(w.Location).Warningf("%s", w.Message)
+		}
+	}
+	if err != nil {
+		for _, l := range build.ErrorLocations(err) {
+			r.annotate(&l).Errorf("%s", err)
+		}
+		return b, err
+	}
+	return b, nil
+}
+
+// annotate points a workflow command at a Dockerfile line, so GitHub shows it
+// on the file; the frontend names the Dockerfile by its base name.
+func (r *runner) annotate(l *build.Location) *githubactions.Action {
+	if l == nil {
+		return r.a
+	}
+	file := l.File
+	if file == filepath.Base(r.cfg.Dockerfile) {
+		file = r.cfg.Dockerfile
+	}
+	return r.a.WithFieldsMap(map[string]string{"file": file, "line": strconv.Itoa(l.Line)})
+}
+
+func attests(cfg *config.Config) map[string]string {
+	m := map[string]string{}
+	if cfg.Provenance.On {
+		m["provenance"] = cfg.Provenance.Opts
+	}
+	if cfg.SBOM.On {
+		m["sbom"] = cfg.SBOM.Opts
+	}
+	return m
+}

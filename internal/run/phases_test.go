@@ -1,0 +1,304 @@
+package run
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/moby/buildkit/client"
+	"github.com/moby/buildkit/client/llb"
+	digest "github.com/opencontainers/go-digest"
+	"github.com/sethvargo/go-githubactions"
+
+	"github.com/ecr-build-cache/ecr-build-cache/internal/build"
+	"github.com/ecr-build-cache/ecr-build-cache/internal/cacheref"
+	"github.com/ecr-build-cache/ecr-build-cache/internal/config"
+	"github.com/ecr-build-cache/ecr-build-cache/internal/registry"
+)
+
+// The run's decisions, tested with fakes of its two network boundaries; the
+// real BuildKit and registry run in the other tests of this package.
+
+// fakeSolver plays a build whose steps are cached as listed; every Solve call's
+// options are recorded.
+type fakeSolver struct {
+	cached    []bool
+	exportErr string // a failed "exporting cache" vertex (ignore-error=true)
+	calls     []client.SolveOpt
+}
+
+func (f *fakeSolver) Solve(ctx context.Context, _ *llb.Definition, opt client.SolveOpt, ch chan *client.SolveStatus) (*client.SolveResponse, error) {
+	defer close(ch)
+	f.calls = append(f.calls, opt)
+	now := time.Now()
+	st := &client.SolveStatus{}
+	for i, c := range f.cached {
+		st.Vertexes = append(st.Vertexes, &client.Vertex{
+			Digest: digest.FromString(fmt.Sprint(i)), Name: fmt.Sprintf("[%d/%d] RUN step %d", i+1, len(f.cached), i),
+			Cached: c, Started: &now, Completed: &now,
+		})
+	}
+	resp := &client.SolveResponse{ExporterResponse: map[string]string{}}
+	if len(opt.Exports) > 0 {
+		resp.ExporterResponse["containerimage.digest"] = "sha256:" + strings.Repeat("a", 64)
+	}
+	if len(opt.CacheExports) > 0 {
+		if f.exportErr != "" {
+			st.Vertexes = append(st.Vertexes, &client.Vertex{Digest: "sha256:export", Name: "exporting cache to registry", Error: f.exportErr, Started: &now, Completed: &now})
+		} else {
+			resp.ExporterResponse["cache.manifest"] = `{"digest":"sha256:c"}`
+		}
+	}
+	select {
+	case ch <- st:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return resp, nil
+}
+
+// fakeRegistry answers probes from refs and records tags.
+type fakeRegistry struct {
+	refs   map[string]registry.Ref
+	layers map[string]map[string]bool
+	tagErr error
+	tagged []string
+}
+
+func (f *fakeRegistry) Probe(_ context.Context, refs []string) []registry.Ref {
+	var out []registry.Ref
+	for _, r := range refs {
+		p, ok := f.refs[r]
+		if !ok {
+			p = registry.Ref{Ref: r}
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+func (f *fakeRegistry) Tag(_ context.Context, from registry.Ref, to string) error {
+	if f.tagErr != nil {
+		return f.tagErr
+	}
+	f.tagged = append(f.tagged, from.Ref+" -> "+to)
+	return nil
+}
+
+func (f *fakeRegistry) Layers(_ context.Context, ref string) (map[string]bool, error) {
+	if l, ok := f.layers[ref]; ok {
+		return l, nil
+	}
+	return nil, errors.New("not found")
+}
+
+func (f *fakeRegistry) Insecure(string) bool { return false }
+
+const repo = "registry.test/app"
+
+func cache(ref string, layers ...string) registry.Ref {
+	l := map[string]bool{}
+	for _, d := range layers {
+		l[d] = true
+	}
+	return registry.Ref{Ref: ref, Kind: registry.Cache, Layers: l}
+}
+
+// testRunner is a runner on fakes, for a push of branch feature to repo.
+func testRunner(t *testing.T, s *fakeSolver, reg *fakeRegistry, push bool) (*runner, *bytes.Buffer, map[string]string) {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM scratch\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"GITHUB_OUTPUT": filepath.Join(dir, "output")}
+	var out bytes.Buffer
+	a := githubactions.New(githubactions.WithGetenv(func(k string) string { return env[k] }), githubactions.WithWriter(&out))
+	cfg := &config.Config{
+		Repository: "app", Tags: []string{"latest"}, Push: push, Context: dir, Dockerfile: filepath.Join(dir, "Dockerfile"),
+		CacheRepository: "app", CacheTagPrefix: cacheref.DefaultPrefix, CacheMode: "max", CacheExport: cacheref.ExportAuto,
+		Event: cacheref.Event{Name: "push", Ref: "refs/heads/feature"},
+	}
+	return &runner{a: a, cfg: cfg, out: &out, solver: s, reg: reg, host: "registry.test"}, &out, env
+}
+
+func refOf(branch string) string {
+	return repo + ":" + cacheref.Tag(cacheref.DefaultPrefix, cacheref.BranchKey(branch), "")
+}
+
+// runPhases runs every phase after the target, as Run does.
+func runPhases(t *testing.T, r *runner) (cachePlan, built, exported) {
+	t.Helper()
+	ctx := context.Background()
+	tgt := target{host: r.host}
+	plan, err := r.plan(ctx, tgt, trust{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := r.build(ctx, plan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exp, err := r.export(ctx, plan, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.report(ctx, plan, b, exp); err != nil {
+		t.Fatal(err)
+	}
+	return plan, b, exp
+}
+
+func outputs(t *testing.T, env map[string]string) map[string]string {
+	t.Helper()
+	raw, err := os.ReadFile(env["GITHUB_OUTPUT"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	lines := strings.Split(string(raw), "\n")
+	for i := 0; i < len(lines); i++ {
+		name, delim, ok := strings.Cut(lines[i], "<<")
+		if !ok {
+			continue
+		}
+		var val []string
+		for i++; i < len(lines) && lines[i] != delim; i++ {
+			val = append(val, lines[i])
+		}
+		out[name] = strings.Join(val, "\n")
+	}
+	return out
+}
+
+func TestPlanImportsOnlyTheBestRealCache(t *testing.T) {
+	t.Parallel()
+	own, main := refOf("feature"), refOf("main")
+	for _, tc := range []struct {
+		name    string
+		refs    map[string]registry.Ref
+		imports []string
+		warn    string
+	}{
+		{"own cache first", map[string]registry.Ref{own: cache(own), main: cache(main)}, []string{own}, ""},
+		{"falls back to main", map[string]registry.Ref{main: cache(main)}, []string{main}, ""},
+		{"an image on the branch's cache tag is skipped with a warning",
+			map[string]registry.Ref{own: {Ref: own, Kind: registry.NotCache}, main: cache(main)}, []string{main}, "not a BuildKit cache"},
+		{"a stuck host is not imported",
+			map[string]registry.Ref{own: {Ref: own, Err: context.DeadlineExceeded, Unreachable: true}, main: {Ref: main, Err: context.DeadlineExceeded, Unreachable: true}},
+			nil, "did not answer in time"},
+		{"nothing: cold, with a warning", nil, nil, "no cache found"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			r, out, _ := testRunner(t, &fakeSolver{}, &fakeRegistry{refs: tc.refs}, true)
+			plan, err := r.plan(context.Background(), target{host: "registry.test"}, trust{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(plan.imports, tc.imports) || plan.Export != own {
+				t.Errorf("imports %q export %q; want %q and %q", plan.imports, plan.Export, tc.imports, own)
+			}
+			if tc.warn != "" && !strings.Contains(out.String(), "::warning::") || !strings.Contains(out.String(), tc.warn) {
+				t.Errorf("log lacks a warning with %q:\n%s", tc.warn, out)
+			}
+		})
+	}
+}
+
+func TestDecideExport(t *testing.T) {
+	t.Parallel()
+	own, main := refOf("feature"), refOf("main")
+	all, some := &build.Result{Steps: []build.Step{{Cached: true}, {Cached: true}}}, &build.Result{Steps: []build.Step{{Cached: true}, {}}}
+	plan := func(export string, imports []string, probed ...registry.Ref) cachePlan {
+		return cachePlan{Plan: cacheref.Plan{Export: export}, imports: imports, probed: probed}
+	}
+	for _, tc := range []struct {
+		name string
+		plan cachePlan
+		res  *build.Result
+		want exportKind
+	}{
+		{"no export planned", plan("", []string{main}, cache(main)), all, exportNone},
+		{"all from its own cache: kept", plan(own, []string{own}, cache(own)), all, exportKeep},
+		{"all from main: tagged", plan(own, []string{main}, registry.Ref{Ref: own}, cache(main)), all, exportTag},
+		{"a step ran: exported", plan(own, []string{own}, cache(own)), some, exportSolve},
+		{"no steps at all: exported", plan(own, []string{own}, cache(own)), &build.Result{}, exportSolve},
+		{"import unchecked: exported", plan(own, []string{own}, registry.Ref{Ref: own, Err: errors.New("denied")}), all, exportSolve},
+		{"legacy cache: rewritten", plan(own, []string{own}, registry.Ref{Ref: own, Kind: registry.LegacyCache}), all, exportSolve},
+	} {
+		if got := decideExport(tc.plan, tc.res).kind; got != tc.want {
+			t.Errorf("%s: decideExport = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+// A new branch whose every step came from main's cache gets its tag by one
+// manifest PUT and no export solve; if the tag fails, it exports.
+func TestNewBranchTagsMainsCacheInsteadOfExporting(t *testing.T) {
+	t.Parallel()
+	own, main := refOf("feature"), refOf("main")
+	for _, tagErr := range []error{nil, errors.New("tag refused")} {
+		s := &fakeSolver{cached: []bool{true, true, true}}
+		reg := &fakeRegistry{refs: map[string]registry.Ref{main: cache(main, "l1", "l2")}, tagErr: tagErr,
+			layers: map[string]map[string]bool{"registry.test/app:latest": {"l1": true, "l2": true}}}
+		r, _, env := testRunner(t, s, reg, true)
+		_, _, exp := runPhases(t, r)
+		o := outputs(t, env)
+		wantSolves, wantKind := 1, exportTag
+		if tagErr != nil {
+			wantSolves, wantKind = 2, exportSolve
+		} else if !slices.Equal(reg.tagged, []string{main + " -> " + own}) {
+			t.Errorf("tagged %q; want main's cache tagged as the branch's", reg.tagged)
+		}
+		if len(s.calls) != wantSolves || exp.decision.kind != wantKind {
+			t.Errorf("tag error %v: %d solves, export %v; want %d, %v", tagErr, len(s.calls), exp.decision.kind, wantSolves, wantKind)
+		}
+		if o["cache-hit-ref"] != main || o["cached-steps"] != "3" || o["total-steps"] != "3" || o["pushed"] != "true" || o["digest"] == "" {
+			t.Errorf("outputs %v; want main's cache serving 3/3 and the pushed digest", o)
+		}
+	}
+}
+
+// A failed cache export (BuildKit reports it on the export vertex under
+// ignore-error=true) is a warning; the outputs say the image was pushed.
+func TestFailedExportIsAWarning(t *testing.T) {
+	t.Parallel()
+	s := &fakeSolver{cached: []bool{false, false}, exportErr: "failed to push: 400 Bad Request"}
+	r, out, env := testRunner(t, s, &fakeRegistry{}, true)
+	_, _, exp := runPhases(t, r)
+	if exp.Err == nil || exp.Err.Kind != build.ExportFailed || !strings.Contains(exp.Err.Msg, "400 Bad Request") {
+		t.Fatalf("export error %+v; want the vertex's error as ExportFailed", exp.Err)
+	}
+	if !strings.Contains(out.String(), "::warning::cache not saved to "+refOf("feature")+" (the image is fine)") {
+		t.Errorf("no warning:\n%s", out)
+	}
+	if o := outputs(t, env); o["pushed"] != "true" || o["digest"] == "" || o["cache-hit-ref"] != "" {
+		t.Errorf("outputs %v", o)
+	}
+}
+
+// push: false reports no image or digest (nothing was pushed), and a cold build
+// names no cache as having served it.
+func TestUnpushedImageHasNoDigestOutput(t *testing.T) {
+	t.Parallel()
+	own := refOf("feature")
+	s := &fakeSolver{cached: []bool{false, false}}
+	reg := &fakeRegistry{refs: map[string]registry.Ref{own: cache(own, "l1")}, layers: map[string]map[string]bool{own: {"l1": true}}}
+	r, _, env := testRunner(t, s, reg, false)
+	runPhases(t, r)
+	o := outputs(t, env)
+	if o["pushed"] != "false" || o["digest"] != "" || o["image"] != "" || o["cache-hit-ref"] != "" {
+		t.Errorf("outputs %v; want pushed=false, no digest, image or hit ref", o)
+	}
+	if len(s.calls) != 2 || len(s.calls[0].Exports) != 1 || s.calls[0].Exports[0].Attrs["push"] != "false" {
+		t.Errorf("solves %d; want a build that does not push, then the export", len(s.calls))
+	}
+}

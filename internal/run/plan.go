@@ -1,0 +1,71 @@
+package run
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/ecr-build-cache/ecr-build-cache/internal/cacheref"
+	"github.com/ecr-build-cache/ecr-build-cache/internal/registry"
+)
+
+// cachePlan is the cache references of this run, with what the registry said
+// about each import candidate.
+type cachePlan struct {
+	cacheref.Plan
+	probed  []registry.Ref
+	imports []string // the probed refs BuildKit imports, priority order
+	push    bool     // whether the image is pushed
+}
+
+// plan derives the cache refs for the target and probes them.
+func (r *runner) plan(ctx context.Context, tgt target, tr trust) (cachePlan, error) {
+	var p cachePlan
+	if tgt.offline() {
+		p.Plan = cacheref.Plan{Untrusted: true, ExportReason: tr.why}
+	} else {
+		var err error
+		p.Plan, err = cacheref.Derive(r.cfg.Event, cacheref.Options{
+			Repository:    tgt.host + "/" + r.cfg.CacheRepository,
+			Prefix:        r.cfg.CacheTagPrefix,
+			Scope:         r.cfg.CacheScope,
+			DefaultBranch: r.cfg.DefaultBranch,
+			Export:        r.cfg.CacheExport,
+			ExtraFrom:     r.cfg.CacheFrom,
+		})
+		if err != nil {
+			return p, fmt.Errorf("derive cache references: %w", err)
+		}
+		if p.Untrusted && r.cfg.Push {
+			r.a.Noticef("%s: the image is built but not pushed", tr.why)
+		}
+		if err := tgt.checkCacheRepository(ctx, r.a, r.cfg.CacheRepository, p.Plan); err != nil {
+			return p, err
+		}
+	}
+	p.push = r.cfg.Push && !p.Untrusted && !tgt.offline()
+	if p.Export == "" {
+		r.a.Infof("cache export: none (%s)", p.ExportReason)
+	} else {
+		r.a.Infof("cache export: %s", p.Export)
+	}
+
+	p.probed = r.reg.Probe(ctx, p.Imports)
+	p.imports = registry.Importable(p.probed)
+	for _, pr := range p.probed {
+		state := registry.State(pr, slices.Contains(p.imports, pr.Ref), false)
+		switch {
+		case pr.Err != nil:
+			r.a.Warningf("cache ref %s: %s: %v", pr.Ref, state, pr.Err)
+		case pr.Kind == registry.NotCache || pr.Kind == registry.LegacyCache:
+			r.a.Warningf("cache ref %s: %s", pr.Ref, state)
+		default:
+			r.a.Infof("cache import: %s (%s)", pr.Ref, state)
+		}
+	}
+	if len(p.probed) > 0 && len(p.imports) == 0 {
+		r.a.Warningf("no cache found (looked for %s): this build runs cold", strings.Join(p.Imports, ", "))
+	}
+	return p, nil
+}
