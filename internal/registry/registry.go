@@ -2,7 +2,8 @@
 // image build and cache transfers are BuildKit's): it probes which cache
 // references exist before a build, so that BuildKit imports only those, in
 // priority order (several cache-from refs with missing ones behave surprisingly,
-// moby/buildkit#6418), tags a cache again, and reads a pushed image's layers to
+// moby/buildkit#6418), checks that the registry still has every blob of the
+// cache to import, tags a cache again, and reads a pushed image's layers to
 // tell which imported cache served it. Every call shares one transport, one
 // keychain, one reference parser and one rule for plain-HTTP hosts, and every
 // call has a deadline.
@@ -15,6 +16,9 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -22,6 +26,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/ecr-build-cache/ecr-build-cache/internal/retryafter"
 )
@@ -32,11 +37,16 @@ const CacheConfigType = "application/vnd.buildkit.cacheconfig.v0"
 
 // Deadlines: a host that accepts connections and never answers costs at most
 // CallTimeout per call (go-containerregistry's default transport has no
-// response-header timeout), and the probes of one run at most ProbeTimeout.
+// response-header timeout), and the probes of one run, made at once, at most
+// ProbeTimeout; checking the blobs of the cache to import takes at most
+// CallTimeout more.
 const (
 	CallTimeout  = 30 * time.Second
 	ProbeTimeout = 30 * time.Second
 )
+
+// blobChecks is how many blob HEAD requests run at once.
+const blobChecks = 8
 
 // Kind is what a probed tag holds.
 type Kind int
@@ -58,7 +68,14 @@ type Ref struct {
 	// hang on it too, so such a ref is never imported.
 	Unreachable bool
 	Layers      map[string]bool
-	desc        *remote.Descriptor
+	// Complete is set when the registry answered a HEAD request for every blob
+	// the cache manifest names; Missing lists the blobs it said it lacks
+	// (registries lose blobs: garbage-collection races, interrupted
+	// replication). Only the cache Importable would pick is checked.
+	Complete bool
+	Missing  []string
+	name     name.Reference
+	desc     *remote.Descriptor
 }
 
 // Exists reports whether the tag is there, whatever it holds.
@@ -104,15 +121,95 @@ func (c *Client) options(ctx context.Context) []remote.Option {
 	return []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(c.keychain), remote.WithTransport(c.transport)}
 }
 
-// Probe asks for every ref, in order, within ProbeTimeout in all.
+// Probe asks for every ref at once, within ProbeTimeout in all (so that a
+// stuck host cannot use up the time of another), then checks the blobs of the
+// cache Importable picks: a cache lacking some is marked Missing and the next
+// candidate is checked.
 func (c *Client) Probe(ctx context.Context, refs []string) []Ref {
-	ctx, cancel := context.WithTimeout(ctx, ProbeTimeout)
-	defer cancel()
-	out := make([]Ref, 0, len(refs))
-	for _, ref := range refs {
-		out = append(out, c.get(ctx, ref))
+	probeCtx, cancel := context.WithTimeout(ctx, ProbeTimeout)
+	out := make([]Ref, len(refs))
+	var wg sync.WaitGroup
+	for i, ref := range refs {
+		wg.Go(func() { out[i] = c.get(probeCtx, ref) })
 	}
-	return out
+	wg.Wait()
+	cancel()
+	for {
+		imports := Importable(out)
+		if len(imports) == 0 {
+			return out
+		}
+		i := slices.IndexFunc(out, func(p Ref) bool { return p.Ref == imports[len(imports)-1] })
+		if out[i].Kind != Cache || out[i].Complete || out[i].Err != nil {
+			return out
+		}
+		c.checkBlobs(ctx, &out[i])
+		if len(out[i].Missing) == 0 {
+			return out
+		}
+	}
+}
+
+// checkBlobs asks the registry, with a HEAD request each, for the config and
+// layers of p's cache manifest: BuildKit fetches them only when a step needs
+// their content, so a missing one fails a build long after the import, or
+// never shows when every step is cached and nothing is pushed. A check that
+// cannot finish leaves p neither Complete nor Missing, with Err set.
+func (c *Client) checkBlobs(ctx context.Context, p *Ref) {
+	ctx, cancel := context.WithTimeout(ctx, CallTimeout)
+	defer cancel()
+	m, err := v1.ParseManifest(bytes.NewReader(p.desc.Manifest))
+	if err != nil {
+		p.Err = fmt.Errorf("read %s: %w", p.Ref, err)
+		return
+	}
+	repo := p.name.Context()
+	auth, err := authn.Resolve(ctx, c.keychain, repo)
+	if err != nil {
+		p.Err = fmt.Errorf("check the blobs of %s: %w", p.Ref, err)
+		return
+	}
+	rt, err := transport.NewWithContext(ctx, repo.Registry, auth, c.transport, []string{repo.Scope(transport.PullScope)})
+	if err != nil {
+		p.Err = fmt.Errorf("check the blobs of %s: %w", p.Ref, err)
+		return
+	}
+	blobs := append([]v1.Descriptor{m.Config}, m.Layers...)
+	missing := make([]bool, len(blobs))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(blobChecks)
+	for i, b := range blobs {
+		g.Go(func() error {
+			u := fmt.Sprintf("%s://%s/v2/%s/blobs/%s", repo.Scheme(), repo.RegistryStr(), repo.RepositoryStr(), b.Digest)
+			req, err := http.NewRequestWithContext(gctx, http.MethodHead, u, nil)
+			if err != nil {
+				return err
+			}
+			resp, err := rt.RoundTrip(req)
+			if err != nil {
+				return err
+			}
+			resp.Body.Close()
+			switch resp.StatusCode {
+			case http.StatusOK:
+			case http.StatusNotFound:
+				missing[i] = true
+			default:
+				return fmt.Errorf("HEAD %s: %s", u, resp.Status)
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		p.Err = fmt.Errorf("check the blobs of %s: %w", p.Ref, err)
+		return
+	}
+	for i, b := range blobs {
+		if missing[i] {
+			p.Missing = append(p.Missing, b.Digest.String())
+		}
+	}
+	p.Complete = len(p.Missing) == 0
 }
 
 // get fetches ref's manifest and the layer digests of the image(s) it holds.
@@ -134,7 +231,7 @@ func (c *Client) get(ctx context.Context, ref string) Ref {
 		p.Err, p.Unreachable = err, timedOut(ctx, err)
 		return p
 	}
-	p.desc = d
+	p.name, p.desc = n, d
 	p.Kind, p.Layers, p.Err = classify(d)
 	if p.Err != nil {
 		p.Err = fmt.Errorf("read %s: %w", ref, p.Err)
@@ -231,8 +328,9 @@ func (c *Client) Layers(ctx context.Context, ref string) (map[string]bool, error
 	return p.Layers, nil
 }
 
-// Importable picks what to import: the highest-priority cache that exists, after
-// any higher-priority ref that could not be checked but whose host answers. Only
+// Importable picks what to import: the highest-priority cache that exists and
+// lacks no blob, after any higher-priority ref that could not be checked but
+// whose host answers. Only
 // one known cache, because BuildKit picks among several imported caches
 // unpredictably and may follow the fallback's records past the steps they share,
 // missing the rest of the branch's own cache (moby/buildkit#6418).
@@ -240,6 +338,7 @@ func Importable(probed []Ref) []string {
 	var out []string
 	for _, p := range probed {
 		switch {
+		case len(p.Missing) > 0:
 		case p.Kind == Cache || p.Kind == LegacyCache:
 			return append(out, p.Ref)
 		case p.Err != nil && !p.Unreachable:
@@ -249,11 +348,13 @@ func Importable(probed []Ref) []string {
 	return out
 }
 
-// ServedBy returns the probed cache that holds most of built's layers,
-// preferring the higher-priority ref on a tie; "" when none holds any.
-func ServedBy(probed []Ref, built map[string]bool) string {
+// ServedBy returns the ref among imported (probed refs BuildKit imported) that
+// holds most of built's layers, preferring the higher-priority ref on a tie; ""
+// when none holds any. Only imported refs: an image pushed to a cache tag holds
+// the same layers but served nothing.
+func ServedBy(imported []Ref, built map[string]bool) string {
 	best, bestN := "", 0
-	for _, p := range probed {
+	for _, p := range imported {
 		n := 0
 		for l := range built {
 			if p.Layers[l] {
@@ -276,6 +377,8 @@ func State(p Ref, imported, served bool) string {
 		return "could not be checked, imported anyway"
 	case imported:
 		return "imported"
+	case len(p.Missing) > 0:
+		return fmt.Sprintf("damaged: the registry lacks %d of its blobs (%s), not imported", len(p.Missing), strings.Join(p.Missing, ", "))
 	case p.Unreachable:
 		return "did not answer in time, not imported"
 	case p.Err != nil:

@@ -2,11 +2,11 @@ package registry
 
 import (
 	"context"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,7 +18,23 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/ecr-build-cache/ecr-build-cache/internal/teststack"
 )
+
+// serve starts an in-memory registry, in front of which intercept (if not nil)
+// may answer a request itself by returning true; it returns the host.
+func serve(t *testing.T, intercept func(http.ResponseWriter, *http.Request) bool) string {
+	t.Helper()
+	mem := ggcrregistry.New()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if intercept == nil || !intercept(w, r) {
+			mem.ServeHTTP(w, r)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return strings.TrimPrefix(srv.URL, "http://")
+}
 
 // push writes img to host/repo:tag on a plain-HTTP registry.
 func push(t *testing.T, host, ref string, img v1.Image) {
@@ -52,16 +68,13 @@ func must[T any](v T, err error) T {
 func TestRefsImportableAndServed(t *testing.T) {
 	t.Parallel()
 	// /v2/broken/ answers 403: neither "exists" nor "not found".
-	mem := ggcrregistry.New()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	host := serve(t, func(w http.ResponseWriter, r *http.Request) bool {
 		if strings.HasPrefix(r.URL.Path, "/v2/broken/") {
 			http.Error(w, `{"errors":[{"code":"DENIED","message":"no"}]}`, http.StatusForbidden)
-			return
+			return true
 		}
-		mem.ServeHTTP(w, r)
-	}))
-	defer srv.Close()
-	host := strings.TrimPrefix(srv.URL, "http://")
+		return false
+	})
 
 	base := must(random.Layer(64, "application/vnd.oci.image.layer.v1.tar+gzip"))
 	deps := must(random.Layer(64, "application/vnd.oci.image.layer.v1.tar+gzip"))
@@ -96,9 +109,7 @@ func TestRefsImportableAndServed(t *testing.T) {
 // layers of a multi-platform image (an index) are its children's layers.
 func TestIndexesAndNonCacheTags(t *testing.T) {
 	t.Parallel()
-	srv := httptest.NewServer(ggcrregistry.New())
-	defer srv.Close()
-	host := strings.TrimPrefix(srv.URL, "http://")
+	host := serve(t, nil)
 
 	base := must(random.Layer(64, "application/vnd.oci.image.layer.v1.tar+gzip"))
 	arm := must(random.Layer(64, "application/vnd.oci.image.layer.v1.tar+gzip"))
@@ -138,25 +149,55 @@ func TestIndexesAndNonCacheTags(t *testing.T) {
 	}
 }
 
+// A cache whose manifest names a blob the registry lost is not imported: the
+// next candidate is checked and imported instead.
+func TestCacheMissingABlobIsNotImported(t *testing.T) {
+	t.Parallel()
+	lost := must(random.Layer(64, "application/vnd.oci.image.layer.v1.tar+gzip"))
+	lostPath := "/v2/app/blobs/" + must(lost.Digest()).String()
+	var heads atomic.Int32
+	host := serve(t, func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Method != http.MethodHead || !strings.Contains(r.URL.Path, "/blobs/") {
+			return false
+		}
+		heads.Add(1)
+		if r.URL.Path == lostPath {
+			http.Error(w, `{"errors":[{"code":"BLOB_UNKNOWN","message":"blob unknown"}]}`, http.StatusNotFound)
+			return true
+		}
+		return false
+	})
+	base := must(random.Layer(64, "application/vnd.oci.image.layer.v1.tar+gzip"))
+	push(t, host, "app:cache-feature", layerImage(t, base, lost))
+	push(t, host, "app:cache-main", layerImage(t, base))
+
+	heads.Store(0) // the pushes asked too
+	reg := New(authn.DefaultKeychain, host)
+	probed := reg.Probe(context.Background(), []string{host + "/app:cache-feature", host + "/app:cache-main"})
+	own, main := probed[0], probed[1]
+	if !slices.Equal(own.Missing, []string{must(lost.Digest()).String()}) || own.Complete || own.Err != nil {
+		t.Errorf("damaged cache: missing %q complete %v err %v; want the lost layer missing", own.Missing, own.Complete, own.Err)
+	}
+	if !main.Complete || len(main.Missing) > 0 {
+		t.Errorf("intact cache: missing %q complete %v err %v", main.Missing, main.Complete, main.Err)
+	}
+	if got := Importable(probed); !slices.Equal(got, []string{main.Ref}) {
+		t.Errorf("Importable = %q; want the intact fallback", got)
+	}
+	if s := State(own, false, false); !strings.Contains(s, "damaged: the registry lacks 1 of its blobs ("+own.Missing[0]+")") {
+		t.Errorf("state %q", s)
+	}
+	// config + 2 layers of the damaged cache, config + 1 layer of the fallback
+	if n := heads.Load(); n != 5 {
+		t.Errorf("%d blob HEAD requests; want 5", n)
+	}
+}
+
 // A host that accepts connections and never answers costs one bounded wait, and
 // its refs are not imported (BuildKit would hang on them too).
 func TestUnresponsiveHostIsBoundedAndNotImported(t *testing.T) {
 	t.Parallel()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	go func() { // accept and never answer
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			defer c.Close()
-		}
-	}()
-	host := l.Addr().String()
+	host := teststack.StuckHost(t)
 	reg := New(authn.DefaultKeychain, host)
 	start := time.Now()
 	probed := reg.Probe(context.Background(), []string{host + "/app:cache-a", host + "/app:cache-b"})
