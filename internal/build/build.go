@@ -12,12 +12,14 @@ import (
 	"maps"
 	"math"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/moby/buildkit/client"
 	"github.com/moby/buildkit/client/llb"
+	gatewayapi "github.com/moby/buildkit/frontend/gateway/pb"
 	"github.com/moby/buildkit/session"
 	"github.com/moby/buildkit/session/secrets/secretsprovider"
 	"github.com/moby/buildkit/util/progress/progressui"
@@ -49,6 +51,8 @@ type Request struct {
 
 	Tags []string // full image references
 	Push bool
+	// PushTimeout bounds one image push (Push); zero means no bound.
+	PushTimeout time.Duration
 
 	CacheImports []string  // full refs, highest priority first
 	CacheExport  string    // full ref; "" exports no cache
@@ -110,15 +114,17 @@ func (r *Result) CachedSteps() int {
 	return n
 }
 
-// Build solves req on s, printing progress in plain mode: the build and the image
-// push, with the cache imports. The cache export is a second solve, ExportCache:
-// BuildKit would push image and cache at once; apart, a slow, throttled or failing
-// cache export can never touch the image, a hung one can be stopped with the image
-// already pushed, the caller can skip an export that would rewrite the same cache,
-// and no layer is uploaded twice at the same time (CNCF distribution's registry can
-// corrupt such concurrent uploads).
+// Build solves req on s, printing progress in plain mode: the build, with the
+// cache imports, and the image (not pushed). The image push (Push) and the
+// cache export (ExportCache) are solves of their own, all steps cached:
+// BuildKit would push image and cache at once; apart, a slow, throttled or
+// failing cache export can never touch the image, a hung one can be stopped
+// with the image already pushed, the caller can skip an export that would
+// rewrite the same cache, and no layer is uploaded twice at the same time (CNCF
+// distribution's registry can corrupt such concurrent uploads); and a push can
+// be bounded and tried again without building again.
 func Build(ctx context.Context, s Solver, req Request, progress io.Writer) (*Result, error) {
-	req.CacheExport = ""
+	req.CacheExport, req.Push = "", false
 	opt, err := solveOpt(req)
 	if err != nil {
 		return nil, err
@@ -130,10 +136,67 @@ func Build(ctx context.Context, s Solver, req Request, progress io.Writer) (*Res
 	if err != nil {
 		return res, fmt.Errorf("build %s: %w", req.Dockerfile, err)
 	}
-	res.ExporterResponse = resp.ExporterResponse
-	res.Digest = resp.ExporterResponse["containerimage.digest"]
-	res.ImageID = resp.ExporterResponse["containerimage.config.digest"]
+	res.exported(resp.ExporterResponse)
 	return res, nil
+}
+
+func (r *Result) exported(resp map[string]string) {
+	r.ExporterResponse = resp
+	r.Digest = resp["containerimage.digest"]
+	r.ImageID = resp["containerimage.config.digest"]
+}
+
+// Push pushes the image of the build req described, after Build: every step is
+// in the builder, so this solve only runs the image exporter, with push on. It
+// is stopped after req.PushTimeout: BuildKit's registry client has no response
+// timeout, so a registry that stops answering would hold the push forever. On
+// success res names the pushed image.
+func Push(ctx context.Context, s Solver, req Request, res *Result, progress io.Writer) error {
+	req.CacheExport, req.Push = "", true
+	opt, err := solveOpt(req)
+	if err != nil {
+		return err
+	}
+	pushCtx, cancel := context.WithTimeout(ctx, cmp.Or(req.PushTimeout, time.Duration(math.MaxInt64)))
+	defer cancel()
+	resp, err := solve(pushCtx, s, opt, progress, func(*client.SolveStatus) {}, only("exporting to image"))
+	switch {
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case errors.Is(pushCtx.Err(), context.DeadlineExceeded):
+		return fmt.Errorf("push %s: stopped after %s: the registry did not finish taking the image", strings.Join(req.Tags, ", "), req.PushTimeout)
+	case err != nil:
+		return fmt.Errorf("push %s: %w", strings.Join(req.Tags, ", "), err)
+	}
+	res.exported(resp.ExporterResponse)
+	return nil
+}
+
+// retryable matches a registry's 429 or 5xx in a failed push, which reaches the
+// client only as text. BuildKit gives up on them quickly: containerd tries a 429
+// five times at once, ignoring Retry-After, and BuildKit a 5xx for about 7 s
+// (docker/buildx#3630). Distribution renders a 500 as its "unknown" error code.
+var retryable = regexp.MustCompile(`(?i)\b(429|500|502|503|504)\b|toomanyrequests|too many requests|: unknown: `)
+
+// Retryable reports whether a failed Push was the registry throttling or
+// failing, which a later attempt may get past.
+func Retryable(err error) bool { return err != nil && retryable.MatchString(err.Error()) }
+
+// contentUnavailable matches containerd's error for a blob it could not fetch
+// (a cache blob the registry lost, while the push copies it).
+var contentUnavailable = regexp.MustCompile(`httpReadSeeker|could not fetch content`)
+
+// ContentUnavailable reports whether a failed Push could not read the content
+// of a layer from where the build's cache said it was.
+func ContentUnavailable(err error) bool {
+	return err != nil && contentUnavailable.MatchString(err.Error())
+}
+
+// CommandFailed reports whether a failed Build was a command of the build (a
+// RUN step) exiting non-zero: the build's own failure, whatever its cache.
+func CommandFailed(err error) bool {
+	var exit *gatewayapi.ExitError
+	return errors.As(err, &exit)
 }
 
 // Export is what a cache export did.
@@ -155,7 +218,7 @@ func ExportCache(ctx context.Context, s Solver, req Request, progress io.Writer)
 	defer cancel()
 	t := newTally()
 	start := time.Now()
-	resp, err := solve(exportCtx, s, opt, progress, t.add, cacheVertices())
+	resp, err := solve(exportCtx, s, opt, progress, t.add, only("exporting cache", "importing cache"))
 	e := Export{Duration: time.Since(start)}
 	switch {
 	case ctx.Err() != nil:
@@ -210,14 +273,15 @@ func solve(ctx context.Context, s Solver, opt client.SolveOpt, progress io.Write
 	return resp, eg.Wait()
 }
 
-// cacheVertices keeps the export phase's log to the cache import and export: its
-// build steps are all cached and were shown by the build phase.
-func cacheVertices() func(*client.SolveStatus) *client.SolveStatus {
+// only keeps the log of a solve after Build to the vertices named with one of
+// prefixes (its exporter's): its build steps are all cached and were shown by
+// the build.
+func only(prefixes ...string) func(*client.SolveStatus) *client.SolveStatus {
 	keep := map[digest.Digest]bool{}
 	return func(st *client.SolveStatus) *client.SolveStatus {
 		out := &client.SolveStatus{}
 		for _, v := range st.Vertexes {
-			if strings.HasPrefix(v.Name, "exporting cache") || strings.HasPrefix(v.Name, "importing cache") {
+			if slices.ContainsFunc(prefixes, func(p string) bool { return strings.HasPrefix(v.Name, p) }) {
 				keep[v.Digest] = true
 				out.Vertexes = append(out.Vertexes, v)
 			}

@@ -2,8 +2,10 @@ package run
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"strconv"
+	"time"
 
 	"github.com/sethvargo/go-githubactions"
 
@@ -16,6 +18,15 @@ type built struct {
 	req build.Request
 	res *build.Result
 }
+
+// pushTimeout bounds one image push: far above a healthy push of a large image,
+// it only stops a registry that stopped answering (BuildKit would wait forever).
+const pushTimeout = 30 * time.Minute
+
+// pushWaits are the waits before each new image push attempt after a 429 or
+// 5xx. BuildKit does not show the registry's Retry-After, so a bounded backoff
+// stands in for it: 30 s in all.
+var pushWaits = []time.Duration{2 * time.Second, 4 * time.Second, 8 * time.Second, 16 * time.Second}
 
 // build runs the Dockerfile build and pushes the image when the plan says so.
 func (r *runner) build(ctx context.Context, plan cachePlan) (built, error) {
@@ -32,6 +43,7 @@ func (r *runner) build(ctx context.Context, plan cachePlan) (built, error) {
 		Annotations:        cfg.Annotations,
 		Secrets:            cfg.Secrets,
 		Push:               plan.push,
+		PushTimeout:        pushTimeout,
 		CacheImports:       plan.imports,
 		CacheExport:        plan.Export,
 		CacheMode:          build.CacheMode(cfg.CacheMode),
@@ -45,10 +57,9 @@ func (r *runner) build(ctx context.Context, plan cachePlan) (built, error) {
 
 	r.a.Group("Build " + cfg.Dockerfile)
 	defer r.a.EndGroup()
-	res, err := build.Build(ctx, r.solver, req, r.out)
-	b := built{req: req, res: res}
-	if res != nil {
-		for _, w := range res.Warnings {
+	b, err := r.attempt(ctx, req)
+	if b.res != nil {
+		for _, w := range b.res.Warnings {
 			r.annotate(w.Location).Warningf("%s", w.Message)
 		}
 	}
@@ -59,6 +70,38 @@ func (r *runner) build(ctx context.Context, plan cachePlan) (built, error) {
 		return b, err
 	}
 	return b, nil
+}
+
+// attempt builds, then pushes the image when req says so.
+func (r *runner) attempt(ctx context.Context, req build.Request) (built, error) {
+	res, err := build.Build(ctx, r.solver, req, r.out)
+	b := built{req: req, res: res}
+	if err != nil || !req.Push {
+		return b, err
+	}
+	return b, r.push(ctx, req, res)
+}
+
+// push pushes the built image, trying again after a 429 or 5xx.
+func (r *runner) push(ctx context.Context, req build.Request, res *build.Result) error {
+	start := time.Now()
+	for i := 0; ; i++ {
+		err := build.Push(ctx, r.solver, req, res, r.out)
+		switch {
+		case err == nil || ctx.Err() != nil:
+			return err
+		case !build.Retryable(err):
+			return err
+		case i == len(pushWaits):
+			return fmt.Errorf("%w (%d attempts over %s)", err, i+1, time.Since(start).Round(time.Second))
+		}
+		r.a.Infof("the registry throttled or failed the image push: trying again in %s", pushWaits[i])
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(pushWaits[i]):
+		}
+	}
 }
 
 // annotate points a workflow command at a Dockerfile line, so GitHub shows it

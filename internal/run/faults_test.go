@@ -2,6 +2,7 @@ package run_test
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"net/http"
 	"strings"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/ecr-build-cache/ecr-build-cache/internal/fakeecr"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/faultproxy"
+	"github.com/ecr-build-cache/ecr-build-cache/internal/run"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/teststack"
 )
 
@@ -256,25 +258,65 @@ func TestHungCacheExportLetsASlowImagePushFinish(t *testing.T) {
 	}
 }
 
-// An image that cannot be pushed fails the run, with the registry's message.
+// An image the registry refuses fails the run at once, with the registry's
+// message (the build is not tried again without its cache either).
 func TestImagePushFailureFailsTheRun(t *testing.T) {
 	s := teststack.Get(t)
-	rule := &faultproxy.Rule{Method: "PUT", Path: `^/v2/push-fails/manifests/latest$`, Status: 500}
+	rule := &faultproxy.Rule{Method: "PUT", Path: `^/v2/push-fails/manifests/latest$`, Status: 403,
+		Body: `{"errors":[{"code":"DENIED","message":"faultproxy: no push for you"}]}`}
 	p := faultyRegistry(t, s, rule)
 	r := pushRun(t, s, "push-fails", "main", map[string]string{"registry": p.URL})
 	err := execRun(t, r)
 	if err == nil {
 		t.Fatalf("the run succeeded without its image:\n%s", r.Stdout())
 	}
-	if want := "::error::build " + appDir(t) + "/Dockerfile: failed to solve: failed to push " + p.Host + "/push-fails:latest: unknown: faultproxy: injected 500 Internal Server Error"; !strings.Contains(r.Stdout(), want) {
+	image := p.Host + "/push-fails:latest"
+	if want := "::error::push " + image + ": failed to solve: failed to push " + image + ": denied: faultproxy: no push for you"; !strings.Contains(r.Stdout(), want) {
 		t.Errorf("output lacks %q:\n%s", want, r.Stdout())
 	}
-	if rule.Matched() < 2 {
-		t.Errorf("the manifest PUT was tried %d times; BuildKit retries a 500", rule.Matched())
+	if rule.Matched() != 1 || strings.Count(r.Stdout(), "[2/4] RUN") != 1 {
+		t.Errorf("the manifest PUT was tried %d times, the build ran %d times; want once each", rule.Matched(), strings.Count(r.Stdout(), "[2/4] RUN"))
 	}
 	if _, found, _ := teststack.Manifest(s.Registry+"/push-fails:latest", nil); found {
 		t.Error("the image tag exists")
 	}
+}
+
+// An image push the registry throttles (429) is tried again after a wait:
+// BuildKit gives up after five attempts at once.
+func TestThrottledImagePushIsRetried(t *testing.T) {
+	t.Parallel() // mostly waiting, and no prune
+	s := teststack.Get(t)
+	t.Run("then accepted", func(t *testing.T) {
+		t.Parallel()
+		rule := &faultproxy.Rule{Method: "PUT", Path: `^/v2/throttled-push/manifests/latest$`, Status: 429, RetryAfter: time.Second, Count: 7}
+		p := faultyRegistry(t, s, rule)
+		r := pushRun(t, s, "throttled-push", "main", map[string]string{"registry": p.URL})
+		o := mustRun(t, r)
+		if rule.Matched() != 8 {
+			t.Errorf("%d manifest PUTs; want 7 throttled, then the one that went through", rule.Matched())
+		}
+		d, found, err := teststack.Manifest(s.Registry+"/throttled-push:latest", nil)
+		if err != nil || !found || d.Digest.String() != o["digest"] {
+			t.Errorf("image: found=%v err=%v; digest output %q", found, err, o["digest"])
+		}
+	})
+	t.Run("always", func(t *testing.T) {
+		t.Parallel()
+		rule := &faultproxy.Rule{Method: "PUT", Path: `^/v2/throttled-always/manifests/latest$`, Status: 429, RetryAfter: time.Second}
+		p := faultyRegistry(t, s, rule)
+		r := pushRun(t, s, "throttled-always", "main", map[string]string{"registry": p.URL})
+		err := run.Run(context.Background(), r.Action(), r.Writer())
+		if err == nil || !strings.Contains(err.Error(), ": failed to push "+p.Host+"/throttled-always:latest: toomanyrequests: faultproxy: injected 429 Too Many Requests (5 attempts over ") {
+			t.Errorf("run error %v; want the registry's message after 5 attempts", err)
+		}
+		if rule.Matched() != 25 {
+			t.Errorf("%d manifest PUTs; want 5 attempts of BuildKit's 5", rule.Matched())
+		}
+		if _, found, _ := teststack.Manifest(s.Registry+"/throttled-always:latest", nil); found {
+			t.Error("the image tag exists")
+		}
+	})
 }
 
 // A cache ref the registry cannot tell about (503 on the probe, after the

@@ -241,7 +241,8 @@ func TestDecideExport(t *testing.T) {
 }
 
 // A new branch whose every step came from main's cache gets its tag by one
-// manifest PUT and no export solve; if the tag fails, it exports.
+// manifest PUT and no export solve (the build and the push are a solve each);
+// if the tag fails, it exports.
 func TestNewBranchTagsMainsCacheInsteadOfExporting(t *testing.T) {
 	t.Parallel()
 	own, main := refOf("feature"), refOf("main")
@@ -252,13 +253,13 @@ func TestNewBranchTagsMainsCacheInsteadOfExporting(t *testing.T) {
 		r, _, env := testRunner(t, s, reg, true)
 		_, _, exp := runPhases(t, r)
 		o := outputs(t, env)
-		wantSolves, wantKind := 1, exportTag
+		wantSolves, wantKind := 2, exportTag
 		if tagErr != nil {
-			wantSolves, wantKind = 2, exportSolve
+			wantSolves, wantKind = 3, exportSolve
 		} else if !slices.Equal(reg.tagged, []string{main + " -> " + own}) {
 			t.Errorf("tagged %q; want main's cache tagged as the branch's", reg.tagged)
 		}
-		if len(s.calls) != wantSolves || exp.decision.kind != wantKind {
+		if len(s.calls) != wantSolves || exp.decision.kind != wantKind || s.calls[1].Exports[0].Attrs["push"] != "true" {
 			t.Errorf("tag error %v: %d solves, export %v; want %d, %v", tagErr, len(s.calls), exp.decision.kind, wantSolves, wantKind)
 		}
 		if o["cache-hit-ref"] != main || o["cached-steps"] != "3" || o["total-steps"] != "3" || o["pushed"] != "true" || o["digest"] == "" {

@@ -1,0 +1,62 @@
+package build_test
+
+import (
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/moby/buildkit/client"
+
+	"github.com/ecr-build-cache/ecr-build-cache/internal/build"
+	"github.com/ecr-build-cache/ecr-build-cache/internal/faultproxy"
+	"github.com/ecr-build-cache/ecr-build-cache/internal/teststack"
+)
+
+func TestMain(m *testing.M) { os.Exit(teststack.Main(m)) }
+
+// A registry that stops answering in the middle of an image push holds
+// BuildKit forever (its registry client has no response timeout): the push is
+// stopped after PushTimeout, with an error naming the image, and the build
+// can be pushed again.
+func TestPushIsStoppedAfterPushTimeout(t *testing.T) {
+	s := teststack.Get(t)
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM "+s.BaseImage+"\nRUN echo pushed > /pushed\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	hang := &faultproxy.Rule{Method: "PUT", Path: `^/v2/push-timeout/manifests/latest$`, Delay: 5 * time.Minute, Count: 1}
+	p := faultproxy.Serve(t, "http://"+s.Registry, hang)
+	c, err := client.New(context.Background(), s.BuildkitAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	image := p.Host + "/push-timeout:latest"
+	req := build.Request{ContextDir: dir, Dockerfile: filepath.Join(dir, "Dockerfile"), Tags: []string{image}, Push: true,
+		PushTimeout: 3 * time.Second, Insecure: func(string) bool { return true }}
+	res, err := build.Build(context.Background(), c, req, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	err = build.Push(context.Background(), c, req, res, io.Discard)
+	if want := "push " + image + ": stopped after 3s: the registry did not finish taking the image"; err == nil || err.Error() != want {
+		t.Fatalf("push error %v; want %q", err, want)
+	}
+	if took := time.Since(start); took > time.Minute {
+		t.Errorf("the stopped push returned after %v", took)
+	}
+	if hang.Matched() != 1 {
+		t.Fatalf("%d manifest PUTs; want the one that hung", hang.Matched())
+	}
+	// The rule hangs only the first PUT: the next push goes through.
+	if err := build.Push(context.Background(), c, req, res, io.Discard); err != nil {
+		t.Fatalf("second push: %v", err)
+	}
+	if d, found, err := teststack.Manifest(s.Registry+"/push-timeout:latest", nil); err != nil || !found || d.Digest.String() != res.Digest {
+		t.Errorf("image: found=%v err=%v, digest %q", found, err, res.Digest)
+	}
+}
