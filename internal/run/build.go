@@ -2,9 +2,11 @@ package run
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/sethvargo/go-githubactions"
@@ -17,6 +19,9 @@ import (
 type built struct {
 	req build.Request
 	res *build.Result
+	// damaged are the imports of a first attempt that failed where the same
+	// build without them succeeded: req imports nothing then.
+	damaged []string
 }
 
 // pushTimeout bounds one image push: far above a healthy push of a large image,
@@ -29,6 +34,9 @@ const pushTimeout = 30 * time.Minute
 var pushWaits = []time.Duration{2 * time.Second, 4 * time.Second, 8 * time.Second, 16 * time.Second}
 
 // build runs the Dockerfile build and pushes the image when the plan says so.
+// A build that fails with a cache imported is tried once more without it: a
+// registry may have lost a blob of the cache since the probe, or the cache may
+// be broken in a way no check sees; a cache must never make a build fail.
 func (r *runner) build(ctx context.Context, plan cachePlan) (built, error) {
 	cfg := r.cfg
 	req := build.Request{
@@ -56,8 +64,18 @@ func (r *runner) build(ctx context.Context, plan cachePlan) (built, error) {
 	}
 
 	r.a.Group("Build " + cfg.Dockerfile)
-	defer r.a.EndGroup()
 	b, err := r.attempt(ctx, req)
+	if err != nil && len(req.CacheImports) > 0 && cacheMayBeAtFault(ctx, err) {
+		imports := strings.Join(req.CacheImports, ", ")
+		r.a.Infof("the build failed with the cache %s imported: building again without it", imports)
+		req.CacheImports = nil
+		b, err = r.attempt(ctx, req)
+		if err == nil {
+			b.damaged = plan.imports
+			r.a.Warningf("cache %s is damaged: the build failed with it and succeeded without it; %s", imports, repair(plan))
+		}
+	}
+	r.a.EndGroup()
 	if b.res != nil {
 		for _, w := range b.res.Warnings {
 			r.annotate(w.Location).Warningf("%s", w.Message)
@@ -72,6 +90,27 @@ func (r *runner) build(ctx context.Context, plan cachePlan) (built, error) {
 	return b, nil
 }
 
+// cacheMayBeAtFault tells a failure a build without the cache might not have:
+// not the run's end, nor a command of the build exiting non-zero, nor the
+// registry refusing the image push (a denied push would fail again after a
+// cold build), unless the push could not read content from the cache.
+func cacheMayBeAtFault(ctx context.Context, err error) bool {
+	switch {
+	case ctx.Err() != nil || build.CommandFailed(err):
+		return false
+	case errors.As(err, new(pushError)):
+		return build.ContentUnavailable(err)
+	}
+	return true
+}
+
+func repair(plan cachePlan) string {
+	if plan.Export == "" {
+		return "it stays as it is: this run exports no cache (" + plan.ExportReason + ")"
+	}
+	return "a new complete cache is exported to " + plan.Export
+}
+
 // attempt builds, then pushes the image when req says so.
 func (r *runner) attempt(ctx context.Context, req build.Request) (built, error) {
 	res, err := build.Build(ctx, r.solver, req, r.out)
@@ -82,6 +121,11 @@ func (r *runner) attempt(ctx context.Context, req build.Request) (built, error) 
 	return b, r.push(ctx, req, res)
 }
 
+// pushError is a failed image push.
+type pushError struct{ error }
+
+func (e pushError) Unwrap() error { return e.error }
+
 // push pushes the built image, trying again after a 429 or 5xx.
 func (r *runner) push(ctx context.Context, req build.Request, res *build.Result) error {
 	start := time.Now()
@@ -91,9 +135,9 @@ func (r *runner) push(ctx context.Context, req build.Request, res *build.Result)
 		case err == nil || ctx.Err() != nil:
 			return err
 		case !build.Retryable(err):
-			return err
+			return pushError{err}
 		case i == len(pushWaits):
-			return fmt.Errorf("%w (%d attempts over %s)", err, i+1, time.Since(start).Round(time.Second))
+			return pushError{fmt.Errorf("%w (%d attempts over %s)", err, i+1, time.Since(start).Round(time.Second))}
 		}
 		r.a.Infof("the registry throttled or failed the image push: trying again in %s", pushWaits[i])
 		select {

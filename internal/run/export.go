@@ -26,16 +26,21 @@ type exportDecision struct {
 }
 
 // decideExport skips an export that would rewrite the cache already in the
-// registry: when every step came from the one imported cache, that cache is
-// kept as it is (same tag) or tagged again (a new branch's first build).
-func decideExport(plan cachePlan, res *build.Result) exportDecision {
+// registry: when every step came from the one imported cache, and the registry
+// has every blob of it, that cache is kept as it is (same tag) or tagged again
+// (a new branch's first build). A cache the build had to do without (b.damaged)
+// is no longer imported by then, so it is never kept.
+func decideExport(plan cachePlan, b built) exportDecision {
 	if plan.Export == "" {
 		return exportDecision{kind: exportNone}
 	}
-	if len(res.Steps) == 0 || res.CachedSteps() != len(res.Steps) || len(plan.imports) != 1 {
+	imports, res := b.req.CacheImports, b.res
+	if len(res.Steps) == 0 || res.CachedSteps() != len(res.Steps) || len(imports) != 1 {
 		return exportDecision{kind: exportSolve}
 	}
-	i := slices.IndexFunc(plan.probed, func(p registry.Ref) bool { return p.Ref == plan.imports[0] && p.Kind == registry.Cache })
+	i := slices.IndexFunc(plan.probed, func(p registry.Ref) bool {
+		return p.Ref == imports[0] && p.Kind == registry.Cache && p.Complete
+	})
 	switch {
 	case i < 0:
 		return exportDecision{kind: exportSolve}
@@ -56,7 +61,7 @@ type exported struct {
 // export carries out decideExport. Only the run's end (ctx) is an error: a
 // failed export is a warning, never a failed build.
 func (r *runner) export(ctx context.Context, plan cachePlan, b built) (exported, error) {
-	d := decideExport(plan, b.res)
+	d := decideExport(plan, b)
 	out := exported{decision: d}
 	switch d.kind {
 	case exportNone:

@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/ecr-build-cache/ecr-build-cache/internal/fakeecr"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/faultproxy"
@@ -28,9 +29,9 @@ func faultyRegistry(t *testing.T, s *teststack.Stack, rules ...*faultproxy.Rule)
 	return faultproxy.Serve(t, "http://"+s.Registry, rules...)
 }
 
-// cacheManifest reads the manifest tagged ref in the stack's registry and
-// returns its digest and the blobs it names that the registry does not have.
-func cacheManifest(t *testing.T, ref string) (digest string, missing []string) {
+// parsedManifest reads the (single-image) manifest tagged ref in the stack's
+// registry.
+func parsedManifest(t *testing.T, ref string) (*remote.Descriptor, *v1.Manifest) {
 	t.Helper()
 	d, found, err := teststack.Manifest(ref, nil)
 	if err != nil || !found {
@@ -40,6 +41,14 @@ func cacheManifest(t *testing.T, ref string) (digest string, missing []string) {
 	if err != nil {
 		t.Fatalf("cache manifest %s: %v", ref, err)
 	}
+	return d, m
+}
+
+// cacheManifest reads the manifest tagged ref in the stack's registry and
+// returns its digest and the blobs it names that the registry does not have.
+func cacheManifest(t *testing.T, ref string) (digest string, missing []string) {
+	t.Helper()
+	d, m := parsedManifest(t, ref)
 	n, err := name.ParseReference(ref)
 	if err != nil {
 		t.Fatal(err)

@@ -21,6 +21,7 @@ import (
 	"github.com/ecr-build-cache/ecr-build-cache/internal/cacheref"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/config"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/registry"
+	"github.com/ecr-build-cache/ecr-build-cache/internal/teststack"
 )
 
 // The run's decisions, tested with fakes of its two network boundaries; the
@@ -108,7 +109,7 @@ func cache(ref string, layers ...string) registry.Ref {
 	for _, d := range layers {
 		l[d] = true
 	}
-	return registry.Ref{Ref: ref, Kind: registry.Cache, Layers: l}
+	return registry.Ref{Ref: ref, Kind: registry.Cache, Layers: l, Complete: true}
 }
 
 // testRunner is a runner on fakes, for a push of branch feature to repo.
@@ -162,20 +163,7 @@ func outputs(t *testing.T, env map[string]string) map[string]string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := map[string]string{}
-	lines := strings.Split(string(raw), "\n")
-	for i := 0; i < len(lines); i++ {
-		name, delim, ok := strings.Cut(lines[i], "<<")
-		if !ok {
-			continue
-		}
-		var val []string
-		for i++; i < len(lines) && lines[i] != delim; i++ {
-			val = append(val, lines[i])
-		}
-		out[name] = strings.Join(val, "\n")
-	}
-	return out
+	return teststack.ParseOutputs(string(raw))
 }
 
 func TestPlanImportsOnlyTheBestRealCache(t *testing.T) {
@@ -191,6 +179,8 @@ func TestPlanImportsOnlyTheBestRealCache(t *testing.T) {
 		{"falls back to main", map[string]registry.Ref{main: cache(main)}, []string{main}, ""},
 		{"an image on the branch's cache tag is skipped with a warning",
 			map[string]registry.Ref{own: {Ref: own, Kind: registry.NotCache}, main: cache(main)}, []string{main}, "not a BuildKit cache"},
+		{"a damaged cache is skipped with a warning",
+			map[string]registry.Ref{own: {Ref: own, Kind: registry.Cache, Missing: []string{"sha256:l1"}}, main: cache(main)}, []string{main}, "damaged: the registry lacks 1 of its blobs (sha256:l1)"},
 		{"a stuck host is not imported",
 			map[string]registry.Ref{own: {Ref: own, Err: context.DeadlineExceeded, Unreachable: true}, main: {Ref: main, Err: context.DeadlineExceeded, Unreachable: true}},
 			nil, "did not answer in time"},
@@ -233,8 +223,11 @@ func TestDecideExport(t *testing.T) {
 		{"no steps at all: exported", plan(own, []string{own}, cache(own)), &build.Result{}, exportSolve},
 		{"import unchecked: exported", plan(own, []string{own}, registry.Ref{Ref: own, Err: errors.New("denied")}), all, exportSolve},
 		{"legacy cache: rewritten", plan(own, []string{own}, registry.Ref{Ref: own, Kind: registry.LegacyCache}), all, exportSolve},
+		{"blobs not checked: rewritten", plan(own, []string{own}, registry.Ref{Ref: own, Kind: registry.Cache}), all, exportSolve},
+		{"main's blobs not checked: exported", plan(own, []string{main}, registry.Ref{Ref: own}, registry.Ref{Ref: main, Kind: registry.Cache}), all, exportSolve},
 	} {
-		if got := decideExport(tc.plan, tc.res).kind; got != tc.want {
+		b := built{req: build.Request{CacheImports: tc.plan.imports}, res: tc.res}
+		if got := decideExport(tc.plan, b).kind; got != tc.want {
 			t.Errorf("%s: decideExport = %v, want %v", tc.name, got, tc.want)
 		}
 	}

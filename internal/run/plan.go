@@ -58,7 +58,7 @@ func (r *runner) plan(ctx context.Context, tgt target, tr trust) (cachePlan, err
 		switch {
 		case pr.Err != nil:
 			r.a.Warningf("cache ref %s: %s: %v", pr.Ref, state, pr.Err)
-		case pr.Kind == registry.NotCache || pr.Kind == registry.LegacyCache:
+		case pr.Kind == registry.NotCache || pr.Kind == registry.LegacyCache || len(pr.Missing) > 0:
 			r.a.Warningf("cache ref %s: %s", pr.Ref, state)
 		default:
 			r.a.Infof("cache import: %s (%s)", pr.Ref, state)

@@ -34,7 +34,7 @@ func (r *runner) report(ctx context.Context, plan cachePlan, b built, exp export
 		{"pushed", strconv.FormatBool(b.req.Push)},
 		{"metadata", meta},
 		{"cache-ref", plan.Export},
-		{"cache-from", strings.Join(plan.imports, "\n")},
+		{"cache-from", strings.Join(b.req.CacheImports, "\n")},
 		{"cache-hit-ref", hitRef},
 		{"cached-steps", strconv.Itoa(cached)},
 		{"total-steps", strconv.Itoa(len(res.Steps))},
@@ -54,7 +54,7 @@ func (r *runner) report(ctx context.Context, plan cachePlan, b built, exp export
 func (r *runner) servedBy(ctx context.Context, plan cachePlan, b built, exp exported) string {
 	var ref string
 	switch {
-	case len(plan.imports) == 0 || b.res.CachedSteps() == 0:
+	case len(b.req.CacheImports) == 0 || b.res.CachedSteps() == 0:
 		return ""
 	case b.req.Push:
 		ref = b.req.Tags[0]
@@ -68,7 +68,13 @@ func (r *runner) servedBy(ctx context.Context, plan cachePlan, b built, exp expo
 		r.a.Warningf("could not tell which cache served the build: %v", err)
 		return ""
 	}
-	return registry.ServedBy(plan.probed, layers)
+	var imported []registry.Ref
+	for _, p := range plan.probed {
+		if slices.Contains(b.req.CacheImports, p.Ref) {
+			imported = append(imported, p)
+		}
+	}
+	return registry.ServedBy(imported, layers)
 }
 
 // metadata renders the exporter response like buildx's --metadata-file: the
@@ -104,7 +110,10 @@ func summary(dockerfile string, plan cachePlan, b built, exp exported, hitRef st
 	fmt.Fprintf(&sb, "| Cached steps | %d/%d |\n", res.CachedSteps(), len(res.Steps))
 	fmt.Fprintf(&sb, "| Build time | %s |\n", res.Duration.Round(10*time.Millisecond))
 	for _, p := range plan.probed {
-		state := registry.State(p, slices.Contains(plan.imports, p.Ref), p.Ref == hitRef)
+		state := registry.State(p, slices.Contains(req.CacheImports, p.Ref), p.Ref == hitRef)
+		if slices.Contains(b.damaged, p.Ref) {
+			state = "damaged: the build failed with it and succeeded without it"
+		}
 		fmt.Fprintf(&sb, "| Cache import | `%s` (%s) |\n", p.Ref, state)
 	}
 	switch {
