@@ -8,6 +8,8 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"net"
+	"net/http"
 	"net/url"
 	"path"
 	"regexp"
@@ -17,6 +19,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	awsecr "github.com/aws/aws-sdk-go-v2/service/ecr"
 	"github.com/aws/aws-sdk-go-v2/service/ecr/types"
@@ -73,6 +76,7 @@ type Client struct {
 // (environment keys, OIDC web identity, profiles, AWS_ENDPOINT_URL_ECR ...),
 // with region taking precedence when set.
 func LoadConfig(ctx context.Context, region string, optFns ...func(*config.LoadOptions) error) (aws.Config, error) {
+	optFns = append([]func(*config.LoadOptions) error{config.WithHTTPClient(httpClient())}, optFns...)
 	if region != "" {
 		optFns = append([]func(*config.LoadOptions) error{config.WithRegion(region)}, optFns...)
 	}
@@ -88,6 +92,16 @@ func LoadConfig(ctx context.Context, region string, optFns ...func(*config.LoadO
 			"or set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE (%w)", ErrNotConfigured, err)
 	}
 	return cfg, nil
+}
+
+// httpClient bounds each ECR and AWS credential request: the SDK's default
+// transport has no response-header timeout, so an endpoint that accepts
+// connections and never answers would hold the run forever. ECR's API answers
+// in well under a second.
+func httpClient() *awshttp.BuildableClient {
+	return awshttp.NewBuildableClient().
+		WithDialerOptions(func(d *net.Dialer) { d.Timeout = 10 * time.Second }).
+		WithTransportOptions(func(t *http.Transport) { t.ResponseHeaderTimeout = 10 * time.Second })
 }
 
 // ErrNotConfigured means the runner has no AWS region or credentials at all, as
@@ -118,8 +132,12 @@ func NewFromConfig(cfg aws.Config, mask, warn func(string)) *Client {
 
 // MaxAttempts bounds the attempts of one ECR API call: with the SDK's backoff
 // (at most 1, 2, 4, 8 s between attempts on throttling) and Retry-After capped
-// at retryafter.Max, a call gives up within a minute.
-const MaxAttempts = 5
+// at retryafter.Max, a call gives up within a minute; CallTimeout ends it
+// whatever the attempts wait for.
+const (
+	MaxAttempts = 5
+	CallTimeout = time.Minute
+)
 
 // retryer adds the Retry-After header to the SDK's retry delay; the SDK reads
 // only x-amz-retry-after (aws/aws-sdk-go-v2#3400).
@@ -145,7 +163,9 @@ func (c *Client) Token(ctx context.Context) (Token, error) {
 		return *c.token, nil
 	}
 	// RegistryIds is deprecated: one token serves every registry the caller may access.
-	out, err := c.api.GetAuthorizationToken(ctx, &awsecr.GetAuthorizationTokenInput{})
+	callCtx, cancel := context.WithTimeout(ctx, CallTimeout)
+	defer cancel()
+	out, err := c.api.GetAuthorizationToken(callCtx, &awsecr.GetAuthorizationTokenInput{})
 	if err != nil {
 		err = explain(opGetToken, err)
 		// As amazon-ecr-credential-helper does: a token that still works beats a failed build.
@@ -214,7 +234,9 @@ func (c *Client) CheckTagOverwrite(ctx context.Context, account, repository, tag
 	if account != "" {
 		in.RegistryId = aws.String(account)
 	}
-	out, err := c.api.DescribeRepositories(ctx, in)
+	callCtx, cancel := context.WithTimeout(ctx, CallTimeout)
+	defer cancel()
+	out, err := c.api.DescribeRepositories(callCtx, in)
 	if err != nil {
 		return explain(operation{"describe ECR repository " + repository, "ecr:DescribeRepositories"}, err)
 	}
@@ -281,8 +303,11 @@ func explain(op operation, err error) error {
 		}
 	}
 	var exhausted *retry.MaxAttemptsError
-	if errors.As(err, &exhausted) {
+	switch {
+	case errors.As(err, &exhausted):
 		return fmt.Errorf("%s: ECR did not answer after %d attempts: %w: %w", what, exhausted.Attempt, ErrUnavailable, err)
+	case errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("%s: ECR did not answer within %s: %w: %w", what, CallTimeout, ErrUnavailable, err)
 	}
 	return fmt.Errorf("%s: %w", what, err)
 }

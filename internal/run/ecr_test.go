@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -304,5 +305,27 @@ func TestNoSecretReachesOutputsImageOrCache(t *testing.T) {
 	}
 	if got, err := teststack.ImageFile(o["image"], "/token-length", ecrAuth(e)); err != nil || strings.TrimSpace(got) != strconv.Itoa(len(secretValue)) {
 		t.Errorf("the build did not read the secret: /token-length = %q, %v", got, err)
+	}
+}
+
+// An ECR endpoint that accepts connections and never answers fails the run
+// within a bound, saying which call did not answer: the AWS SDK's default
+// HTTP client has no response timeout.
+func TestECRStuckEndpointFailsInBoundedTime(t *testing.T) {
+	t.Parallel() // mostly waiting, and no prune
+	s := teststack.Get(t)
+	e := startECR(t, s, fakeecr.Repository{Name: "ecr-stuck"})
+	r := ecrRun(t, s, e, "ecr-stuck", nil)
+	r.Env["AWS_ENDPOINT_URL_ECR"] = "http://" + teststack.StuckHost(t)
+	const bound = 3 * time.Minute // a hang is stopped here
+	ctx, cancel := context.WithTimeout(context.Background(), bound)
+	defer cancel()
+	err := r.Exec(ctx, teststack.Binary(t))
+	if ctx.Err() != nil {
+		t.Fatalf("the run was still going after %s:\n%s", bound, r.Stdout())
+	}
+	want := "::error::get ECR authorization token: ECR did not answer after 5 attempts"
+	if err == nil || !strings.Contains(r.Stdout(), want) || !strings.Contains(r.Stdout(), "timeout awaiting response headers") {
+		t.Errorf("run error %v; output lacks %q ... timeout awaiting response headers:\n%s", err, want, r.Stdout())
 	}
 }

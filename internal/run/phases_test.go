@@ -181,14 +181,15 @@ func TestPlanImportsOnlyTheBestRealCache(t *testing.T) {
 			map[string]registry.Ref{own: {Ref: own, Kind: registry.NotCache}, main: cache(main)}, []string{main}, "not a BuildKit cache"},
 		{"a damaged cache is skipped with a warning",
 			map[string]registry.Ref{own: {Ref: own, Kind: registry.Cache, Missing: []string{"sha256:l1"}}, main: cache(main)}, []string{main}, "damaged: the registry lacks 1 of its blobs (sha256:l1)"},
-		{"a stuck host is not imported",
-			map[string]registry.Ref{own: {Ref: own, Err: context.DeadlineExceeded, Unreachable: true}, main: {Ref: main, Err: context.DeadlineExceeded, Unreachable: true}},
+		{"a stuck extra host is not imported",
+			map[string]registry.Ref{"stuck.test/app:cache": {Ref: "stuck.test/app:cache", Err: context.DeadlineExceeded, Unreachable: true}},
 			nil, "did not answer in time"},
 		{"nothing: cold, with a warning", nil, nil, "no cache found"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			r, out, _ := testRunner(t, &fakeSolver{}, &fakeRegistry{refs: tc.refs}, true)
+			r.cfg.CacheFrom = []string{"stuck.test/app:cache"}
 			plan, err := r.plan(context.Background(), target{host: "registry.test"}, trust{})
 			if err != nil {
 				t.Fatal(err)
@@ -200,6 +201,28 @@ func TestPlanImportsOnlyTheBestRealCache(t *testing.T) {
 				t.Errorf("log lacks a warning with %q:\n%s", tc.warn, out)
 			}
 		})
+	}
+}
+
+// A registry that answered no probe stops a run that pushes before it builds
+// (BuildKit would wait forever); without a push the build goes on, exporting
+// no cache.
+func TestStuckRegistry(t *testing.T) {
+	t.Parallel()
+	own, main := refOf("feature"), refOf("main")
+	stuck := map[string]registry.Ref{
+		own:  {Ref: own, Err: context.DeadlineExceeded, Unreachable: true},
+		main: {Ref: main, Err: context.DeadlineExceeded, Unreachable: true},
+	}
+	for _, push := range []bool{true, false} {
+		r, out, _ := testRunner(t, &fakeSolver{}, &fakeRegistry{refs: stuck}, push)
+		plan, err := r.plan(context.Background(), target{host: "registry.test"}, trust{})
+		switch {
+		case push && (err == nil || !strings.Contains(err.Error(), "registry registry.test did not answer within 30s, so the image cannot be pushed")):
+			t.Errorf("push: plan error %v; want the stuck registry named", err)
+		case !push && (err != nil || plan.Export != "" || !strings.Contains(out.String(), "::warning::registry registry.test did not answer within 30s: the cache is not exported to "+own)):
+			t.Errorf("no push: error %v, export %q; want the build to go on without export, with a warning:\n%s", err, plan.Export, out)
+		}
 	}
 }
 

@@ -67,5 +67,34 @@ func (r *runner) plan(ctx context.Context, tgt target, tr trust) (cachePlan, err
 	if len(p.probed) > 0 && len(p.imports) == 0 {
 		r.a.Warningf("no cache found (looked for %s): this build runs cold", strings.Join(p.Imports, ", "))
 	}
-	return p, nil
+	return p, r.checkRegistry(&p)
+}
+
+// checkRegistry stops a run whose registry did not answer a single probe, before
+// it builds: BuildKit has no response timeout, and would wait forever to push
+// the image or the cache to a host that accepts connections and never answers.
+// Without an image to push, the build goes on with no cache export.
+func (r *runner) checkRegistry(p *cachePlan) error {
+	var asked, stuck int
+	var last error
+	for _, pr := range p.probed {
+		if r.host == "" || !strings.HasPrefix(pr.Ref, r.host+"/") {
+			continue
+		}
+		asked++
+		if pr.Unreachable {
+			stuck, last = stuck+1, pr.Err
+		}
+	}
+	switch {
+	case asked == 0 || stuck < asked:
+		return nil
+	case p.push:
+		return fmt.Errorf("registry %s did not answer within %s, so the image cannot be pushed; check the registry input and the registry's health: %w",
+			r.host, registry.ProbeTimeout, last)
+	case p.Export != "":
+		r.a.Warningf("registry %s did not answer within %s: the cache is not exported to %s", r.host, registry.ProbeTimeout, p.Export)
+		p.Export, p.ExportReason = "", fmt.Sprintf("registry %s did not answer", r.host)
+	}
+	return nil
 }
