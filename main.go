@@ -18,7 +18,9 @@ func main() {
 	err := realMain(ctx)
 	stop()
 	if err != nil {
-		githubactions.Errorf("%s", err)
+		if !run.Annotated(err) {
+			githubactions.Errorf("%s", err)
+		}
 		os.Exit(1)
 	}
 }

@@ -82,8 +82,9 @@ func (r *runner) build(ctx context.Context, plan cachePlan) (built, error) {
 		}
 	}
 	if err != nil {
-		for _, l := range build.ErrorLocations(err) {
-			r.annotate(&l).Errorf("%s", err)
+		if ls := build.ErrorLocations(err); len(ls) > 0 {
+			r.annotate(&ls[0]).Errorf("%s", err)
+			return b, annotated{err}
 		}
 		return b, err
 	}
@@ -146,6 +147,20 @@ func (r *runner) push(ctx context.Context, req build.Request, res *build.Result)
 		case <-time.After(pushWaits[i]):
 		}
 	}
+}
+
+// annotated is an error already shown as an annotation on the Dockerfile line
+// it points at.
+type annotated struct{ error }
+
+func (e annotated) Unwrap() error { return e.error }
+
+// Annotated reports whether Run already printed err as a workflow error
+// annotation, so that the caller only sets the exit code: printed again, it
+// would show twice.
+func Annotated(err error) bool {
+	var a annotated
+	return errors.As(err, &a)
 }
 
 // annotate points a workflow command at a Dockerfile line, so GitHub shows it

@@ -1,7 +1,6 @@
 package run_test
 
 import (
-	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -10,7 +9,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ecr-build-cache/ecr-build-cache/internal/run"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/teststack"
 )
 
@@ -211,6 +209,8 @@ func index(t *testing.T, ref string) ociIndex {
 	return idx
 }
 
+// A failing step is one error annotation, on its Dockerfile line (the
+// binary, as the runner starts it: the runner shows every ::error line).
 func TestFailingStepPointsAtItsDockerfileLine(t *testing.T) {
 	s := teststack.Get(t)
 	dir, err := filepath.Abs("testdata/failing")
@@ -218,13 +218,12 @@ func TestFailingStepPointsAtItsDockerfileLine(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := pushRun(t, s, "failing", "main", map[string]string{"context": dir})
-	err = run.Run(context.Background(), r.Action(), r.Writer())
-	if err == nil {
-		t.Fatal("a failing RUN did not fail the run")
+	if err := execRun(t, r); err == nil {
+		t.Fatalf("a failing RUN did not fail the run:\n%s", r.Stdout())
 	}
 	want := "::error file=" + filepath.Join(dir, "Dockerfile") + ",line=4::"
-	if !strings.Contains(r.Stdout(), want) {
-		t.Errorf("no annotation %q in:\n%s", want, r.Stdout())
+	if n := strings.Count(r.Stdout(), "::error"); n != 1 || !strings.Contains(r.Stdout(), want) {
+		t.Errorf("%d error annotations; want one, %q:\n%s", n, want, r.Stdout())
 	}
 	if _, found, _ := teststack.Manifest(s.Registry+"/failing:latest", nil); found {
 		t.Error("a failed build pushed an image")
