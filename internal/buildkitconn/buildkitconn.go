@@ -34,8 +34,9 @@ import (
 )
 
 // Image is the BuildKit image started when only a Docker engine is available,
-// pinned to the BuildKit version this action's client is built with.
-const Image = "moby/buildkit:v0.34.2"
+// pinned to the BuildKit version this action's client is built with. Release
+// builds pin it by digest too (-ldflags -X, resolved by the release workflow).
+var Image = "moby/buildkit:v0.34.2"
 
 // StateContainer is the GITHUB_STATE key under which the main step records a
 // container it started, so that the post step (STATE_buildkit_container) removes it.
@@ -56,6 +57,9 @@ type Options struct {
 	Host    string // buildkit-host input
 	Builder string // builder input: a buildx builder name
 	TLS     TLS    // buildkit-tls-* inputs
+	// HostNetwork runs a started BuildKit container on the runner's network:
+	// RUN steps then reach the runner's localhost and instance metadata.
+	HostNetwork bool
 	// Getenv reads the run's environment: BUILDKIT_HOST, DOCKER_CONFIG and HOME
 	// (buildx's store), PATH and DOCKER_* (the docker CLI). Never the process's
 	// own, so that tests stay parallel.
@@ -95,7 +99,7 @@ func Resolve(ctx context.Context, opt Options) (Endpoint, error) {
 	docker := dockerCLI{getenv: getenv}
 	engineErr := docker.ping(ctx)
 	if engineErr == nil {
-		return startContainer(ctx, docker)
+		return startContainer(ctx, docker, opt.HostNetwork)
 	}
 	return Endpoint{}, fmt.Errorf("no BuildKit daemon to build on. Give one of:\n"+
 		"  - buildkit-host: unix:///run/buildkit/buildkitd.sock, tcp://host:1234 (with buildkit-tls-* for mTLS) or docker-container://name\n"+
@@ -233,13 +237,18 @@ func (d dockerCLI) ping(ctx context.Context) error {
 
 // startContainer starts Image for this job and waits until its buildkitd
 // answers. On GitHub-hosted runners this pulls the image (tens of MB) first.
-func startContainer(ctx context.Context, d dockerCLI) (Endpoint, error) {
+func startContainer(ctx context.Context, d dockerCLI, hostNetwork bool) (Endpoint, error) {
 	suffix := make([]byte, 6)
 	_, _ = rand.Read(suffix)
 	name := containerPrefix + hex.EncodeToString(suffix)
-	// Privileged, as buildx's docker-container driver runs it; host network so
-	// that a registry on the runner's localhost is reachable too.
-	if _, err := d.run(ctx, "run", "-d", "--name", name, "--privileged", "--network", "host", Image); err != nil {
+	// Privileged, as buildx's docker-container driver runs it, and on Docker's
+	// default network unless asked: RUN steps of untrusted code must not reach
+	// the runner's localhost or its cloud instance metadata.
+	args := []string{"run", "-d", "--name", name, "--privileged"}
+	if hostNetwork {
+		args = append(args, "--network", "host")
+	}
+	if _, err := d.run(ctx, append(args, Image)...); err != nil {
 		// docker run can fail after creating the container.
 		_ = Stop(context.WithoutCancel(ctx), d.getenv, name)
 		return Endpoint{}, fmt.Errorf("start a BuildKit container (%s): %w", Image, err)

@@ -232,7 +232,7 @@ func TestStartedImageMatchesTheClientsBuildKitVersion(t *testing.T) {
 	if m == nil {
 		t.Fatal("go.mod does not require github.com/moby/buildkit")
 	}
-	if want := "moby/buildkit:" + string(m[1]); buildkitconn.Image != want {
+	if want := "moby/buildkit:" + string(m[1]); strings.Split(buildkitconn.Image, "@")[0] != want {
 		t.Fatalf("Image = %s, want %s (the BuildKit version go.mod pins)", buildkitconn.Image, want)
 	}
 }
@@ -242,5 +242,37 @@ func TestStopRemovesOnlyItsOwnContainers(t *testing.T) {
 	err := buildkitconn.Stop(context.Background(), env(nil), "buildx_buildkit_builder-4f1c0")
 	if err == nil || !strings.Contains(err.Error(), "not a container this action started") {
 		t.Fatalf("Stop of a container it did not start: %v", err)
+	}
+}
+
+// The container the action starts runs on Docker's default network unless the
+// workflow opts into the host's: RUN steps must not reach the runner's localhost
+// or instance metadata. No privileged container can run in this sandbox, so the
+// runner's docker CLI is a script that records what it is asked to do.
+func TestStartedContainerIsOffTheHostNetworkUnlessAsked(t *testing.T) {
+	t.Parallel()
+	for _, hostNet := range []bool{false, true} {
+		bin, log := t.TempDir(), filepath.Join(t.TempDir(), "docker.log")
+		script := "#!/bin/sh\necho \"$*\" >> " + log + "\ncase $1 in version) echo 20.10.24;; run) echo 0123abcd;; esac\n"
+		if err := os.WriteFile(filepath.Join(bin, "docker"), []byte(script), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		ep := resolve(t, buildkitconn.Options{HostNetwork: hostNet, Getenv: env(map[string]string{"PATH": bin + ":/usr/bin:/bin"})})
+		calls, err := os.ReadFile(log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var run string
+		for _, l := range strings.Split(string(calls), "\n") {
+			if strings.HasPrefix(l, "run ") {
+				run = l
+			}
+		}
+		if !strings.HasPrefix(ep.Addr, "docker-container://ecr-build-cache-buildkit-") || !strings.HasSuffix(run, " "+buildkitconn.Image) {
+			t.Fatalf("endpoint %s after docker %q", ep.Addr, run)
+		}
+		if strings.Contains(run, "--network host") != hostNet {
+			t.Errorf("host network %v: docker %s", hostNet, run)
+		}
 	}
 }

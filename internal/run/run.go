@@ -38,23 +38,23 @@ func Run(ctx context.Context, a *githubactions.Action, out io.Writer) error {
 		return err
 	}
 	maskSecrets(a, cfg)
-	trust, err := decideTrust(cfg)
+	tr, err := decideTrust(cfg)
 	if err != nil {
 		return err
 	}
 	// The builder first: a wrong address fails before any registry or ECR call.
-	solver, err := connectBuilder(ctx, a, cfg)
+	solver, err := connectBuilder(ctx, a, cfg, tr)
 	if err != nil {
 		return err
 	}
 	defer solver.Close()
-	tgt, err := resolveTarget(ctx, a, cfg, trust)
+	tgt, err := resolveTarget(ctx, a, cfg, tr)
 	if err != nil {
 		return err
 	}
 	r := &runner{a: a, cfg: cfg, out: out, solver: solver, reg: tgt.client, host: tgt.host,
 		session: []session.Attachable{tgt.creds.Attachable()}}
-	plan, err := r.plan(ctx, tgt, trust)
+	plan, err := r.plan(ctx, tgt, tr)
 	if err != nil {
 		return err
 	}

@@ -31,7 +31,7 @@ func decideTrust(cfg *config.Config) (trust, error) {
 }
 
 // connectBuilder resolves and dials the BuildKit daemon.
-func connectBuilder(ctx context.Context, a *githubactions.Action, cfg *config.Config) (*client.Client, error) {
+func connectBuilder(ctx context.Context, a *githubactions.Action, cfg *config.Config, tr trust) (*client.Client, error) {
 	ep, err := buildkitconn.Resolve(ctx, buildkitconn.Options{Host: cfg.BuildkitHost, Builder: cfg.Builder, TLS: cfg.TLS, Getenv: a.Getenv})
 	if err != nil {
 		return nil, err
@@ -41,6 +41,10 @@ func connectBuilder(ctx context.Context, a *githubactions.Action, cfg *config.Co
 		a.SaveState(buildkitconn.StateContainer, ep.Container)
 	}
 	a.Infof("BuildKit: %s (from %s)", ep.Addr, ep.Source)
+	if tr.untrusted && ep.Container == "" {
+		a.Warningf("%s, on a builder this action did not start (%s): untrusted code can poison a shared daemon's local cache and cache mounts; "+
+			"give untrusted workflows an ephemeral builder (see the README's security model)", tr.why, ep.Source)
+	}
 	return buildkitconn.Connect(ctx, ep)
 }
 
@@ -72,11 +76,15 @@ func resolveTarget(ctx context.Context, a *githubactions.Action, cfg *config.Con
 		err := t.loginECR(ctx, a, cfg, account, region)
 		if tr.untrusted && errors.Is(err, ecr.ErrNotConfigured) {
 			a.Noticef("%s, and AWS is not configured (as usual for a fork): building without the registry: no image push, no cache import or export", tr.why)
+			t.creds.Restrict()
 			return target{creds: t.creds, client: registry.New(t.creds, "")}, nil
 		}
 		if err != nil {
 			return target{}, err
 		}
+	}
+	if tr.untrusted {
+		t.creds.Restrict(t.host)
 	}
 	insecureHost := ""
 	if t.insecure {
