@@ -25,6 +25,15 @@ type runnerLog struct {
 	Stopped  bool            // still waiting for the stop token at the end
 }
 
+// names lists the commands' names in order.
+func (l runnerLog) names() []string {
+	var n []string
+	for _, c := range l.Commands {
+		n = append(n, c.Name)
+	}
+	return n
+}
+
 // registeredCommands are the runner's command extensions, plus stop-commands.
 var registeredCommands = []string{
 	"stop-commands", "add-mask", "add-matcher", "add-path", "debug", "echo", "error",

@@ -45,8 +45,8 @@ const (
 // Writer is the runner-facing stdout. Everything untrusted (BuildKit's plain
 // progress, a build's RUN output) is written through Write or a Stream, which
 // neutralise it line by line: a lone "\r" becomes "␍" so it cannot start a
-// line, a line that would start a "::" command gets a leading "\", and every
-// "##[" becomes "##[\" (the runner's own escape for its start-action marker).
+// line, a "::" that would start a command gets a "\" before it, and every "##["
+// becomes "##[\" (the runner's own escape for its start-action marker).
 // Lines are written whole: a partial line is held until its newline, or until
 // it reaches 64 KiB, or End.
 //

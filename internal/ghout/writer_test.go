@@ -208,9 +208,9 @@ func TestWriterAddMaskMidStream(t *testing.T) {
 	must(w.End())
 
 	log := replayRunner(out.String())
-	var names, masks, tokens []string
+	names := log.names()
+	var masks, tokens []string
 	for _, c := range log.Commands {
-		names = append(names, c.Name)
 		switch c.Name {
 		case "add-mask":
 			masks = append(masks, c.Data)
@@ -353,9 +353,8 @@ func TestPlainProgressOfAHostileBuild(t *testing.T) {
 		t.Fatal(err)
 	}
 	log := replayRunner(out.String())
-	var names []string
+	names := log.names()
 	for _, c := range log.Commands {
-		names = append(names, c.Name)
 		if c.Name == "add-mask" && c.Data != "ecr-token-2" {
 			t.Errorf("runner registered mask %q", c.Data)
 		}
