@@ -10,6 +10,7 @@ import (
 
 	"github.com/sethvargo/go-githubactions"
 
+	"github.com/ecr-build-cache/ecr-build-cache/internal/ghout"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/run"
 )
 
@@ -18,15 +19,24 @@ func main() {
 	err := realMain(ctx)
 	stop()
 	if err != nil {
-		githubactions.Errorf("%s", err)
 		os.Exit(1)
 	}
 }
 
+// realMain runs the main or the post step. Everything reaches the runner
+// through one writer that keeps the build's own output from becoming workflow
+// commands.
 func realMain(ctx context.Context) error {
-	a := githubactions.New()
+	out := ghout.NewWriter(os.Stdout)
+	a := githubactions.New(githubactions.WithWriter(out.Commands()))
+	var err error
 	if len(os.Args) > 1 && os.Args[1] == "post" {
-		return run.Post(ctx, a)
+		err = run.Post(ctx, a)
+	} else {
+		err = run.Run(ctx, a, out)
 	}
-	return run.Run(ctx, a, os.Stdout)
+	if err != nil {
+		a.Errorf("%s", err)
+	}
+	return err
 }

@@ -2,6 +2,7 @@ package run
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"strconv"
 
@@ -44,8 +45,8 @@ func (r *runner) build(ctx context.Context, plan cachePlan) (built, error) {
 	}
 
 	r.a.Group("Build " + cfg.Dockerfile)
-	defer r.a.EndGroup()
-	res, err := build.Build(ctx, r.solver, req, r.out)
+	res, err := untrusted(r, func() (*build.Result, error) { return build.Build(ctx, r.solver, req, r.out) })
+	r.a.EndGroup()
 	b := built{req: req, res: res}
 	if res != nil {
 		for _, w := range res.Warnings {
@@ -83,4 +84,18 @@ func attests(cfg *config.Config) map[string]string {
 		m["sbom"] = cfg.SBOM.Opts
 	}
 	return m
+}
+
+// untrusted runs f with workflow commands stopped: the build's output is the
+// Dockerfile's to shape, and the runner must not act on any of it.
+func untrusted[T any](r *runner, f func() (T, error)) (T, error) {
+	if err := r.out.Begin(); err != nil {
+		var zero T
+		return zero, fmt.Errorf("stop workflow commands around the build: %w", err)
+	}
+	v, err := f()
+	if endErr := r.out.End(); endErr != nil && err == nil {
+		err = fmt.Errorf("resume workflow commands after the build: %w", endErr)
+	}
+	return v, err
 }

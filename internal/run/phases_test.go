@@ -20,6 +20,7 @@ import (
 	"github.com/ecr-build-cache/ecr-build-cache/internal/build"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/cacheref"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/config"
+	"github.com/ecr-build-cache/ecr-build-cache/internal/ghout"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/registry"
 )
 
@@ -120,13 +121,14 @@ func testRunner(t *testing.T, s *fakeSolver, reg *fakeRegistry, push bool) (*run
 	}
 	env := map[string]string{"GITHUB_OUTPUT": filepath.Join(dir, "output")}
 	var out bytes.Buffer
-	a := githubactions.New(githubactions.WithGetenv(func(k string) string { return env[k] }), githubactions.WithWriter(&out))
+	w := ghout.NewWriter(&out)
+	a := githubactions.New(githubactions.WithGetenv(func(k string) string { return env[k] }), githubactions.WithWriter(w.Commands()))
 	cfg := &config.Config{
 		Repository: "app", Tags: []string{"latest"}, Push: push, Context: dir, Dockerfile: filepath.Join(dir, "Dockerfile"),
 		CacheRepository: "app", CacheTagPrefix: cacheref.DefaultPrefix, CacheMode: "max", CacheExport: cacheref.ExportAuto,
 		Event: cacheref.Event{Name: "push", Ref: "refs/heads/feature"},
 	}
-	return &runner{a: a, cfg: cfg, out: &out, solver: s, reg: reg, host: "registry.test"}, &out, env
+	return &runner{a: a, cfg: cfg, out: w, solver: s, reg: reg, host: "registry.test"}, &out, env
 }
 
 func refOf(branch string) string {

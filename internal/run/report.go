@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ecr-build-cache/ecr-build-cache/internal/build"
+	"github.com/ecr-build-cache/ecr-build-cache/internal/ghout"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/registry"
 )
 
@@ -40,7 +41,9 @@ func (r *runner) report(ctx context.Context, plan cachePlan, b built, exp export
 		{"total-steps", strconv.Itoa(len(res.Steps))},
 	}
 	for _, out := range outputs {
-		r.a.SetOutput(out.k, out.v)
+		if err := ghout.SetOutput(r.a, out.k, out.v); err != nil {
+			return err
+		}
 	}
 	r.a.Infof("%d/%d steps cached; build took %s", cached, len(res.Steps), res.Duration.Round(10*time.Millisecond))
 	if r.a.Getenv("GITHUB_STEP_SUMMARY") != "" {
@@ -65,7 +68,7 @@ func (r *runner) servedBy(ctx context.Context, plan cachePlan, b built, exp expo
 	}
 	layers, err := r.reg.Layers(ctx, ref)
 	if err != nil {
-		r.a.Warningf("could not tell which cache served the build: %v", err)
+		r.a.Warningf("could not tell which cache served the build: %s", ghout.Line(err.Error()))
 		return ""
 	}
 	return registry.ServedBy(plan.probed, layers)
@@ -93,11 +96,15 @@ func metadata(resp map[string]string) (string, error) {
 func summary(dockerfile string, plan cachePlan, b built, exp exported, hitRef string) string {
 	req, res := b.req, b.res
 	var sb strings.Builder
-	fmt.Fprintf(&sb, "### ecr-build-cache: `%s`\n\n", dockerfile)
+	fmt.Fprintf(&sb, "### ecr-build-cache: %s\n\n", ghout.Code(dockerfile))
 	fmt.Fprintf(&sb, "| | |\n|---|---|\n")
 	if req.Push {
-		fmt.Fprintf(&sb, "| Image | `%s` |\n", strings.Join(req.Tags, "`, `"))
-		fmt.Fprintf(&sb, "| Digest | `%s` |\n", res.Digest)
+		tags := make([]string, len(req.Tags))
+		for i, t := range req.Tags {
+			tags[i] = ghout.Code(t)
+		}
+		fmt.Fprintf(&sb, "| Image | %s |\n", strings.Join(tags, ", "))
+		fmt.Fprintf(&sb, "| Digest | %s |\n", ghout.Code(res.Digest))
 	} else {
 		fmt.Fprintf(&sb, "| Image | not pushed |\n")
 	}
@@ -105,17 +112,17 @@ func summary(dockerfile string, plan cachePlan, b built, exp exported, hitRef st
 	fmt.Fprintf(&sb, "| Build time | %s |\n", res.Duration.Round(10*time.Millisecond))
 	for _, p := range plan.probed {
 		state := registry.State(p, slices.Contains(plan.imports, p.Ref), p.Ref == hitRef)
-		fmt.Fprintf(&sb, "| Cache import | `%s` (%s) |\n", p.Ref, state)
+		fmt.Fprintf(&sb, "| Cache import | %s (%s) |\n", ghout.Code(p.Ref), state)
 	}
 	switch {
 	case plan.Export == "":
-		fmt.Fprintf(&sb, "| Cache export | none: %s |\n", plan.ExportReason)
+		fmt.Fprintf(&sb, "| Cache export | none: %s |\n", ghout.Cell(plan.ExportReason))
 	case exp.Err != nil:
-		fmt.Fprintf(&sb, "| Cache export | `%s` **failed** (image is fine) |\n", plan.Export)
+		fmt.Fprintf(&sb, "| Cache export | %s **failed** (image is fine): %s |\n", ghout.Code(plan.Export), ghout.Cell(exp.Err.Msg))
 	case exp.note != "":
-		fmt.Fprintf(&sb, "| Cache export | `%s` %s |\n", plan.Export, exp.note)
+		fmt.Fprintf(&sb, "| Cache export | %s %s |\n", ghout.Code(plan.Export), exp.note)
 	default:
-		fmt.Fprintf(&sb, "| Cache export | `%s` (%s) |\n", plan.Export, exp.Duration.Round(10*time.Millisecond))
+		fmt.Fprintf(&sb, "| Cache export | %s (%s) |\n", ghout.Code(plan.Export), exp.Duration.Round(10*time.Millisecond))
 	}
 	if slow := build.Slowest(res.Steps, 10); len(slow) > 0 {
 		fmt.Fprintf(&sb, "\n| Step | Cache | Seconds |\n|---|---|---|\n")
@@ -124,7 +131,7 @@ func summary(dockerfile string, plan cachePlan, b built, exp exported, hitRef st
 			if s.Cached {
 				state = "cached"
 			}
-			fmt.Fprintf(&sb, "| `%s` | %s | %.2f |\n", strings.ReplaceAll(s.Name, "|", `\|`), state, s.Duration.Seconds())
+			fmt.Fprintf(&sb, "| %s | %s | %.2f |\n", ghout.Code(s.Name), state, s.Duration.Seconds())
 		}
 	}
 	return sb.String()

@@ -11,13 +11,13 @@ package run
 
 import (
 	"context"
-	"io"
 
 	"github.com/moby/buildkit/session"
 	"github.com/sethvargo/go-githubactions"
 
 	"github.com/ecr-build-cache/ecr-build-cache/internal/build"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/config"
+	"github.com/ecr-build-cache/ecr-build-cache/internal/ghout"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/registry"
 )
 
@@ -30,9 +30,9 @@ type Registry interface {
 	Insecure(ref string) bool
 }
 
-// Run performs the action's main step. Build progress goes to out, which should
-// be the writer a prints its workflow commands to.
-func Run(ctx context.Context, a *githubactions.Action, out io.Writer) error {
+// Run performs the action's main step. a must print its workflow commands
+// through out.Commands(); the build's output goes through out itself.
+func Run(ctx context.Context, a *githubactions.Action, out *ghout.Writer) error {
 	cfg, err := config.Read(a)
 	if err != nil {
 		return err
@@ -73,7 +73,7 @@ func Run(ctx context.Context, a *githubactions.Action, out io.Writer) error {
 type runner struct {
 	a      *githubactions.Action
 	cfg    *config.Config
-	out    io.Writer
+	out    *ghout.Writer
 	solver build.Solver
 	reg    Registry
 	// host is the registry that bare tags name; "" when offline.

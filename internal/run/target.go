@@ -12,6 +12,7 @@ import (
 	"github.com/ecr-build-cache/ecr-build-cache/internal/cacheref"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/config"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/ecr"
+	"github.com/ecr-build-cache/ecr-build-cache/internal/ghout"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/registry"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/registryauth"
 )
@@ -38,7 +39,9 @@ func connectBuilder(ctx context.Context, a *githubactions.Action, cfg *config.Co
 	}
 	if ep.Container != "" {
 		// Saved before connecting, so the post step removes it whatever happens next.
-		a.SaveState(buildkitconn.StateContainer, ep.Container)
+		if err := ghout.SaveState(a, buildkitconn.StateContainer, ep.Container); err != nil {
+			return nil, fmt.Errorf("save the started BuildKit container for the post step: %w", err)
+		}
 	}
 	a.Infof("BuildKit: %s (from %s)", ep.Addr, ep.Source)
 	if tr.untrusted && ep.Container == "" {
