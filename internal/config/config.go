@@ -65,6 +65,9 @@ type Config struct {
 	BuildkitHost string
 	Builder      string
 	TLS          buildkitconn.TLS
+	// UntrustedPush pushes the image even when the run is untrusted (the cache
+	// is still never written); UntrustedSecrets passes secrets to such a build.
+	UntrustedPush, UntrustedSecrets bool
 
 	Event cacheref.Event
 	// DockerConfigDir is $DOCKER_CONFIG, where docker/login-action leaves credentials.
@@ -81,20 +84,15 @@ var (
 	anchoredHost = regexp.MustCompile(`^` + reference.DomainRegexp.String() + `$`)
 )
 
-// DefaultCacheExportTimeout is cache-export-timeout's default: far above a healthy
-// export of a large cache, far below GitHub's 6-hour job limit.
-const DefaultCacheExportTimeout = 10 * time.Minute
-
 // Read reads and validates every input. Relative paths are resolved against the
-// workspace (the working directory, as on a runner).
-func Read(a *githubactions.Action) (*Config, error) {
+// workspace (the working directory, as on a runner). environ is the run's
+// environment (os.Environ() on a runner): every INPUT_* variable in it that
+// names no input of this action is a problem; nil skips that check.
+func Read(a *githubactions.Action, environ []string) (*Config, error) {
 	var p problems
-	in := func(name string) string { return a.GetInput(name) }
-	boolean := func(name string, def bool) bool {
+	in := func(name string) string { return input(a.GetInput, name) }
+	boolean := func(name string) bool {
 		v := in(name)
-		if v == "" {
-			return def
-		}
 		b, err := strconv.ParseBool(v)
 		if err != nil {
 			p.add("%s: %q is not a boolean; use true or false", name, v)
@@ -110,23 +108,25 @@ func Read(a *githubactions.Action) (*Config, error) {
 	}
 
 	c := &Config{
-		Repository:      in("repository"),
-		Tags:            list("tags", true),
-		Push:            boolean("push", true),
-		Context:         cmp.Or(in("context"), "."),
-		Target:          in("target"),
-		NoCache:         boolean("no-cache", false),
-		CacheRepository: in("cache-repository"),
-		CacheTagPrefix:  cmp.Or(in("cache-tag-prefix"), cacheref.DefaultPrefix),
-		CacheScope:      in("cache-scope"),
-		CacheMode:       cmp.Or(in("cache-mode"), "max"),
-		CacheFrom:       list("cache-from", true),
-		DefaultBranch:   in("default-branch"),
-		AWSRegion:       cmp.Or(in("aws-region"), cmp.Or(a.Getenv("AWS_REGION"), a.Getenv("AWS_DEFAULT_REGION"))),
-		Username:        in("username"),
-		Password:        in("password"),
-		BuildkitHost:    in("buildkit-host"),
-		Builder:         in("builder"),
+		Repository:       in("repository"),
+		Tags:             list("tags", true),
+		Push:             boolean("push"),
+		Context:          in("context"),
+		Target:           in("target"),
+		NoCache:          boolean("no-cache"),
+		CacheRepository:  in("cache-repository"),
+		CacheTagPrefix:   in("cache-tag-prefix"),
+		CacheScope:       in("cache-scope"),
+		CacheMode:        in("cache-mode"),
+		CacheFrom:        list("cache-from", true),
+		DefaultBranch:    in("default-branch"),
+		AWSRegion:        cmp.Or(in("aws-region"), a.Getenv("AWS_REGION"), a.Getenv("AWS_DEFAULT_REGION")),
+		Username:         in("username"),
+		Password:         in("password"),
+		BuildkitHost:     in("buildkit-host"),
+		Builder:          in("builder"),
+		UntrustedPush:    boolean("untrusted-push"),
+		UntrustedSecrets: boolean("untrusted-secrets"),
 		TLS: buildkitconn.TLS{
 			CACert:     in("buildkit-tls-ca-cert"),
 			Cert:       in("buildkit-tls-cert"),
@@ -151,6 +151,7 @@ func Read(a *githubactions.Action) (*Config, error) {
 		p.add("username and password: give both or neither")
 	}
 	c.readEvent(&p, a)
+	checkUnknownInputs(&p, environ)
 
 	if len(p) > 0 {
 		return nil, fmt.Errorf("invalid inputs (%d problems):\n%w", len(p), errors.Join(p...))
@@ -204,10 +205,16 @@ func (c *Config) checkRefs(p *problems) {
 			p.add("tags: bare tag %q needs the repository input (or write a full reference)", t)
 		}
 	}
+	rawForm := ""
 	for _, r := range c.CacheFrom {
-		if _, err := reference.ParseNormalizedNamed(r); err != nil {
+		if strings.Contains(r, "=") { // no image reference holds '='
+			rawForm = cmp.Or(rawForm, r)
+		} else if _, err := reference.ParseNormalizedNamed(r); err != nil {
 			p.add("cache-from: %q is not a valid image reference: %v", r, err)
 		}
+	}
+	if rawForm != "" {
+		p.add("cache-from: %q is build-push-action's raw form (type=registry,ref=...); this action derives the cache ref (see cache-tag-prefix/cache-scope): give cache-from extra image references to import, e.g. registry/app:cache-main", rawForm)
 	}
 }
 
@@ -238,7 +245,7 @@ func (c *Config) checkBuildInputs(p *problems, file string) {
 }
 
 func (c *Config) checkCache(p *problems, export, timeout string) {
-	d, err := time.ParseDuration(cmp.Or(timeout, DefaultCacheExportTimeout.String()))
+	d, err := time.ParseDuration(timeout)
 	if err != nil || d <= 0 {
 		p.add("cache-export-timeout: %q is not a positive duration such as 10m or 90s", timeout)
 	}
@@ -246,7 +253,7 @@ func (c *Config) checkCache(p *problems, export, timeout string) {
 	if c.CacheMode != "max" && c.CacheMode != "min" {
 		p.add("cache-mode: %q is not max or min", c.CacheMode)
 	}
-	mode, err := cacheref.ParseExportMode(cmp.Or(export, string(cacheref.ExportAuto)))
+	mode, err := cacheref.ParseExportMode(export)
 	if err != nil {
 		p.add("cache-export: %w", err)
 	}

@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sethvargo/go-githubactions"
 )
@@ -44,7 +45,7 @@ func validEnv(dir string) map[string]string {
 func TestReadValid(t *testing.T) {
 	t.Parallel()
 	dir := appDir(t)
-	c, err := Read(action(validEnv(dir)))
+	c, err := Read(action(validEnv(dir)), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +59,7 @@ func TestReadValid(t *testing.T) {
 	if c.BuildArgs["B"] != "x=y,z" || c.BuildArgs["A"] != "1" {
 		t.Errorf("build-args = %q", c.BuildArgs)
 	}
-	if c.CacheExportTimeout != DefaultCacheExportTimeout {
+	if c.CacheExportTimeout != 10*time.Minute {
 		t.Errorf("cache-export-timeout default %v", c.CacheExportTimeout)
 	}
 	if c.Dockerfile != filepath.Join(dir, "Dockerfile") || !c.Push {
@@ -89,7 +90,7 @@ func TestReadReportsEveryProblemAtOnce(t *testing.T) {
 		"INPUT_ANNOTATIONS":          "bogus:key=v",
 		"INPUT_PROVENANCE":           "maybe",
 	}
-	_, err := Read(action(env))
+	_, err := Read(action(env), nil)
 	if err == nil {
 		t.Fatal("no error for bad inputs")
 	}
@@ -131,16 +132,16 @@ func TestReadFallsBackToEnvironment(t *testing.T) {
 	delete(env, "INPUT_BUILDKIT-HOST")
 	env["AWS_DEFAULT_REGION"] = "eu-west-1"
 	delete(env, "INPUT_REGISTRY") // ECR: the registry comes from the token
-	c, err := Read(action(env))
+	c, err := Read(action(env), nil)
 	if err != nil || c.BuildkitHost != "" || c.Registry != "" || c.AWSRegion != "eu-west-1" {
 		t.Fatalf("fallbacks: %+v, %v", c, err)
 	}
 	env["AWS_REGION"] = "us-west-2"
-	if c, _ := Read(action(env)); c.AWSRegion != "us-west-2" {
+	if c, _ := Read(action(env), nil); c.AWSRegion != "us-west-2" {
 		t.Errorf("AWS_REGION should win over AWS_DEFAULT_REGION, got %q", c.AWSRegion)
 	}
 	env["INPUT_AWS-REGION"] = "ap-south-1"
-	if c, _ := Read(action(env)); c.AWSRegion != "ap-south-1" {
+	if c, _ := Read(action(env), nil); c.AWSRegion != "ap-south-1" {
 		t.Errorf("the aws-region input should win, got %q", c.AWSRegion)
 	}
 }
@@ -160,13 +161,15 @@ func TestReadRejectsEachBadInputAlone(t *testing.T) {
 		{map[string]string{"platforms": "linux/amd64,garbage!!"}, []string{`platforms: "garbage!!" is not a platform`}},
 		{map[string]string{"tags": "latest, release 1"}, []string{`tags: "release 1" is not a valid tag`}},
 		{map[string]string{"build-args": "A=1\nNOEQUALS\nB=2"}, []string{`build-args: line 2: "NOEQUALS" is not KEY=VALUE`}},
-		{map[string]string{"tags": "latest\nv1,\"unterminated\nv2"}, []string{`tags: line 2: the quote that opens there is never closed`}},
 		{map[string]string{"context": dir + "/missing"}, []string{
 			`context: "` + dir + `/missing" is not a directory`, `file: Dockerfile "` + dir + `/missing/Dockerfile" not found`}},
 		{map[string]string{"context": empty}, []string{`file: Dockerfile "` + empty + `/Dockerfile" not found`}},
 		{map[string]string{"file": dir + "/Nope.Dockerfile"}, []string{`file: Dockerfile "` + dir + `/Nope.Dockerfile" not found`}},
 		{map[string]string{"buildkit-tls-ca-cert": "/nonexistent/ca.pem"}, []string{`buildkit-tls-ca-cert: "/nonexistent/ca.pem" cannot be read`}},
 		{map[string]string{"buildkit-tls-cert": cert, "buildkit-tls-key": "/nonexistent/key.pem"}, []string{`buildkit-tls-key: "/nonexistent/key.pem" cannot be read`}},
+		{map[string]string{"tags": "latest\nv1,\"unterminated\nv2"}, []string{`tags: line 2: the quote that opens there is never closed`}},
+		{map[string]string{"cache-from": "x.example/app:extra\ntype=registry,ref=x.example/app:cache,mode=max"}, []string{
+			`cache-from: "type=registry" is build-push-action's raw form (type=registry,ref=...); this action derives the cache ref`}},
 		{map[string]string{"repository": "Team/App"}, []string{
 			`repository: "Team/App" is not a valid repository name`, `cache-repository: "Team/App" is not a valid repository name`}},
 	} {
@@ -174,7 +177,7 @@ func TestReadRejectsEachBadInputAlone(t *testing.T) {
 		for k, v := range tc.inputs {
 			env["INPUT_"+strings.ToUpper(k)] = v
 		}
-		_, err := Read(action(env))
+		_, err := Read(action(env), nil)
 		if err == nil {
 			t.Errorf("%q: accepted", tc.inputs)
 			continue

@@ -33,7 +33,8 @@ type Registry interface {
 // Run performs the action's main step. Build progress goes to out, which should
 // be the writer a prints its workflow commands to.
 func Run(ctx context.Context, a *githubactions.Action, out io.Writer) error {
-	cfg, err := config.Read(a)
+	// nil: the unknown-input check waits for the run's environment to be passed in.
+	cfg, err := config.Read(a, nil)
 	if err != nil {
 		return err
 	}
