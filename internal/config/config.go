@@ -85,12 +85,16 @@ var (
 )
 
 // Read reads and validates every input. Relative paths are resolved against the
-// workspace (the working directory, as on a runner). environ is the run's
-// environment (os.Environ() on a runner): every INPUT_* variable in it that
-// names no input of this action is a problem; nil skips that check.
+// workspace (the working directory, as on a runner). Secret text (the secrets
+// and password inputs, the secret-files' contents) is masked line by line before
+// it is parsed. environ is the run's environment (os.Environ() on a runner):
+// every INPUT_* variable in it that names no input of this action is a problem;
+// nil skips that check.
 func Read(a *githubactions.Action, environ []string) (*Config, error) {
 	var p problems
+	m := &masker{a: a}
 	in := func(name string) string { return input(a.GetInput, name) }
+	m.mask(in("password"))
 	boolean := func(name string) bool {
 		v := in(name)
 		b, err := strconv.ParseBool(v)
@@ -135,6 +139,8 @@ func Read(a *githubactions.Action, environ []string) (*Config, error) {
 		},
 		DockerConfigDir: a.Getenv("DOCKER_CONFIG"),
 	}
+	// Read raw: build-push-action keeps a secret's surrounding whitespace.
+	c.readSecrets(&p, a, m, a.Getenv(envName("secrets")), in("secret-files"))
 	var errs []error
 	c.BuildArgs, errs = KeyValues(in("build-args"), "build-args")
 	p = append(p, errs...)

@@ -114,7 +114,7 @@ func TestReadReportsEveryProblemAtOnce(t *testing.T) {
 		`buildkit-tls-cert and buildkit-tls-key`,
 		`platforms: "not a platform!!" is not a platform`,
 		`cache-export-timeout: "forever"`,
-		`secrets: line 1: "no-equals-sign" is not KEY=VALUE`,
+		`secrets: line 1 is not id=value`,
 		`secret-files: ssh: cannot read "/nonexistent/key"`,
 		`annotations: "bogus:key"`,
 		`provenance: "maybe"`,

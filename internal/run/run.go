@@ -38,7 +38,6 @@ func Run(ctx context.Context, a *githubactions.Action, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	maskSecrets(a, cfg)
 	tr, err := decideTrust(cfg)
 	if err != nil {
 		return err
@@ -81,13 +80,4 @@ type runner struct {
 	host string
 	// session carries the registry credentials to BuildKit.
 	session []session.Attachable
-}
-
-func maskSecrets(a *githubactions.Action, cfg *config.Config) {
-	if cfg.Password != "" {
-		a.AddMask(cfg.Password)
-	}
-	for _, v := range cfg.SecretValues() {
-		a.AddMask(v)
-	}
 }
