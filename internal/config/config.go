@@ -7,9 +7,12 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -19,6 +22,7 @@ import (
 
 	"github.com/ecr-build-cache/ecr-build-cache/internal/buildkitconn"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/cacheref"
+	"github.com/ecr-build-cache/ecr-build-cache/internal/ecr"
 )
 
 // Config is everything one run needs to know, validated.
@@ -65,6 +69,10 @@ type Config struct {
 	BuildkitHost string
 	Builder      string
 	TLS          buildkitconn.TLS
+	// BuildkitAllowInsecureTCP allows a tcp:// buildkitd without TLS at a
+	// non-loopback address (buildkit-allow-insecure-tcp).
+	BuildkitAllowInsecureTCP bool
+
 	// UntrustedPush pushes the image even when the run is untrusted (the cache
 	// is still never written); UntrustedSecrets passes secrets to such a build.
 	UntrustedPush, UntrustedSecrets bool
@@ -137,7 +145,8 @@ func Read(a *githubactions.Action, environ []string) (*Config, error) {
 			Key:        in("buildkit-tls-key"),
 			ServerName: in("buildkit-tls-server-name"),
 		},
-		DockerConfigDir: a.Getenv("DOCKER_CONFIG"),
+		BuildkitAllowInsecureTCP: boolean("buildkit-allow-insecure-tcp"),
+		DockerConfigDir:          a.Getenv("DOCKER_CONFIG"),
 	}
 	// Read raw: build-push-action keeps a secret's surrounding whitespace.
 	c.readSecrets(&p, a, m, a.Getenv(envName("secrets")), in("secret-files"))
@@ -177,12 +186,23 @@ func (c *Config) readRegistry(p *problems, v string) {
 	if c.Registry != "" && !anchoredHost.MatchString(c.Registry) {
 		p.add("registry: %q is not a registry host; write host[:port], optionally after http:// for a plain-HTTP registry", v)
 	}
+	host, _, err := net.SplitHostPort(c.Registry)
+	if err != nil {
+		host = c.Registry
+	}
+	if _, _, isECR := ecr.ParseHost(host); isECR && c.Insecure {
+		p.add("registry: %q is an ECR registry over plain HTTP, which would send the ECR token in clear; drop http://", "http://"+v)
+	}
 }
 
-// checkRefs validates the repositories, tags and extra cache refs.
+// checkRefs validates the repositories, tags and extra cache refs, and
+// defaults the cache repository (and the registry) when they can be told.
 func (c *Config) checkRefs(p *problems) {
 	if c.CacheRepository == "" {
 		c.CacheRepository = c.Repository
+	}
+	if c.CacheRepository == "" {
+		c.cacheFromFirstTag()
 	}
 	for _, f := range []struct{ name, val string }{{"repository", c.Repository}, {"cache-repository", c.CacheRepository}} {
 		if f.val == "" {
@@ -193,7 +213,7 @@ func (c *Config) checkRefs(p *problems) {
 		}
 	}
 	if c.CacheRepository == "" {
-		p.add("repository: required (the image repository, e.g. my-app); cache-repository may name a separate one for the cache")
+		p.add("repository: required (the image repository, e.g. my-app) unless every tag is a full reference (registry/app:tag); cache-repository may name a separate one for the cache")
 	}
 	if c.Push && len(c.Tags) == 0 {
 		p.add("tags: at least one tag is needed to push; set tags, or push: false to build and cache only")
@@ -221,6 +241,23 @@ func (c *Config) checkRefs(p *problems) {
 	}
 	if rawForm != "" {
 		p.add("cache-from: %q is build-push-action's raw form (type=registry,ref=...); this action derives the cache ref (see cache-tag-prefix/cache-scope): give cache-from extra image references to import, e.g. registry/app:cache-main", rawForm)
+	}
+}
+
+// cacheFromFirstTag defaults the cache repository to the first tag's when no
+// repository is given and every tag is a full reference (as action.yml
+// promises), and the registry to that tag's host when none is given.
+func (c *Config) cacheFromFirstTag() {
+	if len(c.Tags) == 0 || slices.IndexFunc(c.Tags, func(t string) bool { return !isFullRef(t) }) >= 0 {
+		return
+	}
+	named, err := reference.ParseNormalizedNamed(c.Tags[0])
+	if err != nil {
+		return // reported with the tags
+	}
+	c.CacheRepository = reference.Path(named)
+	if c.Registry == "" {
+		c.Registry = reference.Domain(named)
 	}
 }
 
@@ -275,6 +312,16 @@ func (c *Config) checkBuildkit(p *problems) {
 			p.add("buildkit-host: %w", err)
 		}
 	}
+	if strings.HasPrefix(c.BuildkitHost, "tcp://") && c.TLS == (buildkitconn.TLS{}) && !c.BuildkitAllowInsecureTCP {
+		u, err := url.Parse(c.BuildkitHost)
+		switch {
+		case err != nil || u.Hostname() == "":
+			p.add("buildkit-host: %q is not a tcp://host:port address", c.BuildkitHost)
+		case !isLoopback(u.Hostname()):
+			p.add("buildkit-host: %q is plain TCP to another host: the session would carry registry passwords, secrets and the build context in clear; "+
+				"set buildkit-tls-ca-cert (and buildkit-tls-cert/buildkit-tls-key for mTLS), or buildkit-allow-insecure-tcp: true on a network you trust", c.BuildkitHost)
+		}
+	}
 	for _, f := range []struct{ name, path string }{
 		{"buildkit-tls-ca-cert", c.TLS.CACert}, {"buildkit-tls-cert", c.TLS.Cert}, {"buildkit-tls-key", c.TLS.Key},
 	} {
@@ -288,6 +335,15 @@ func (c *Config) checkBuildkit(p *problems) {
 	if (c.TLS.Cert == "") != (c.TLS.Key == "") {
 		p.add("buildkit-tls-cert and buildkit-tls-key: give both or neither")
 	}
+}
+
+// isLoopback tells a host name or address that cannot leave the machine.
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func (c *Config) readEvent(p *problems, a *githubactions.Action) {

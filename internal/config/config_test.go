@@ -170,6 +170,8 @@ func TestReadRejectsEachBadInputAlone(t *testing.T) {
 		{map[string]string{"tags": "latest\nv1,\"unterminated\nv2"}, []string{`tags: line 2: the quote that opens there is never closed`}},
 		{map[string]string{"cache-from": "x.example/app:extra\ntype=registry,ref=x.example/app:cache,mode=max"}, []string{
 			`cache-from: "type=registry" is build-push-action's raw form (type=registry,ref=...); this action derives the cache ref`}},
+		{map[string]string{"repository": "", "tags": "v1, x.example/app:v1"}, []string{
+			`tags: bare tag "v1" needs the repository input`, "repository: required (the image repository, e.g. my-app) unless every tag is a full reference"}},
 		{map[string]string{"repository": "Team/App"}, []string{
 			`repository: "Team/App" is not a valid repository name`, `cache-repository: "Team/App" is not a valid repository name`}},
 	} {
@@ -190,6 +192,85 @@ func TestReadRejectsEachBadInputAlone(t *testing.T) {
 			if !strings.Contains(msg, w) {
 				t.Errorf("%q: error lacks %q:\n%s", tc.inputs, w, msg)
 			}
+		}
+	}
+}
+
+// Without repository, full-reference tags name the cache repository (the first
+// tag's) and, when the registry input is empty, the registry (its host).
+func TestReadRepositoryFromTags(t *testing.T) {
+	t.Parallel()
+	const ecrHost = "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
+	for _, tc := range []struct {
+		name                string
+		inputs              map[string]string
+		registry, cacheRepo string
+		insecure            bool
+	}{
+		{"ECR tags", map[string]string{"tags": ecrHost + "/team/app:v1\n" + ecrHost + "/team/app:latest"}, ecrHost, "team/app", false},
+		{"first tag wins", map[string]string{"tags": "127.0.0.1:5000/first:v1, ghcr.io/octo/second:v1"}, "127.0.0.1:5000", "first", false},
+		{"Docker Hub short form", map[string]string{"tags": "octo/app:v1"}, "docker.io", "octo/app", false},
+		{"registry input kept", map[string]string{"tags": ecrHost + "/team/app:v1", "registry": "http://127.0.0.1:5000"}, "127.0.0.1:5000", "team/app", true},
+		{"cache-repository input kept", map[string]string{"tags": ecrHost + "/team/app:v1", "cache-repository": "team/cache"}, "", "team/cache", false},
+	} {
+		env := validEnv(appDir(t))
+		delete(env, "INPUT_REPOSITORY")
+		delete(env, "INPUT_REGISTRY")
+		for k, v := range tc.inputs {
+			env[envName(k)] = v
+		}
+		c, err := Read(action(env), nil)
+		if err != nil {
+			t.Errorf("%s: %v", tc.name, err)
+			continue
+		}
+		if c.Registry != tc.registry || c.CacheRepository != tc.cacheRepo || c.Insecure != tc.insecure {
+			t.Errorf("%s: registry %q cache repository %q insecure %v; want %q %q %v", tc.name, c.Registry, c.CacheRepository, c.Insecure, tc.registry, tc.cacheRepo, tc.insecure)
+		}
+	}
+}
+
+// Inputs that would send credentials or the build session in clear are
+// refused, and the trust opt-ins are read.
+func TestReadTransportAndTrust(t *testing.T) {
+	t.Parallel()
+	dir := appDir(t)
+	ca := filepath.Join(dir, "Dockerfile") // any readable file
+	for _, tc := range []struct {
+		inputs map[string]string
+		want   string // "" = accepted
+	}{
+		{map[string]string{"registry": "http://123456789012.dkr.ecr.us-east-1.amazonaws.com"}, `registry: "http://123456789012.dkr.ecr.us-east-1.amazonaws.com" is an ECR registry over plain HTTP`},
+		{map[string]string{"registry": "http://123456789012.dkr-ecr.us-east-1.on.aws:443/"}, "is an ECR registry over plain HTTP"},
+		{map[string]string{"registry": "https://123456789012.dkr.ecr.us-east-1.amazonaws.com"}, ""},
+		{map[string]string{"registry": "http://registry.internal:5000"}, ""},
+		{map[string]string{"buildkit-host": "tcp://10.0.0.5:1234"}, `buildkit-host: "tcp://10.0.0.5:1234" is plain TCP to another host`},
+		{map[string]string{"buildkit-host": "tcp://buildkitd.ci.internal:1234"}, `buildkit-host: "tcp://buildkitd.ci.internal:1234" is plain TCP to another host`},
+		{map[string]string{"buildkit-host": "tcp://10.0.0.5:1234", "buildkit-allow-insecure-tcp": "true"}, ""},
+		{map[string]string{"buildkit-host": "tcp://127.0.0.1:1234", "buildkit-allow-insecure-tcp": "sure"}, `buildkit-allow-insecure-tcp: "sure" is not a boolean`},
+		{map[string]string{"buildkit-host": "tcp://10.0.0.5:1234", "buildkit-tls-ca-cert": ca}, ""},
+		{map[string]string{"buildkit-host": "tcp://10.0.0.5:1234", "buildkit-tls-server-name": "buildkitd"}, ""},
+		{map[string]string{"buildkit-host": "tcp://127.0.0.1:1234"}, ""},
+		{map[string]string{"buildkit-host": "tcp://127.8.0.2:1234"}, ""},
+		{map[string]string{"buildkit-host": "tcp://[::1]:1234"}, ""},
+		{map[string]string{"buildkit-host": "tcp://localhost:1234"}, ""},
+		{map[string]string{"buildkit-host": "tcp://"}, `buildkit-host: "tcp://" is not a tcp://host:port address`},
+		{map[string]string{"untrusted-push": "yes"}, `untrusted-push: "yes" is not a boolean`},
+		{map[string]string{"untrusted-secrets": "1"}, ""},
+	} {
+		env := validEnv(dir)
+		for k, v := range tc.inputs {
+			env[envName(k)] = v
+		}
+		c, err := Read(action(env), nil)
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%q: %v", tc.inputs, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "(1 problems)")):
+			t.Errorf("%q: want the one problem %q, got %v", tc.inputs, tc.want, err)
+		}
+		if tc.inputs["untrusted-secrets"] == "1" && (c == nil || !c.UntrustedSecrets || c.UntrustedPush) {
+			t.Errorf("untrusted-secrets: 1 read as %+v", c)
 		}
 	}
 }
