@@ -33,7 +33,7 @@ func realMain(ctx context.Context) error {
 	if len(os.Args) > 1 && os.Args[1] == "post" {
 		err = run.Post(ctx, a)
 	} else {
-		err = run.Run(ctx, a, out)
+		err = run.Run(ctx, a, out, os.Environ())
 	}
 	if err != nil {
 		a.Errorf("%s", err)

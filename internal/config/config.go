@@ -7,9 +7,12 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -19,6 +22,7 @@ import (
 
 	"github.com/ecr-build-cache/ecr-build-cache/internal/buildkitconn"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/cacheref"
+	"github.com/ecr-build-cache/ecr-build-cache/internal/ecr"
 )
 
 // Config is everything one run needs to know, validated.
@@ -65,6 +69,13 @@ type Config struct {
 	BuildkitHost string
 	Builder      string
 	TLS          buildkitconn.TLS
+	// BuildkitAllowInsecureTCP allows a tcp:// buildkitd without TLS at a
+	// non-loopback address (buildkit-allow-insecure-tcp).
+	BuildkitAllowInsecureTCP bool
+
+	// UntrustedPush pushes the image even when the run is untrusted (the cache
+	// is still never written); UntrustedSecrets passes secrets to such a build.
+	UntrustedPush, UntrustedSecrets bool
 
 	Event cacheref.Event
 	// DockerConfigDir is $DOCKER_CONFIG, where docker/login-action leaves credentials.
@@ -81,20 +92,19 @@ var (
 	anchoredHost = regexp.MustCompile(`^` + reference.DomainRegexp.String() + `$`)
 )
 
-// DefaultCacheExportTimeout is cache-export-timeout's default: far above a healthy
-// export of a large cache, far below GitHub's 6-hour job limit.
-const DefaultCacheExportTimeout = 10 * time.Minute
-
 // Read reads and validates every input. Relative paths are resolved against the
-// workspace (the working directory, as on a runner).
-func Read(a *githubactions.Action) (*Config, error) {
+// workspace (the working directory, as on a runner). Secret text (the secrets
+// and password inputs, the secret-files' contents) is masked line by line before
+// it is parsed. environ is the run's environment (os.Environ() on a runner):
+// every INPUT_* variable in it that names no input of this action is a problem;
+// nil skips that check.
+func Read(a *githubactions.Action, environ []string) (*Config, error) {
 	var p problems
-	in := func(name string) string { return a.GetInput(name) }
-	boolean := func(name string, def bool) bool {
+	m := &masker{a: a}
+	in := func(name string) string { return input(a.GetInput, name) }
+	m.mask(in("password"))
+	boolean := func(name string) bool {
 		v := in(name)
-		if v == "" {
-			return def
-		}
 		b, err := strconv.ParseBool(v)
 		if err != nil {
 			p.add("%s: %q is not a boolean; use true or false", name, v)
@@ -110,31 +120,36 @@ func Read(a *githubactions.Action) (*Config, error) {
 	}
 
 	c := &Config{
-		Repository:      in("repository"),
-		Tags:            list("tags", true),
-		Push:            boolean("push", true),
-		Context:         cmp.Or(in("context"), "."),
-		Target:          in("target"),
-		NoCache:         boolean("no-cache", false),
-		CacheRepository: in("cache-repository"),
-		CacheTagPrefix:  cmp.Or(in("cache-tag-prefix"), cacheref.DefaultPrefix),
-		CacheScope:      in("cache-scope"),
-		CacheMode:       cmp.Or(in("cache-mode"), "max"),
-		CacheFrom:       list("cache-from", true),
-		DefaultBranch:   in("default-branch"),
-		AWSRegion:       cmp.Or(in("aws-region"), cmp.Or(a.Getenv("AWS_REGION"), a.Getenv("AWS_DEFAULT_REGION"))),
-		Username:        in("username"),
-		Password:        in("password"),
-		BuildkitHost:    in("buildkit-host"),
-		Builder:         in("builder"),
+		Repository:       in("repository"),
+		Tags:             list("tags", true),
+		Push:             boolean("push"),
+		Context:          in("context"),
+		Target:           in("target"),
+		NoCache:          boolean("no-cache"),
+		CacheRepository:  in("cache-repository"),
+		CacheTagPrefix:   in("cache-tag-prefix"),
+		CacheScope:       in("cache-scope"),
+		CacheMode:        in("cache-mode"),
+		CacheFrom:        list("cache-from", true),
+		DefaultBranch:    in("default-branch"),
+		AWSRegion:        cmp.Or(in("aws-region"), a.Getenv("AWS_REGION"), a.Getenv("AWS_DEFAULT_REGION")),
+		Username:         in("username"),
+		Password:         in("password"),
+		BuildkitHost:     in("buildkit-host"),
+		Builder:          in("builder"),
+		UntrustedPush:    boolean("untrusted-push"),
+		UntrustedSecrets: boolean("untrusted-secrets"),
 		TLS: buildkitconn.TLS{
 			CACert:     in("buildkit-tls-ca-cert"),
 			Cert:       in("buildkit-tls-cert"),
 			Key:        in("buildkit-tls-key"),
 			ServerName: in("buildkit-tls-server-name"),
 		},
-		DockerConfigDir: a.Getenv("DOCKER_CONFIG"),
+		BuildkitAllowInsecureTCP: boolean("buildkit-allow-insecure-tcp"),
+		DockerConfigDir:          a.Getenv("DOCKER_CONFIG"),
 	}
+	// Read raw: build-push-action keeps a secret's surrounding whitespace.
+	c.readSecrets(&p, a, m, a.Getenv(envName("secrets")), in("secret-files"))
 	var errs []error
 	c.BuildArgs, errs = KeyValues(in("build-args"), "build-args")
 	p = append(p, errs...)
@@ -151,6 +166,7 @@ func Read(a *githubactions.Action) (*Config, error) {
 		p.add("username and password: give both or neither")
 	}
 	c.readEvent(&p, a)
+	checkUnknownInputs(&p, environ)
 
 	if len(p) > 0 {
 		return nil, fmt.Errorf("invalid inputs (%d problems):\n%w", len(p), errors.Join(p...))
@@ -170,12 +186,23 @@ func (c *Config) readRegistry(p *problems, v string) {
 	if c.Registry != "" && !anchoredHost.MatchString(c.Registry) {
 		p.add("registry: %q is not a registry host; write host[:port], optionally after http:// for a plain-HTTP registry", v)
 	}
+	host, _, err := net.SplitHostPort(c.Registry)
+	if err != nil {
+		host = c.Registry
+	}
+	if _, _, isECR := ecr.ParseHost(host); isECR && c.Insecure {
+		p.add("registry: %q is an ECR registry over plain HTTP, which would send the ECR token in clear; drop http://", "http://"+v)
+	}
 }
 
-// checkRefs validates the repositories, tags and extra cache refs.
+// checkRefs validates the repositories, tags and extra cache refs, and
+// defaults the cache repository (and the registry) when they can be told.
 func (c *Config) checkRefs(p *problems) {
 	if c.CacheRepository == "" {
 		c.CacheRepository = c.Repository
+	}
+	if c.CacheRepository == "" {
+		c.cacheFromFirstTag()
 	}
 	for _, f := range []struct{ name, val string }{{"repository", c.Repository}, {"cache-repository", c.CacheRepository}} {
 		if f.val == "" {
@@ -186,7 +213,7 @@ func (c *Config) checkRefs(p *problems) {
 		}
 	}
 	if c.CacheRepository == "" {
-		p.add("repository: required (the image repository, e.g. my-app); cache-repository may name a separate one for the cache")
+		p.add("repository: required (the image repository, e.g. my-app) unless every tag is a full reference (registry/app:tag); cache-repository may name a separate one for the cache")
 	}
 	if c.Push && len(c.Tags) == 0 {
 		p.add("tags: at least one tag is needed to push; set tags, or push: false to build and cache only")
@@ -204,10 +231,33 @@ func (c *Config) checkRefs(p *problems) {
 			p.add("tags: bare tag %q needs the repository input (or write a full reference)", t)
 		}
 	}
+	rawForm := ""
 	for _, r := range c.CacheFrom {
-		if _, err := reference.ParseNormalizedNamed(r); err != nil {
+		if strings.Contains(r, "=") { // no image reference holds '='
+			rawForm = cmp.Or(rawForm, r)
+		} else if _, err := reference.ParseNormalizedNamed(r); err != nil {
 			p.add("cache-from: %q is not a valid image reference: %v", r, err)
 		}
+	}
+	if rawForm != "" {
+		p.add("cache-from: %q is build-push-action's raw form (type=registry,ref=...); this action derives the cache ref (see cache-tag-prefix/cache-scope): give cache-from extra image references to import, e.g. registry/app:cache-main", rawForm)
+	}
+}
+
+// cacheFromFirstTag defaults the cache repository to the first tag's when no
+// repository is given and every tag is a full reference (as action.yml
+// promises), and the registry to that tag's host when none is given.
+func (c *Config) cacheFromFirstTag() {
+	if len(c.Tags) == 0 || slices.IndexFunc(c.Tags, func(t string) bool { return !isFullRef(t) }) >= 0 {
+		return
+	}
+	named, err := reference.ParseNormalizedNamed(c.Tags[0])
+	if err != nil {
+		return // reported with the tags
+	}
+	c.CacheRepository = reference.Path(named)
+	if c.Registry == "" {
+		c.Registry = reference.Domain(named)
 	}
 }
 
@@ -238,7 +288,7 @@ func (c *Config) checkBuildInputs(p *problems, file string) {
 }
 
 func (c *Config) checkCache(p *problems, export, timeout string) {
-	d, err := time.ParseDuration(cmp.Or(timeout, DefaultCacheExportTimeout.String()))
+	d, err := time.ParseDuration(timeout)
 	if err != nil || d <= 0 {
 		p.add("cache-export-timeout: %q is not a positive duration such as 10m or 90s", timeout)
 	}
@@ -246,7 +296,7 @@ func (c *Config) checkCache(p *problems, export, timeout string) {
 	if c.CacheMode != "max" && c.CacheMode != "min" {
 		p.add("cache-mode: %q is not max or min", c.CacheMode)
 	}
-	mode, err := cacheref.ParseExportMode(cmp.Or(export, string(cacheref.ExportAuto)))
+	mode, err := cacheref.ParseExportMode(export)
 	if err != nil {
 		p.add("cache-export: %w", err)
 	}
@@ -262,6 +312,16 @@ func (c *Config) checkBuildkit(p *problems) {
 			p.add("buildkit-host: %w", err)
 		}
 	}
+	if strings.HasPrefix(c.BuildkitHost, "tcp://") && c.TLS == (buildkitconn.TLS{}) && !c.BuildkitAllowInsecureTCP {
+		u, err := url.Parse(c.BuildkitHost)
+		switch {
+		case err != nil || u.Hostname() == "":
+			p.add("buildkit-host: %q is not a tcp://host:port address", c.BuildkitHost)
+		case !isLoopback(u.Hostname()):
+			p.add("buildkit-host: %q is plain TCP to another host: the session would carry registry passwords, secrets and the build context in clear; "+
+				"set buildkit-tls-ca-cert (and buildkit-tls-cert/buildkit-tls-key for mTLS), or buildkit-allow-insecure-tcp: true on a network you trust", c.BuildkitHost)
+		}
+	}
 	for _, f := range []struct{ name, path string }{
 		{"buildkit-tls-ca-cert", c.TLS.CACert}, {"buildkit-tls-cert", c.TLS.Cert}, {"buildkit-tls-key", c.TLS.Key},
 	} {
@@ -275,6 +335,15 @@ func (c *Config) checkBuildkit(p *problems) {
 	if (c.TLS.Cert == "") != (c.TLS.Key == "") {
 		p.add("buildkit-tls-cert and buildkit-tls-key: give both or neither")
 	}
+}
+
+// isLoopback tells a host name or address that cannot leave the machine.
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func (c *Config) readEvent(p *problems, a *githubactions.Action) {

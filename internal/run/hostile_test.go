@@ -47,7 +47,7 @@ func TestBuildOutputCannotBecomeWorkflowCommands(t *testing.T) {
 	prune(t, s)
 	r := pushRun(t, s, "hostile", "main", map[string]string{"context": dir})
 	a := r.Action()
-	if err := run.Run(context.Background(), a, r.Writer()); err != nil {
+	if err := run.Run(context.Background(), a, r.Writer(), r.Environ()); err != nil {
 		t.Fatalf("run: %v\n%s", err, r.Stdout())
 	}
 	a.AddMask("registered-after-the-build")

@@ -218,7 +218,7 @@ func TestFailingStepPointsAtItsDockerfileLine(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := pushRun(t, s, "failing", "main", map[string]string{"context": dir})
-	err = run.Run(context.Background(), r.Action(), r.Writer())
+	err = run.Run(context.Background(), r.Action(), r.Writer(), r.Environ())
 	if err == nil {
 		t.Fatal("a failing RUN did not fail the run")
 	}

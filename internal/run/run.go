@@ -31,13 +31,13 @@ type Registry interface {
 }
 
 // Run performs the action's main step. a must print its workflow commands
-// through out.Commands(); the build's output goes through out itself.
-func Run(ctx context.Context, a *githubactions.Action, out *ghout.Writer) error {
-	cfg, err := config.Read(a)
+// through out.Commands(); the build's output goes through out itself. environ
+// is the step's environment, where undeclared inputs show as INPUT_*.
+func Run(ctx context.Context, a *githubactions.Action, out *ghout.Writer, environ []string) error {
+	cfg, err := config.Read(a, environ)
 	if err != nil {
 		return err
 	}
-	maskSecrets(a, cfg)
 	tr, err := decideTrust(cfg)
 	if err != nil {
 		return err
@@ -80,13 +80,4 @@ type runner struct {
 	host string
 	// session carries the registry credentials to BuildKit.
 	session []session.Attachable
-}
-
-func maskSecrets(a *githubactions.Action, cfg *config.Config) {
-	if cfg.Password != "" {
-		a.AddMask(cfg.Password)
-	}
-	for _, v := range cfg.SecretValues() {
-		a.AddMask(v)
-	}
 }

@@ -48,7 +48,7 @@ func pushRun(t *testing.T, s *teststack.Stack, repo, branch string, extra map[st
 // mustRun runs the action and returns its outputs.
 func mustRun(t *testing.T, r *teststack.ActionRun) map[string]string {
 	t.Helper()
-	if err := run.Run(context.Background(), r.Action(), r.Writer()); err != nil {
+	if err := run.Run(context.Background(), r.Action(), r.Writer(), r.Environ()); err != nil {
 		t.Fatalf("run: %v\n%s", err, r.Stdout())
 	}
 	return r.Outputs(t)

@@ -48,6 +48,15 @@ func (r *ActionRun) Action() *githubactions.Action {
 	)
 }
 
+// Environ is the run's environment as the process would see it.
+func (r *ActionRun) Environ() []string {
+	env := make([]string, 0, len(r.Env))
+	for k, v := range r.Env {
+		env = append(env, k+"="+v)
+	}
+	return env
+}
+
 // Writer is where the run prints, as on a runner's stdout: pass it to run.Run
 // with Action.
 func (r *ActionRun) Writer() *ghout.Writer {
