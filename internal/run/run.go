@@ -38,10 +38,20 @@ func Run(ctx context.Context, a *githubactions.Action, out io.Writer) error {
 	for _, v := range cfg.SecretValues() {
 		a.AddMask(v)
 	}
-	untrusted, why, err := cacheref.Untrusted(cfg.Event)
+	decision, err := cacheref.Decide(cfg.Event, cacheref.Options{
+		Prefix:        cfg.CacheTagPrefix,
+		Scope:         cfg.CacheScope,
+		DefaultBranch: cfg.DefaultBranch,
+		Export:        cfg.CacheExport,
+		ExtraFrom:     cfg.CacheFrom,
+	})
 	if err != nil {
-		return fmt.Errorf("read the GitHub event: %w", err)
+		return fmt.Errorf("derive cache references: %w", err)
 	}
+	for _, note := range decision.Notes {
+		a.Warningf("%s", note)
+	}
+	untrusted, why := decision.Untrusted, decision.Reason
 
 	// The builder first: a wrong address fails before any registry or ECR call.
 	ep, err := buildkitconn.Resolve(ctx, buildkitconn.Options{Host: cfg.BuildkitHost, Builder: cfg.Builder, TLS: cfg.TLS, Getenv: a.Getenv})
@@ -68,12 +78,12 @@ func Run(ctx context.Context, a *githubactions.Action, out io.Writer) error {
 
 	var plan cacheref.Plan
 	if offline {
-		plan = cacheref.Plan{Untrusted: true, ExportReason: why}
+		plan, _ = decision.Plan("") // the offline plan cannot fail
 		a.Noticef("%s, and AWS is not configured (as usual for a fork): building without the registry: no image push, no cache import or export", why)
 	} else {
-		plan, err = derive(cfg, reg.host)
+		plan, err = decision.Plan(reg.host + "/" + cfg.CacheRepository)
 		if err != nil {
-			return err
+			return fmt.Errorf("derive cache references: %w", err)
 		}
 		if plan.Untrusted && cfg.Push {
 			a.Noticef("%s: the image is built but not pushed", why)
@@ -271,29 +281,13 @@ func login(ctx context.Context, a *githubactions.Action, cfg *config.Config, cre
 	return reg, nil
 }
 
-func derive(cfg *config.Config, host string) (cacheref.Plan, error) {
-	plan, err := cacheref.Derive(cfg.Event, cacheref.Options{
-		Repository:    host + "/" + cfg.CacheRepository,
-		Prefix:        cfg.CacheTagPrefix,
-		Scope:         cfg.CacheScope,
-		DefaultBranch: cfg.DefaultBranch,
-		Export:        cfg.CacheExport,
-		ExtraFrom:     cfg.CacheFrom,
-	})
-	if err != nil {
-		return plan, fmt.Errorf("derive cache references: %w", err)
-	}
-	return plan, nil
-}
-
 // checkCacheRepository fails before building when ECR would reject the cache
 // export: an immutable repository takes a cache tag only once.
 func checkCacheRepository(ctx context.Context, a *githubactions.Action, cfg *config.Config, reg registry, plan cacheref.Plan) error {
 	if reg.ecr == nil || plan.Export == "" {
 		return nil
 	}
-	tag := plan.Export[strings.LastIndexByte(plan.Export, ':')+1:]
-	err := reg.ecr.CheckTagOverwrite(ctx, reg.account, cfg.CacheRepository, tag)
+	err := reg.ecr.CheckTagOverwrite(ctx, reg.account, cfg.CacheRepository, plan.ExportTag)
 	// The check only saves a confusing failure later: without it the build goes on.
 	if errors.Is(err, ecr.ErrNoPermission) || errors.Is(err, ecr.ErrUnavailable) {
 		a.Warningf("could not check whether %s allows overwriting cache tags: %v", cfg.CacheRepository, err)
