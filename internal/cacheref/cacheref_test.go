@@ -141,7 +141,7 @@ var pullRequestCases = []policyCase{
 	},
 	{
 		name: "pull_request from a fork with this repository's name but another id", ev: Event{Name: "pull_request", Ref: "refs/pull/46/merge", HeadRef: "speedup", BaseRef: "develop"}, fixture: "pull_request_renamed_fork.json",
-		opt: Options{Export: ExportAlways}, imports: []Key{develop, main}, reason: "fork (head repository id 930000004", untrusted: true, scope: PRKey(46),
+		opt: Options{Export: ExportAlways}, imports: []Key{develop, main}, reason: "pull request from a fork: untrusted code never writes the cache", untrusted: true, scope: PRKey(46),
 	},
 	{
 		name: "pull_request_target", ev: Event{Name: "pull_request_target", Ref: "refs/heads/main", HeadRef: "arm64", BaseRef: "main"}, fixture: "pull_request_target.json",
@@ -214,7 +214,7 @@ var workflowRunCases = []policyCase{
 	},
 	{
 		name: "workflow_run whose head repository has this name but another id", ev: Event{Name: "workflow_run", Ref: "refs/heads/main"}, fixture: "workflow_run_push_other_repository.json",
-		opt: Options{Export: ExportAlways}, imports: []Key{main}, reason: "fork (head repository id 930000003", untrusted: true,
+		opt: Options{Export: ExportAlways}, imports: []Key{main}, reason: "workflow_run from a fork", untrusted: true,
 	},
 	{
 		name: "workflow_run without a head repository", ev: Event{Name: "workflow_run", Ref: "refs/heads/main"}, fixture: "workflow_run_no_head_repository.json",

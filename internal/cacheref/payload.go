@@ -105,7 +105,7 @@ func forkReason(what string, head *repository, bases ...*repository) string {
 			continue
 		}
 		if head.ID != base.ID {
-			return fmt.Sprintf("%s from a fork (head repository id %d, this repository's id %d)", what, head.ID, base.ID) + neverWrites
+			return what + " from a fork" + neverWrites
 		}
 		known = true
 	}
