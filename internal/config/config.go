@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/containerd/platforms"
 	"github.com/distribution/reference"
 	"github.com/sethvargo/go-githubactions"
 
@@ -346,18 +347,31 @@ func isLoopback(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
+// readEvent reads the event's variables and its raw payload, unparsed: the
+// cache policy decides what an unreadable payload means (a push build needs
+// nothing from it; a pull request is then untrusted). go-githubactions'
+// Context would fail the whole run on a payload that is not JSON.
 func (c *Config) readEvent(p *problems, a *githubactions.Action) {
-	gh, err := a.Context()
-	if err != nil {
-		p.add("GitHub context: %w", err)
-		return
-	}
-	c.Event = cacheref.Event{Name: gh.EventName, Ref: gh.Ref, HeadRef: gh.HeadRef, BaseRef: gh.BaseRef}
-	if gh.EventPath != "" {
-		// Context has parsed it already; the cache policy wants the raw payload.
-		c.Event.Payload, err = os.ReadFile(gh.EventPath)
+	c.Event = cacheref.Event{Name: a.Getenv("GITHUB_EVENT_NAME"), Ref: a.Getenv("GITHUB_REF"),
+		HeadRef: a.Getenv("GITHUB_HEAD_REF"), BaseRef: a.Getenv("GITHUB_BASE_REF")}
+	if path := a.Getenv("GITHUB_EVENT_PATH"); path != "" {
+		var err error
+		c.Event.Payload, err = os.ReadFile(path)
 		if err != nil && !os.IsNotExist(err) {
 			p.add("GITHUB_EVENT_PATH: %w", err)
 		}
 	}
+}
+
+// SinglePlatform is the platform the build targets when it targets exactly
+// one, normalized (linux/arm64/v8 is linux/arm64); "" otherwise.
+func (c *Config) SinglePlatform() string {
+	if len(c.Platforms) != 1 {
+		return ""
+	}
+	pl, err := platforms.Parse(c.Platforms[0])
+	if err != nil {
+		return ""
+	}
+	return platforms.Format(platforms.Normalize(pl))
 }

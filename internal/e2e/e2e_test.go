@@ -310,7 +310,7 @@ func TestForkPullRequestReadsTheCacheAndWritesNothing(t *testing.T) {
 		t.Errorf("fork PR imported %q, want main's %s", pr.Outputs["cache-from"], main.Outputs["cache-ref"])
 	}
 	// Neither the PR's cache tag nor its image were written: no tag appeared at all.
-	for _, ref := range []string{repo + ":" + cacheref.Tag(cacheref.DefaultPrefix, cacheref.PRKey(7), ""), repo + ":pr"} {
+	for _, ref := range []string{repo + ":" + cacheref.Tag(cacheref.DefaultPrefix, cacheref.PRKey(7), "", ""), repo + ":pr"} {
 		if _, found, err := teststack.Manifest(ref, nil); err != nil || found {
 			t.Errorf("fork PR wrote %s: found=%v err=%v; want nothing", ref, found, err)
 		}
@@ -344,8 +344,8 @@ func TestReusableWorkflowMatrixKeepsACachePerScope(t *testing.T) {
 		}
 	}
 	want := []string{
-		cacheref.Tag(cacheref.DefaultPrefix, cacheref.BranchKey("main"), "api"),
-		cacheref.Tag(cacheref.DefaultPrefix, cacheref.BranchKey("main"), "worker"),
+		cacheref.Tag(cacheref.DefaultPrefix, cacheref.BranchKey("main"), "api", ""),
+		cacheref.Tag(cacheref.DefaultPrefix, cacheref.BranchKey("main"), "worker", ""),
 	}
 	slices.Sort(caches)
 	if !slices.Equal(caches, want) {

@@ -40,6 +40,10 @@ func (r *runner) build(ctx context.Context, plan cachePlan) (built, error) {
 		Insecure:           r.reg.Insecure,
 		Session:            r.session,
 	}
+	if plan.Untrusted && len(req.Secrets) > 0 && !cfg.UntrustedSecrets {
+		r.a.Noticef("%s: secrets and secret-files are withheld from this build (set untrusted-secrets: true to pass them)", plan.why)
+		req.Secrets = nil
+	}
 	if len(cfg.Tags) > 0 && r.host != "" {
 		req.Tags = cfg.ImageRefs(r.host) // named even when not pushed: the metadata shows them
 	}

@@ -132,7 +132,16 @@ func testRunner(t *testing.T, s *fakeSolver, reg *fakeRegistry, push bool) (*run
 }
 
 func refOf(branch string) string {
-	return repo + ":" + cacheref.Tag(cacheref.DefaultPrefix, cacheref.BranchKey(branch), "")
+	return repo + ":" + cacheref.Tag(cacheref.DefaultPrefix, cacheref.BranchKey(branch), "", "")
+}
+
+func decided(t *testing.T, r *runner) cacheref.Decision {
+	t.Helper()
+	d, err := decide(r.a, r.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
 }
 
 // runPhases runs every phase after the target, as Run does.
@@ -140,7 +149,7 @@ func runPhases(t *testing.T, r *runner) (cachePlan, built, exported) {
 	t.Helper()
 	ctx := context.Background()
 	tgt := target{host: r.host}
-	plan, err := r.plan(ctx, tgt, trust{})
+	plan, err := r.plan(ctx, tgt, decided(t, r))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,7 +210,7 @@ func TestPlanImportsOnlyTheBestRealCache(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			r, out, _ := testRunner(t, &fakeSolver{}, &fakeRegistry{refs: tc.refs}, true)
-			plan, err := r.plan(context.Background(), target{host: "registry.test"}, trust{})
+			plan, err := r.plan(context.Background(), target{host: "registry.test"}, decided(t, r))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -38,7 +38,7 @@ func Run(ctx context.Context, a *githubactions.Action, out *ghout.Writer, enviro
 	if err != nil {
 		return err
 	}
-	tr, err := decideTrust(cfg)
+	tr, err := decide(a, cfg)
 	if err != nil {
 		return err
 	}
