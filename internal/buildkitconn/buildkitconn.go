@@ -20,11 +20,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -57,6 +59,8 @@ type Options struct {
 	Host    string // buildkit-host input
 	Builder string // builder input: a buildx builder name
 	TLS     TLS    // buildkit-tls-* inputs
+	// AllowInsecureTCP allows tcp:// without TLS to a non-loopback address.
+	AllowInsecureTCP bool
 	// HostNetwork runs a started BuildKit container on the runner's network:
 	// RUN steps then reach the runner's localhost and instance metadata.
 	HostNetwork bool
@@ -86,15 +90,15 @@ func Resolve(ctx context.Context, opt Options) (Endpoint, error) {
 	}
 	switch {
 	case opt.Host != "":
-		return fromAddr(opt.Host, "buildkit-host input", opt.TLS)
+		return fromAddr(opt.Host, "buildkit-host input", opt.TLS, opt.AllowInsecureTCP)
 	case getenv("BUILDKIT_HOST") != "":
-		return fromAddr(getenv("BUILDKIT_HOST"), "BUILDKIT_HOST", opt.TLS)
+		return fromAddr(getenv("BUILDKIT_HOST"), "BUILDKIT_HOST", opt.TLS, opt.AllowInsecureTCP)
 	}
 	if opt.TLS.set() {
 		return Endpoint{}, errors.New("buildkit-tls-* inputs: they secure a tcp:// buildkitd, so set buildkit-host (or BUILDKIT_HOST) to its tcp://host:port address")
 	}
 	if opt.Builder != "" {
-		return fromBuilder(opt.Builder, getenv)
+		return fromBuilder(opt.Builder, getenv, opt.AllowInsecureTCP)
 	}
 	docker := dockerCLI{getenv: getenv}
 	engineErr := docker.ping(ctx)
@@ -111,18 +115,38 @@ func Resolve(ctx context.Context, opt Options) (Endpoint, error) {
 
 var schemes = []string{"unix://", "tcp://", "docker-container://"}
 
-// CheckAddr tells whether addr is a BuildKit address this action can reach.
-func CheckAddr(addr string) error {
-	for _, s := range schemes {
-		if strings.HasPrefix(addr, s) {
-			return nil
-		}
+// CheckAddr tells whether addr is a BuildKit address this action can reach,
+// and refuses plain TCP to another host unless allowInsecure: the build session
+// carries registry passwords, secrets and the build context.
+func CheckAddr(addr string, tls TLS, allowInsecure bool) error {
+	if !slices.ContainsFunc(schemes, func(s string) bool { return strings.HasPrefix(addr, s) }) {
+		return fmt.Errorf("%q: use a unix://, tcp:// or docker-container:// address", addr)
 	}
-	return fmt.Errorf("%q: use a unix://, tcp:// or docker-container:// address", addr)
+	if !strings.HasPrefix(addr, "tcp://") || tls.set() || allowInsecure {
+		return nil
+	}
+	u, err := url.Parse(addr)
+	switch {
+	case err != nil || u.Hostname() == "":
+		return fmt.Errorf("%q is not a tcp://host:port address", addr)
+	case !isLoopback(u.Hostname()):
+		return fmt.Errorf("%q is plain TCP to another host: the session would carry registry passwords, secrets and the build context in clear; "+
+			"set buildkit-tls-ca-cert (and buildkit-tls-cert/buildkit-tls-key for mTLS), or buildkit-allow-insecure-tcp: true on a network you trust", addr)
+	}
+	return nil
 }
 
-func fromAddr(addr, source string, tls TLS) (Endpoint, error) {
-	if err := CheckAddr(addr); err != nil {
+// isLoopback tells a host name or address that cannot leave the machine.
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func fromAddr(addr, source string, tls TLS, allowInsecure bool) (Endpoint, error) {
+	if err := CheckAddr(addr, tls, allowInsecure); err != nil {
 		return Endpoint{}, fmt.Errorf("%s: %w", source, err)
 	}
 	if tls.set() && !strings.HasPrefix(addr, "tcp://") {
@@ -151,7 +175,7 @@ type nodeGroup struct {
 // leaving the store directory.
 var builderName = regexp.MustCompile(`^[a-zA-Z][a-zA-Z0-9.\-_+]*$`)
 
-func fromBuilder(name string, getenv func(string) string) (Endpoint, error) {
+func fromBuilder(name string, getenv func(string) string, allowInsecure bool) (Endpoint, error) {
 	if !builderName.MatchString(name) {
 		return Endpoint{}, fmt.Errorf("builder: %q is not a buildx builder name", name)
 	}
@@ -186,7 +210,7 @@ func fromBuilder(name string, getenv func(string) string) (Endpoint, error) {
 		return Endpoint{Addr: addr, Source: source}, nil
 	case "remote":
 		o := n.DriverOpts
-		return fromAddr(n.Endpoint, source, TLS{CACert: o["cacert"], Cert: o["cert"], Key: o["key"], ServerName: o["servername"]})
+		return fromAddr(n.Endpoint, source, TLS{CACert: o["cacert"], Cert: o["cert"], Key: o["key"], ServerName: o["servername"]}, allowInsecure)
 	default:
 		return Endpoint{}, fmt.Errorf("builder %q uses the %s driver, which this action cannot reach; use a docker-container builder (docker/setup-buildx-action's default) or a remote one, or set buildkit-host", name, ng.Driver)
 	}

@@ -206,6 +206,8 @@ func TestErrorsSayWhatToDo(t *testing.T) {
 			[]string{`builder "missing": not found`, "docker/setup-buildx-action"}},
 		"builder name escaping the store": {buildkitconn.Options{Builder: "../../etc/passwd", Getenv: env(noDocker)},
 			[]string{"not a buildx builder name"}},
+		"plain TCP from BUILDKIT_HOST": {buildkitconn.Options{Getenv: env(map[string]string{"BUILDKIT_HOST": "tcp://10.1.2.3:1234"})},
+			[]string{"BUILDKIT_HOST", "plain TCP to another host", "buildkit-allow-insecure-tcp"}},
 		"docker driver": {buildkitconn.Options{Builder: "default", Getenv: env(noDocker)},
 			[]string{"docker driver", "docker-container builder", "buildkit-host"}},
 	} {

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -73,6 +72,9 @@ type Config struct {
 	// BuildkitAllowInsecureTCP allows a tcp:// buildkitd without TLS at a
 	// non-loopback address (buildkit-allow-insecure-tcp).
 	BuildkitAllowInsecureTCP bool
+	// BuildkitHostNetwork runs a BuildKit container the action starts on the
+	// runner's network (buildkit-host-network).
+	BuildkitHostNetwork bool
 
 	// UntrustedPush pushes the image even when the run is untrusted (the cache
 	// is still never written); UntrustedSecrets passes secrets to such a build.
@@ -147,6 +149,7 @@ func Read(a *githubactions.Action, environ []string) (*Config, error) {
 			ServerName: in("buildkit-tls-server-name"),
 		},
 		BuildkitAllowInsecureTCP: boolean("buildkit-allow-insecure-tcp"),
+		BuildkitHostNetwork:      boolean("buildkit-host-network"),
 		DockerConfigDir:          a.Getenv("DOCKER_CONFIG"),
 	}
 	// Read raw: build-push-action keeps a secret's surrounding whitespace.
@@ -309,18 +312,8 @@ func (c *Config) checkCache(p *problems, export, timeout string) {
 
 func (c *Config) checkBuildkit(p *problems) {
 	if c.BuildkitHost != "" {
-		if err := buildkitconn.CheckAddr(c.BuildkitHost); err != nil {
+		if err := buildkitconn.CheckAddr(c.BuildkitHost, c.TLS, c.BuildkitAllowInsecureTCP); err != nil {
 			p.add("buildkit-host: %w", err)
-		}
-	}
-	if strings.HasPrefix(c.BuildkitHost, "tcp://") && c.TLS == (buildkitconn.TLS{}) && !c.BuildkitAllowInsecureTCP {
-		u, err := url.Parse(c.BuildkitHost)
-		switch {
-		case err != nil || u.Hostname() == "":
-			p.add("buildkit-host: %q is not a tcp://host:port address", c.BuildkitHost)
-		case !isLoopback(u.Hostname()):
-			p.add("buildkit-host: %q is plain TCP to another host: the session would carry registry passwords, secrets and the build context in clear; "+
-				"set buildkit-tls-ca-cert (and buildkit-tls-cert/buildkit-tls-key for mTLS), or buildkit-allow-insecure-tcp: true on a network you trust", c.BuildkitHost)
 		}
 	}
 	for _, f := range []struct{ name, path string }{
@@ -336,15 +329,6 @@ func (c *Config) checkBuildkit(p *problems) {
 	if (c.TLS.Cert == "") != (c.TLS.Key == "") {
 		p.add("buildkit-tls-cert and buildkit-tls-key: give both or neither")
 	}
-}
-
-// isLoopback tells a host name or address that cannot leave the machine.
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // readEvent reads the event's variables and its raw payload, unparsed: the

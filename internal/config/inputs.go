@@ -51,6 +51,7 @@ var inputDefaults = map[string]string{
 	"buildkit-tls-key":            "",
 	"buildkit-tls-server-name":    "",
 	"buildkit-allow-insecure-tcp": "false",
+	"buildkit-host-network":       "false",
 	"untrusted-push":              "false",
 	"untrusted-secrets":           "false",
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/ecr-build-cache/ecr-build-cache/internal/build"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/config"
+	"github.com/ecr-build-cache/ecr-build-cache/internal/ghout"
 )
 
 // built is the build phase's result, with the request it ran.
@@ -48,6 +49,12 @@ func (r *runner) build(ctx context.Context, plan cachePlan) (built, error) {
 		req.Tags = cfg.ImageRefs(r.host) // named even when not pushed: the metadata shows them
 	}
 
+	if leak, err := build.LeaksGitCredentials(cfg.Context, cfg.Dockerfile); err != nil {
+		r.a.Warningf("could not check the build context for git credentials: %s", ghout.Line(err.Error()))
+	} else if leak {
+		r.a.Warningf("the build context's .git/config holds a persisted credential (actions/checkout's extraheader) and .dockerignore does not exclude .git: " +
+			"a COPY of the context would bake the token into the image; add .git to .dockerignore, or set persist-credentials: false on actions/checkout")
+	}
 	r.a.Group("Build " + cfg.Dockerfile)
 	res, err := untrusted(r, func() (*build.Result, error) { return build.Build(ctx, r.solver, req, r.out) })
 	r.a.EndGroup()

@@ -39,7 +39,10 @@ func decide(a *githubactions.Action, cfg *config.Config) (cacheref.Decision, err
 
 // connectBuilder resolves and dials the BuildKit daemon.
 func connectBuilder(ctx context.Context, a *githubactions.Action, cfg *config.Config, tr cacheref.Decision) (*client.Client, error) {
-	ep, err := buildkitconn.Resolve(ctx, buildkitconn.Options{Host: cfg.BuildkitHost, Builder: cfg.Builder, TLS: cfg.TLS, Getenv: a.Getenv})
+	ep, err := buildkitconn.Resolve(ctx, buildkitconn.Options{
+		Host: cfg.BuildkitHost, Builder: cfg.Builder, TLS: cfg.TLS, Getenv: a.Getenv,
+		AllowInsecureTCP: cfg.BuildkitAllowInsecureTCP, HostNetwork: cfg.BuildkitHostNetwork,
+	})
 	if err != nil {
 		return nil, err
 	}

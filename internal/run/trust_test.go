@@ -2,6 +2,7 @@ package run_test
 
 import (
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -85,5 +86,33 @@ func TestUnreadablePayloadFallsBackForAPush(t *testing.T) {
 	o := mustRun(t, r)
 	if !strings.Contains(o["cache-ref"], ":cache-feature-x-") || !strings.Contains(r.Stdout(), "::warning::") {
 		t.Errorf("cache-ref %q; want the branch's, with a warning about the payload\n%s", o["cache-ref"], r.Stdout())
+	}
+}
+
+// A context with actions/checkout's persisted token and no .dockerignore for
+// .git gets a warning before the build: COPY . . would put the token in the image.
+func TestPersistedCheckoutTokenInContextWarns(t *testing.T) {
+	s := teststack.Get(t)
+	dir := t.TempDir()
+	for _, f := range []string{"Dockerfile", "app.txt"} {
+		b, err := os.ReadFile(filepath.Join(appDir(t), f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, f), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.MkdirAll(filepath.Join(dir, ".git"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cfg := "[http \"https://github.com/\"]\n\textraheader = AUTHORIZATION: basic eC1hY2Nlc3MtdG9rZW46Z2hzX3h4eA==\n"
+	if err := os.WriteFile(filepath.Join(dir, ".git", "config"), []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := pushRun(t, s, "git-token", "main", map[string]string{"context": dir})
+	mustRun(t, r)
+	if !strings.Contains(r.Stdout(), "::warning::the build context's .git/config holds a persisted credential") {
+		t.Errorf("no warning about the persisted checkout token:\n%s", r.Stdout())
 	}
 }
