@@ -411,7 +411,7 @@ func TestBadInputFailsBeforeAnyRequest(t *testing.T) {
 	if n := strings.Count(out, "::error::"); n != 1 {
 		t.Errorf("%d error messages, want one listing every problem:\n%s", n, out)
 	}
-	for _, want := range []string{`repository: "Bad-Input"`, `tags: "v 1"`, `cache-mode: "everything"`, `build-args: "NOEQUALS"`,
+	for _, want := range []string{`repository: "Bad-Input"`, `tags: "v 1"`, `cache-mode: "everything"`, `build-args: line 2: "NOEQUALS"`,
 		`file: Dockerfile "` + appDir(t) + `/Missing.Dockerfile" not found`, `platforms: "not-a-platform!"`} {
 		if !strings.Contains(out, want) {
 			t.Errorf("the message lacks %s:\n%s", want, out)
