@@ -152,14 +152,17 @@ func timedOut(ctx context.Context, err error) bool {
 // (multi-platform or attested image) contributes every child manifest's layers.
 func classify(d *remote.Descriptor) (Kind, map[string]bool, error) {
 	layers := map[string]bool{}
+	add := func(m *v1.Manifest) {
+		for _, l := range m.Layers {
+			layers[l.Digest.String()] = true
+		}
+	}
 	if !d.MediaType.IsIndex() {
 		m, err := v1.ParseManifest(bytes.NewReader(d.Manifest))
 		if err != nil {
 			return NotCache, nil, err
 		}
-		for _, l := range m.Layers {
-			layers[l.Digest.String()] = true
-		}
+		add(m)
 		if m.Config.MediaType == CacheConfigType {
 			return Cache, layers, nil
 		}
@@ -183,13 +186,11 @@ func classify(d *remote.Descriptor) (Kind, map[string]bool, error) {
 			if err != nil {
 				return NotCache, nil, err
 			}
-			ls, err := img.Manifest()
+			m, err := img.Manifest()
 			if err != nil {
 				return NotCache, nil, err
 			}
-			for _, l := range ls.Layers {
-				layers[l.Digest.String()] = true
-			}
+			add(m)
 		}
 	}
 	return NotCache, layers, nil

@@ -22,6 +22,7 @@ import (
 	"github.com/ecr-build-cache/ecr-build-cache/internal/config"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/ghout"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/registry"
+	"github.com/ecr-build-cache/ecr-build-cache/internal/teststack"
 )
 
 // The run's decisions, tested with fakes of its two network boundaries; the
@@ -173,20 +174,7 @@ func outputs(t *testing.T, env map[string]string) map[string]string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := map[string]string{}
-	lines := strings.Split(string(raw), "\n")
-	for i := 0; i < len(lines); i++ {
-		name, delim, ok := strings.Cut(lines[i], "<<")
-		if !ok {
-			continue
-		}
-		var val []string
-		for i++; i < len(lines) && lines[i] != delim; i++ {
-			val = append(val, lines[i])
-		}
-		out[name] = strings.Join(val, "\n")
-	}
-	return out
+	return teststack.ParseOutputs(string(raw))
 }
 
 func TestPlanImportsOnlyTheBestRealCache(t *testing.T) {
