@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -236,24 +237,15 @@ func sourceCheckout(t *testing.T, goVersion string, withGoSum bool) (root, path 
 	return root, path, env
 }
 
-// moduleGoVersion is the go line of this repository's go.mod: the toolchain
-// this machine has (the tests are built with it).
-func moduleGoVersion(t *testing.T) string {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(teststack.RepoRoot(), "go.mod"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := regexp.MustCompile(`(?m)^go (\S+)$`).FindSubmatch(b)
-	if m == nil {
-		t.Fatal("go.mod has no go line")
-	}
-	return string(m[1])
+// localGoVersion is the version of this machine's go (the tests' own
+// toolchain), which builds a module whose go line names it without a download.
+func localGoVersion() string {
+	return strings.TrimPrefix(strings.Fields(runtime.Version())[0], "go")
 }
 
 func TestLauncherBuildsFromSourceIntoTheJobAndReusesOnlyAVerifiedToolCacheCopy(t *testing.T) {
 	t.Parallel()
-	version := moduleGoVersion(t)
+	version := localGoVersion()
 	root, path, env := sourceCheckout(t, version, true)
 	toolCache, jobTemp := t.TempDir(), t.TempDir()
 	env = append(env, "RUNNER_TOOL_CACHE="+toolCache, "RUNNER_TEMP="+jobTemp)
@@ -327,7 +319,7 @@ func controlBuild(t *testing.T, root, path string, env []string) string {
 
 func TestLauncherSourceBuildIgnoresInheritedGoSettings(t *testing.T) {
 	t.Parallel()
-	version := moduleGoVersion(t)
+	version := localGoVersion()
 	// Settings a workflow or the runner's go env file could carry that would let
 	// the build take modules go.sum does not vouch for, or build another way.
 	hostile := []string{"GOFLAGS=-mod=mod", "GONOSUMDB=*", "GOSUMDB=off", "GOINSECURE=*", "GOPRIVATE=*", "GONOPROXY=*", "GOTOOLCHAIN=local", archLevel(t)}
@@ -372,14 +364,24 @@ func TestLauncherSourceBuildIgnoresInheritedGoSettings(t *testing.T) {
 
 func TestLauncherPinsTheToolchainToGoMod(t *testing.T) {
 	t.Parallel()
-	// go.mod names a toolchain older than this machine's go, with no proxy to
-	// download it from: a build that used the local go instead would succeed.
-	root, path, env := sourceCheckout(t, "1.26.7", true)
+	// go.mod names a release of this machine's Go other than its own, with no
+	// proxy to download it from: a build that used the local go would succeed.
+	local := localGoVersion()
+	i := strings.LastIndexByte(local, '.')
+	patch, err := strconv.Atoi(local[i+1:])
+	if err != nil {
+		t.Fatalf("local go %q is not a release", local)
+	}
+	other := fmt.Sprintf("%s.%d", local[:i], max(patch-1, 1))
+	if other == local {
+		other = local[:i] + ".2"
+	}
+	root, path, env := sourceCheckout(t, other, true)
 	out, _ := runLauncher(t, root, path, env...)
-	pinned := strings.Contains(out, "Building ecr-build-cache from source with go1.26.7") &&
-		(strings.Contains(out, "go1.26.7 for linux/"+runtime.GOARCH+": toolchain not available") || strings.Contains(out, "fixture ran: linux/"+runtime.GOARCH+" go1.26.7 "))
+	pinned := strings.Contains(out, "Building ecr-build-cache from source with go"+other+" (local go: go"+local+")") &&
+		(strings.Contains(out, "go"+other+" for linux/"+runtime.GOARCH+": toolchain not available") || strings.Contains(out, "fixture ran: linux/"+runtime.GOARCH+" go"+other+" "))
 	if !pinned {
-		t.Errorf("printed:\n%s\nwant the build to ask for go1.26.7 (and fail without a proxy, or run with it)", out)
+		t.Errorf("printed:\n%s\nwant the build to ask for go%s (and fail without a proxy, or run with it)", out, other)
 	}
 }
 
