@@ -59,6 +59,10 @@ type Options struct {
 	Host    string // buildkit-host input
 	Builder string // builder input: a buildx builder name
 	TLS     TLS    // buildkit-tls-* inputs
+	// Starting is called with the name of a container Resolve is about to start,
+	// before it exists: the main step saves it as StateContainer then, so the
+	// post step removes it even when the job is cancelled mid-start.
+	Starting func(container string) error
 	// AllowInsecureTCP allows tcp:// without TLS to a non-loopback address.
 	AllowInsecureTCP bool
 	// HostNetwork runs a started BuildKit container on the runner's network:
@@ -103,7 +107,7 @@ func Resolve(ctx context.Context, opt Options) (Endpoint, error) {
 	docker := dockerCLI{getenv: getenv}
 	engineErr := docker.ping(ctx)
 	if engineErr == nil {
-		return startContainer(ctx, docker, opt.HostNetwork)
+		return startContainer(ctx, docker, opt)
 	}
 	return Endpoint{}, fmt.Errorf("no BuildKit daemon to build on. Give one of:\n"+
 		"  - buildkit-host: unix:///run/buildkit/buildkitd.sock, tcp://host:1234 (with buildkit-tls-* for mTLS) or docker-container://name\n"+
@@ -261,15 +265,20 @@ func (d dockerCLI) ping(ctx context.Context) error {
 
 // startContainer starts Image for this job and waits until its buildkitd
 // answers. On GitHub-hosted runners this pulls the image (tens of MB) first.
-func startContainer(ctx context.Context, d dockerCLI, hostNetwork bool) (Endpoint, error) {
+func startContainer(ctx context.Context, d dockerCLI, opt Options) (Endpoint, error) {
 	suffix := make([]byte, 6)
 	_, _ = rand.Read(suffix)
 	name := containerPrefix + hex.EncodeToString(suffix)
+	if opt.Starting != nil {
+		if err := opt.Starting(name); err != nil {
+			return Endpoint{}, err
+		}
+	}
 	// Privileged, as buildx's docker-container driver runs it, and on Docker's
 	// default network unless asked: RUN steps of untrusted code must not reach
 	// the runner's localhost or its cloud instance metadata.
 	args := []string{"run", "-d", "--name", name, "--privileged"}
-	if hostNetwork {
+	if opt.HostNetwork {
 		args = append(args, "--network", "host")
 	}
 	if _, err := d.run(ctx, append(args, Image)...); err != nil {
@@ -302,5 +311,8 @@ func Stop(ctx context.Context, getenv func(string) string, container string) err
 	}
 	// -v: the image's VOLUME /var/lib/buildkit goes with it.
 	_, err := dockerCLI{getenv: getenv}.run(ctx, "rm", "-f", "-v", container)
+	if err != nil && strings.Contains(err.Error(), "No such container") {
+		return nil // the main step was cancelled before docker created it
+	}
 	return err
 }

@@ -259,10 +259,21 @@ func TestStartedContainerIsOffTheHostNetworkUnlessAsked(t *testing.T) {
 		if err := os.WriteFile(filepath.Join(bin, "docker"), []byte(script), 0o755); err != nil {
 			t.Fatal(err)
 		}
-		ep := resolve(t, buildkitconn.Options{HostNetwork: hostNet, Getenv: env(map[string]string{"PATH": bin + ":/usr/bin:/bin"})})
+		saved := ""
+		starting := func(name string) error {
+			if _, err := os.Stat(log); err == nil && strings.Contains(string(must(os.ReadFile(log))), "run ") {
+				t.Error("the container's name was saved after docker run: a cancel in between would leak it")
+			}
+			saved = name
+			return nil
+		}
+		ep := resolve(t, buildkitconn.Options{HostNetwork: hostNet, Starting: starting, Getenv: env(map[string]string{"PATH": bin + ":/usr/bin:/bin"})})
 		calls, err := os.ReadFile(log)
 		if err != nil {
 			t.Fatal(err)
+		}
+		if saved == "" || ep.Container != saved {
+			t.Errorf("saved %q for the post step, started %q", saved, ep.Container)
 		}
 		var run string
 		for _, l := range strings.Split(string(calls), "\n") {
@@ -277,4 +288,11 @@ func TestStartedContainerIsOffTheHostNetworkUnlessAsked(t *testing.T) {
 			t.Errorf("host network %v: docker %s", hostNet, run)
 		}
 	}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
 }

@@ -42,15 +42,16 @@ func connectBuilder(ctx context.Context, a *githubactions.Action, cfg *config.Co
 	ep, err := buildkitconn.Resolve(ctx, buildkitconn.Options{
 		Host: cfg.BuildkitHost, Builder: cfg.Builder, TLS: cfg.TLS, Getenv: a.Getenv,
 		AllowInsecureTCP: cfg.BuildkitAllowInsecureTCP, HostNetwork: cfg.BuildkitHostNetwork,
+		// Saved before it exists, so the post step removes it whatever happens next.
+		Starting: func(name string) error {
+			if err := ghout.SaveState(a, buildkitconn.StateContainer, name); err != nil {
+				return fmt.Errorf("save the BuildKit container's name for the post step: %w", err)
+			}
+			return nil
+		},
 	})
 	if err != nil {
 		return nil, err
-	}
-	if ep.Container != "" {
-		// Saved before connecting, so the post step removes it whatever happens next.
-		if err := ghout.SaveState(a, buildkitconn.StateContainer, ep.Container); err != nil {
-			return nil, fmt.Errorf("save the started BuildKit container for the post step: %w", err)
-		}
 	}
 	a.Infof("BuildKit: %s (from %s)", ep.Addr, ep.Source)
 	if tr.Untrusted && ep.Container == "" {
