@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
@@ -34,6 +35,9 @@ func realMain(ctx context.Context) error {
 		err = run.Post(ctx, a)
 	} else {
 		err = run.Run(ctx, a, out, os.Environ())
+	}
+	if err != nil && ctx.Err() != nil {
+		err = fmt.Errorf("the job was cancelled: the build stopped and nothing further is published (%w)", err)
 	}
 	if err != nil {
 		a.Errorf("%s", err)
