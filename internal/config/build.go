@@ -1,16 +1,13 @@
 package config
 
 import (
-	"regexp"
+	"errors"
 	"strconv"
 	"strings"
 
 	"github.com/containerd/platforms"
+	"github.com/moby/buildkit/exporter/containerimage/exptypes"
 )
-
-// annotationKey is buildx's annotation syntax: [type[platform]:]key, where type
-// says which object of the pushed image the annotation goes on.
-var annotationKey = regexp.MustCompile(`^(?:(manifest|index|manifest-descriptor|index-descriptor)(\[[^\]]+\])?:)?([^\s=:\[\]]+)$`)
 
 // readBuildExtras reads platforms, annotations, provenance and sbom.
 func (c *Config) readBuildExtras(p *problems, in func(string) string, platformList []string) {
@@ -24,23 +21,36 @@ func (c *Config) readBuildExtras(p *problems, in func(string) string, platformLi
 	anns, errs := KeyValues(in("annotations"), "annotations")
 	*p = append(*p, errs...)
 	for k, v := range anns {
-		m := annotationKey.FindStringSubmatch(k)
-		if m == nil {
-			p.add("annotations: %q is not [manifest|index|manifest-descriptor|index-descriptor[platform]:]key", k)
+		attr, err := annotationAttr(k)
+		if err != nil {
+			p.add("annotations: %q is not [manifest|index|manifest-descriptor|index-descriptor[platform]:]key (%v)", k, err)
 			continue
-		}
-		attr := "annotation"
-		if m[1] != "" {
-			attr += "-" + m[1]
 		}
 		if c.Annotations == nil {
 			c.Annotations = map[string]string{}
 		}
-		c.Annotations[attr+m[2]+"."+m[3]] = v
+		c.Annotations[attr] = v
 	}
 
 	c.Provenance = attestation(p, "provenance", in("provenance"), "mode=min")
 	c.SBOM = attestation(p, "sbom", in("sbom"), "")
+}
+
+// annotationAttr turns buildx's annotation syntax, [type[platform]:]key, into
+// the image exporter's attribute, checked by BuildKit's own parser.
+func annotationAttr(k string) (string, error) {
+	attr := "annotation." + k
+	if typ, key, ok := strings.Cut(k, ":"); ok {
+		attr = "annotation-" + typ + "." + key
+	}
+	ak, ok, err := exptypes.ParseAnnotationKey(attr)
+	switch {
+	case err != nil:
+		return "", err
+	case !ok || strings.ContainsAny(ak.Key, "=[]"):
+		return "", errors.New("not an annotation key")
+	}
+	return ak.String(), nil
 }
 
 // Attestation is a provenance or SBOM request: the frontend's attest:<kind>

@@ -274,3 +274,22 @@ func TestReadTransportAndTrust(t *testing.T) {
 		}
 	}
 }
+
+func TestAnnotationAttr(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{
+		"org.example.note":                     "annotation-manifest.org.example.note",
+		"index:org.opencontainers.image.title": "annotation-index.org.opencontainers.image.title",
+		"manifest[linux/arm64]:note":           "annotation-manifest[linux/arm64].note",
+		"manifest-descriptor:note":             "annotation-manifest-descriptor.note",
+		"index-descriptor:note":                "annotation-index-descriptor.note",
+		"bogus:key":                            "",
+		"manifest[not a platform]:key":         "",
+		"index:":                               "",
+	} {
+		got, err := annotationAttr(in)
+		if got != want || (err == nil) != (want != "") {
+			t.Errorf("annotationAttr(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+}
