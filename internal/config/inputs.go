@@ -53,6 +53,9 @@ var inputDefaults = map[string]string{
 	"buildkit-allow-insecure-tcp": "false",
 	"untrusted-push":              "false",
 	"untrusted-secrets":           "false",
+	"push-by-digest":              "false",
+	"merge-digests":               "",
+	"merge-platforms":             "",
 }
 
 // buildPushActionInputs are docker/build-push-action's inputs (its action.yml):
