@@ -47,6 +47,9 @@ func (r *runner) build(ctx context.Context, plan cachePlan) (built, error) {
 	if len(cfg.Tags) > 0 && r.host != "" {
 		req.Tags = cfg.ImageRefs(r.host) // named even when not pushed: the metadata shows them
 	}
+	if cfg.PushByDigest && r.host != "" {
+		req.PushByDigest, req.Repository = true, r.host+"/"+cfg.Repository
+	}
 
 	r.a.Group("Build " + cfg.Dockerfile)
 	res, err := untrusted(r, func() (*build.Result, error) { return build.Build(ctx, r.solver, req, r.out) })
@@ -64,6 +67,18 @@ func (r *runner) build(ctx context.Context, plan cachePlan) (built, error) {
 		return b, err
 	}
 	return b, nil
+}
+
+// pushedRef is the pushed image's reference: its first tag, or by digest for
+// push-by-digest; "" when nothing was pushed.
+func (b built) pushedRef() string {
+	switch {
+	case !b.req.Push:
+		return ""
+	case b.req.PushByDigest:
+		return b.req.Repository + "@" + b.res.Digest
+	}
+	return b.req.Tags[0]
 }
 
 // annotate points a workflow command at a Dockerfile line, so GitHub shows it
