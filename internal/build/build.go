@@ -49,6 +49,11 @@ type Request struct {
 
 	Tags []string // full image references
 	Push bool
+	// PushByDigest pushes the image to Repository by digest only, without
+	// tags (Tags must be empty): one platform of an image that a merge step
+	// assembles from several builds.
+	PushByDigest bool
+	Repository   string // full repository name (host/path), for PushByDigest
 
 	CacheImports []string  // full refs, highest priority first
 	CacheExport  string    // full ref; "" exports no cache
@@ -146,7 +151,7 @@ type Export struct {
 // step is in the builder's cache, so this solve only writes req.CacheExport. A
 // failure is in the Export (the image stands); only ctx's end is an error.
 func ExportCache(ctx context.Context, s Solver, req Request, progress io.Writer) (Export, error) {
-	req.Tags, req.Push = nil, false
+	req.Tags, req.Push, req.PushByDigest = nil, false, false
 	opt, err := solveOpt(req)
 	if err != nil {
 		return Export{}, err
@@ -274,11 +279,21 @@ func solveOpt(req Request) (client.SolveOpt, error) {
 		opt.Session = append(slices.Clone(opt.Session), secretsprovider.FromMap(req.Secrets))
 	}
 	if len(req.Tags) > 0 || req.Push {
+		names := req.Tags
+		if req.PushByDigest {
+			names = []string{req.Repository}
+		}
 		img := map[string]string{
-			"name": strings.Join(req.Tags, ","),
+			"name": strings.Join(names, ","),
 			"push": fmt.Sprint(req.Push),
 		}
-		if slices.ContainsFunc(req.Tags, req.insecure) {
+		if req.PushByDigest {
+			// The name is the repository alone, pushed as name@digest (buildx's
+			// recipe for multi-platform images built on several runners).
+			img["push-by-digest"] = "true"
+			img["name-canonical"] = "true"
+		}
+		if slices.ContainsFunc(names, req.insecure) {
 			img["registry.insecure"] = "true"
 		}
 		maps.Copy(img, req.Annotations)

@@ -36,6 +36,17 @@ type Config struct {
 	Insecure bool
 	Tags     []string // as given: bare tags or full references
 	Push     bool
+	// PushByDigest pushes the image by digest only, without tags (push-by-digest).
+	PushByDigest bool
+
+	// Merge is a merge run (merge-digests or merge-platforms given): it builds
+	// nothing and pushes an image index of manifests already pushed.
+	Merge bool
+	// MergeDigests are the manifests to merge as given: sha256:... or repository@sha256:...
+	MergeDigests []string
+	// MergePlatforms are the platforms (normalized) whose push-by-digest images,
+	// staged by this workflow run, to merge.
+	MergePlatforms []string
 
 	Context    string
 	Dockerfile string
@@ -126,6 +137,7 @@ func Read(a *githubactions.Action, environ []string) (*Config, error) {
 		Repository:       in("repository"),
 		Tags:             list("tags", true),
 		Push:             boolean("push"),
+		PushByDigest:     boolean("push-by-digest"),
 		Context:          in("context"),
 		Target:           in("target"),
 		NoCache:          boolean("no-cache"),
@@ -161,9 +173,16 @@ func Read(a *githubactions.Action, environ []string) (*Config, error) {
 	p = append(p, errs...)
 	c.readBuildExtras(&p, in, list("platforms", true))
 
+	c.readMerge(&p, a, list)
+
 	c.readRegistry(&p, in("registry"))
 	c.checkRefs(&p)
-	c.checkBuildInputs(&p, in("file"))
+	if c.Merge {
+		c.checkMerge(&p, in)
+	} else {
+		c.checkBuildInputs(&p, in("file"))
+		c.checkPushByDigest(&p)
+	}
 	c.checkCache(&p, in("cache-export"), in("cache-export-timeout"))
 	c.checkBuildkit(&p)
 	if (c.Username == "") != (c.Password == "") {
@@ -219,7 +238,7 @@ func (c *Config) checkRefs(p *problems) {
 	if c.CacheRepository == "" {
 		p.add("repository: required (the image repository, e.g. my-app) unless every tag is a full reference (registry/app:tag); cache-repository may name a separate one for the cache")
 	}
-	if c.Push && len(c.Tags) == 0 {
+	if c.Push && len(c.Tags) == 0 && !c.PushByDigest && !c.Merge {
 		p.add("tags: at least one tag is needed to push; set tags, or push: false to build and cache only")
 	}
 	for _, t := range c.Tags {
@@ -350,12 +369,29 @@ func (c *Config) readEvent(p *problems, a *githubactions.Action) {
 // SinglePlatform is the platform the build targets when it targets exactly
 // one, normalized (linux/arm64/v8 is linux/arm64); "" otherwise.
 func (c *Config) SinglePlatform() string {
-	if len(c.Platforms) != 1 {
-		return ""
+	if p := c.NormalizedPlatforms(); len(c.Platforms) == 1 && len(p) == 1 {
+		return p[0]
 	}
-	pl, err := platforms.Parse(c.Platforms[0])
+	return ""
+}
+
+// NormalizedPlatforms are the platforms input's entries, normalized.
+func (c *Config) NormalizedPlatforms() []string {
+	out := make([]string, 0, len(c.Platforms))
+	for _, s := range c.Platforms {
+		if p, err := normalizePlatform(s); err == nil { // Read reported the others
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// normalizePlatform parses os/arch[/variant] and writes it as containerd
+// normalizes it.
+func normalizePlatform(s string) (string, error) {
+	pl, err := platforms.Parse(s)
 	if err != nil {
-		return ""
+		return "", err
 	}
-	return platforms.Format(platforms.Normalize(pl))
+	return platforms.Format(platforms.Normalize(pl)), nil
 }

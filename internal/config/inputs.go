@@ -54,6 +54,9 @@ var inputDefaults = map[string]string{
 	"buildkit-host-network":       "false",
 	"untrusted-push":              "false",
 	"untrusted-secrets":           "false",
+	"push-by-digest":              "false",
+	"merge-digests":               "",
+	"merge-platforms":             "",
 }
 
 // buildPushActionInputs are docker/build-push-action's inputs (its action.yml):

@@ -124,14 +124,13 @@ func (c *Client) get(ctx context.Context, ref string) Ref {
 		return p
 	}
 	ctx, cancel := context.WithTimeout(ctx, CallTimeout)
-	defer cancel()
-	d, err := remote.Get(n, c.options(ctx)...)
-	var terr *transport.Error
+	defer cancel() // after classify, whose reads use ctx too
+	d, err := c.fetch(ctx, n)
 	switch {
-	case errors.As(err, &terr) && terr.StatusCode == http.StatusNotFound:
-		return p
 	case err != nil:
 		p.Err, p.Unreachable = err, timedOut(ctx, err)
+		return p
+	case d == nil:
 		return p
 	}
 	p.desc = d
@@ -140,6 +139,18 @@ func (c *Client) get(ctx context.Context, ref string) Ref {
 		p.Err = fmt.Errorf("read %s: %w", ref, p.Err)
 	}
 	return p
+}
+
+// fetch gets ref's manifest; nil without an error when there is no such
+// manifest. The descriptor's later reads (config, an index's entries) use ctx
+// too, so its deadline must cover them.
+func (c *Client) fetch(ctx context.Context, ref name.Reference) (*remote.Descriptor, error) {
+	d, err := remote.Get(ref, c.options(ctx)...)
+	var terr *transport.Error
+	if errors.As(err, &terr) && terr.StatusCode == http.StatusNotFound {
+		return nil, nil
+	}
+	return d, err
 }
 
 // timedOut tells a host that did not answer from one that answered with an error.

@@ -48,6 +48,9 @@ func (r *runner) build(ctx context.Context, plan cachePlan) (built, error) {
 	if len(cfg.Tags) > 0 && r.host != "" {
 		req.Tags = cfg.ImageRefs(r.host) // named even when not pushed: the metadata shows them
 	}
+	if cfg.PushByDigest && r.host != "" {
+		req.PushByDigest, req.Repository = true, r.host+"/"+cfg.Repository
+	}
 
 	if leak, err := build.LeaksGitCredentials(cfg.Context, cfg.Dockerfile); err != nil {
 		r.a.Warningf("could not check the build context for git credentials: %s", ghout.Line(err.Error()))
@@ -71,6 +74,18 @@ func (r *runner) build(ctx context.Context, plan cachePlan) (built, error) {
 		return b, err
 	}
 	return b, nil
+}
+
+// pushedRef is the pushed image's reference: its first tag, or by digest for
+// push-by-digest; "" when nothing was pushed.
+func (b built) pushedRef() string {
+	switch {
+	case !b.req.Push:
+		return ""
+	case b.req.PushByDigest:
+		return b.req.Repository + "@" + b.res.Digest
+	}
+	return b.req.Tags[0]
 }
 
 // annotate points a workflow command at a Dockerfile line, so GitHub shows it

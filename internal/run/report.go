@@ -23,15 +23,16 @@ func (r *runner) report(ctx context.Context, plan cachePlan, b built, exp export
 		return err
 	}
 	hitRef := r.servedBy(ctx, plan, b, exp)
-	image, digest := "", ""
+	digest := ""
 	if b.req.Push {
-		image, digest = b.req.Tags[0], res.Digest
+		digest = res.Digest
 	}
 	cached := res.CachedSteps()
 	outputs := []struct{ k, v string }{
 		{"digest", digest},
 		{"imageid", res.ImageID},
-		{"image", image},
+		{"image", b.pushedRef()},
+		{"platform", r.platform},
 		{"pushed", strconv.FormatBool(b.req.Push)},
 		{"metadata", meta},
 		{"cache-ref", plan.Export},
@@ -47,7 +48,7 @@ func (r *runner) report(ctx context.Context, plan cachePlan, b built, exp export
 	}
 	r.a.Infof("%d/%d steps cached; build took %s", cached, len(res.Steps), res.Duration.Round(10*time.Millisecond))
 	if r.a.Getenv("GITHUB_STEP_SUMMARY") != "" {
-		r.a.AddStepSummary(summary(r.cfg.Dockerfile, plan, b, exp, hitRef))
+		r.a.AddStepSummary(summary(r.cfg.Dockerfile, r.platform, plan, b, exp, hitRef))
 	}
 	return nil
 }
@@ -60,7 +61,7 @@ func (r *runner) servedBy(ctx context.Context, plan cachePlan, b built, exp expo
 	case len(plan.imports) == 0 || b.res.CachedSteps() == 0:
 		return ""
 	case b.req.Push:
-		ref = b.req.Tags[0]
+		ref = b.pushedRef()
 	case exp.decision.kind == exportSolve && exp.Err == nil:
 		ref = plan.Export
 	default:
@@ -93,20 +94,27 @@ func metadata(resp map[string]string) (string, error) {
 	return string(b), nil
 }
 
-func summary(dockerfile string, plan cachePlan, b built, exp exported, hitRef string) string {
+func summary(dockerfile, platform string, plan cachePlan, b built, exp exported, hitRef string) string {
 	req, res := b.req, b.res
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "### ecr-build-cache: %s\n\n", ghout.Code(dockerfile))
 	fmt.Fprintf(&sb, "| | |\n|---|---|\n")
 	if req.Push {
-		tags := make([]string, len(req.Tags))
-		for i, t := range req.Tags {
+		refs := req.Tags
+		if req.PushByDigest {
+			refs = []string{b.pushedRef()}
+		}
+		tags := make([]string, len(refs))
+		for i, t := range refs {
 			tags[i] = ghout.Code(t)
 		}
 		fmt.Fprintf(&sb, "| Image | %s |\n", strings.Join(tags, ", "))
 		fmt.Fprintf(&sb, "| Digest | %s |\n", ghout.Code(res.Digest))
 	} else {
 		fmt.Fprintf(&sb, "| Image | not pushed |\n")
+	}
+	if platform != "" {
+		fmt.Fprintf(&sb, "| Platform | %s |\n", ghout.Code(platform))
 	}
 	fmt.Fprintf(&sb, "| Cached steps | %d/%d |\n", res.CachedSteps(), len(res.Steps))
 	fmt.Fprintf(&sb, "| Build time | %s |\n", res.Duration.Round(10*time.Millisecond))

@@ -4,6 +4,9 @@
 //	inputs (config) -> target (builder, registry, credentials)
 //	-> cache plan (derived refs, probed) -> build -> cache export -> report
 //
+// A merge run (merge.go) stops after the target: it pushes an image index of
+// images that push-by-digest builds (digest.go) pushed.
+//
 // The phases after the target reach the network only through two small
 // interfaces, build.Solver (BuildKit) and Registry, so their decisions are
 // tested with fakes; the real ones run in the integration tests.
@@ -28,6 +31,7 @@ type Registry interface {
 	Tag(ctx context.Context, from registry.Ref, to string) error
 	Layers(ctx context.Context, ref string) (map[string]bool, error)
 	Insecure(ref string) bool
+	Stage(ctx context.Context, image, ref, platform string, annotations map[string]string) error
 }
 
 // Run performs the action's main step. a must print its workflow commands
@@ -42,17 +46,24 @@ func Run(ctx context.Context, a *githubactions.Action, out *ghout.Writer, enviro
 	if err != nil {
 		return err
 	}
+	if cfg.Merge {
+		return merge(ctx, a, cfg, tr)
+	}
 	// The builder first: a wrong address fails before any registry or ECR call.
 	solver, err := connectBuilder(ctx, a, cfg, tr)
 	if err != nil {
 		return err
 	}
 	defer solver.Close()
+	platform, tr, err := buildPlatform(ctx, a, cfg, solver, tr)
+	if err != nil {
+		return err
+	}
 	tgt, err := resolveTarget(ctx, a, cfg, tr)
 	if err != nil {
 		return err
 	}
-	r := &runner{a: a, cfg: cfg, out: out, solver: solver, reg: tgt.client, host: tgt.host,
+	r := &runner{a: a, cfg: cfg, out: out, solver: solver, reg: tgt.client, host: tgt.host, platform: platform,
 		session: []session.Attachable{tgt.creds.Attachable()}}
 	plan, err := r.plan(ctx, tgt, tr)
 	if err != nil {
@@ -60,6 +71,9 @@ func Run(ctx context.Context, a *githubactions.Action, out *ghout.Writer, enviro
 	}
 	b, err := r.build(ctx, plan)
 	if err != nil {
+		return err
+	}
+	if err := r.stage(ctx, b); err != nil {
 		return err
 	}
 	exp, err := r.export(ctx, plan, b)
@@ -78,6 +92,9 @@ type runner struct {
 	reg    Registry
 	// host is the registry that bare tags name; "" when offline.
 	host string
+	// platform is what the build targets (comma separated), or the builder's
+	// native platform when no platforms are given and it is known.
+	platform string
 	// session carries the registry credentials to BuildKit.
 	session []session.Attachable
 }

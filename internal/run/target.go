@@ -20,19 +20,29 @@ import (
 // decide reads the event once: whether the code this run builds may write
 // anything, and which cache keys it reads and writes.
 func decide(a *githubactions.Action, cfg *config.Config) (cacheref.Decision, error) {
+	d, err := decision(cfg, cfg.SinglePlatform())
+	if err != nil {
+		return d, err
+	}
+	for _, note := range d.Notes {
+		a.Warningf("%s", note)
+	}
+	return d, nil
+}
+
+// decision is the cache policy's decision for a build of platform ("" for
+// several or unknown).
+func decision(cfg *config.Config, platform string) (cacheref.Decision, error) {
 	d, err := cacheref.Decide(cfg.Event, cacheref.Options{
 		Prefix:        cfg.CacheTagPrefix,
 		Scope:         cfg.CacheScope,
-		Platform:      cfg.SinglePlatform(),
+		Platform:      platform,
 		DefaultBranch: cfg.DefaultBranch,
 		Export:        cfg.CacheExport,
 		ExtraFrom:     cfg.CacheFrom,
 	})
 	if err != nil {
 		return d, fmt.Errorf("derive cache references: %w", err)
-	}
-	for _, note := range d.Notes {
-		a.Warningf("%s", note)
 	}
 	return d, nil
 }
