@@ -54,6 +54,9 @@ var inputDefaults = map[string]string{
 	"buildkit-host-network":       "false",
 	"untrusted-push":              "false",
 	"untrusted-secrets":           "false",
+	"cache-cleanup":               "true",
+	"cache-cleanup-scopes":        "",
+	"cache-refresh-days":          "7", // half of the README's 14-day lifecycle rule
 }
 
 // buildPushActionInputs are docker/build-push-action's inputs (its action.yml):
