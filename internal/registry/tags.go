@@ -163,7 +163,7 @@ func (c *Client) Refresh(ctx context.Context, ref string, at time.Time) (string,
 			return "", fmt.Errorf("refresh %s: annotations: %w", ref, err)
 		}
 	}
-	annotations[RefreshAnnotation] = at.UTC().Format(time.RFC3339)
+	annotations[RefreshAnnotation] = at.UTC().Format(time.RFC3339Nano)
 	if m["annotations"], err = json.Marshal(annotations); err != nil {
 		return "", err
 	}
