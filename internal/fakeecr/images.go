@@ -119,20 +119,30 @@ func (s *Server) snapshot(r *http.Request, repo string) (snapshot, *apiError) {
 
 // untagged lists the recorded images no tag names that the registry still holds.
 func (s *Server) untagged(r *http.Request, repo string, sn snapshot) ([]string, *apiError) {
+	out, err := s.stored(r, repo, func(d string, _ *image) bool { return len(sn.byTags[d]) == 0 })
+	if err != nil {
+		return nil, upstreamError(err)
+	}
+	return out, nil
+}
+
+// stored lists, sorted, the recorded images of repo that match and that the
+// registry still holds; with an error, every one that matches.
+func (s *Server) stored(r *http.Request, repo string, match func(digest string, im *image) bool) ([]string, error) {
 	s.imagesMu.Lock()
-	var digests []string
-	for d := range s.images[repo] {
-		if len(sn.byTags[d]) == 0 {
-			digests = append(digests, d)
+	var candidates []string
+	for d, im := range s.images[repo] {
+		if match(d, im) {
+			candidates = append(candidates, d)
 		}
 	}
 	s.imagesMu.Unlock()
-	slices.Sort(digests)
+	slices.Sort(candidates)
 	var out []string
-	for _, d := range digests {
+	for _, d := range candidates {
 		_, found, err := s.upstreamDigest(r.Context(), repo, d)
 		if err != nil {
-			return nil, upstreamError(err)
+			return candidates, err
 		}
 		if found {
 			out = append(out, d)
@@ -484,23 +494,10 @@ func (s *Server) batchDeleteImage(w http.ResponseWriter, r *http.Request, body [
 	return nil
 }
 
-// parents lists the recorded indexes, still in the registry, that reference digest.
+// parents lists the recorded indexes, still in the registry, that reference
+// digest; when the registry cannot tell, every recorded one.
 func (s *Server) parents(r *http.Request, repo, digest string) []string {
-	s.imagesMu.Lock()
-	var candidates []string
-	for d, im := range s.images[repo] {
-		if slices.Contains(im.children, digest) {
-			candidates = append(candidates, d)
-		}
-	}
-	s.imagesMu.Unlock()
-	slices.Sort(candidates)
-	var out []string
-	for _, d := range candidates {
-		if _, found, err := s.upstreamDigest(r.Context(), repo, d); err != nil || found {
-			out = append(out, d) // when in doubt, the image is referenced
-		}
-	}
+	out, _ := s.stored(r, repo, func(_ string, im *image) bool { return slices.Contains(im.children, digest) })
 	return out
 }
 

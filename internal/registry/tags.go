@@ -24,11 +24,7 @@ const ListTimeout = 2 * time.Minute
 const headWorkers = 4
 
 func (c *Client) repository(repository string) (name.Repository, error) {
-	var opts []name.Option
-	if c.Insecure(repository) {
-		opts = append(opts, name.Insecure)
-	}
-	return name.NewRepository(repository, opts...)
+	return name.NewRepository(repository, c.nameOptions(repository)...)
 }
 
 // TagDigests lists the tags of repository (host/path) with the manifest digest
