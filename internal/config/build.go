@@ -49,6 +49,8 @@ func annotationAttr(k string) (string, error) {
 		return "", err
 	case !ok || strings.ContainsAny(ak.Key, "=[]"):
 		return "", errors.New("not an annotation key")
+	case ak.Platform != nil && (ak.Type == exptypes.AnnotationIndex || ak.Type == exptypes.AnnotationIndexDescriptor):
+		return "", errors.New("an index annotation takes no platform") // BuildKit would drop it silently
 	}
 	return ak.String(), nil
 }

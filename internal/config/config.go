@@ -91,6 +91,17 @@ type Config struct {
 	// is still never written); UntrustedSecrets passes secrets to such a build.
 	UntrustedPush, UntrustedSecrets bool
 
+	// Cleanup is set when this run deletes the cache tags of a deleted branch
+	// or a closed pull request instead of building (cache-cleanup and the
+	// event); CleanupScopes are the cache scopes it tries besides those it
+	// reads back from tag names (cache-cleanup-scopes).
+	Cleanup       bool
+	CleanupScopes []string
+	// CacheRefreshAfter is the age (cache-refresh-days) past which a cache tag
+	// ECR dates by its first push is put again when its export is skipped; 0
+	// never.
+	CacheRefreshAfter time.Duration
+
 	Event cacheref.Event
 	// DockerConfigDir is $DOCKER_CONFIG, where docker/login-action leaves credentials.
 	DockerConfigDir string
@@ -172,14 +183,19 @@ func Read(a *githubactions.Action, environ []string) (*Config, error) {
 	c.Labels, errs = KeyValues(in("labels"), "labels")
 	p = append(p, errs...)
 	c.readBuildExtras(&p, in, list("platforms", true))
+	c.readEvent(&p, a)
+	c.Cleanup = boolean("cache-cleanup") && cacheref.IsCleanupEvent(c.Event)
+	c.CleanupScopes = list("cache-cleanup-scopes", false)
+	c.CacheRefreshAfter = refreshAfter(&p, in("cache-refresh-days"))
 
 	c.readMerge(&p, a, list)
 
 	c.readRegistry(&p, in("registry"))
 	c.checkRefs(&p)
-	if c.Merge {
+	switch {
+	case c.Merge:
 		c.checkMerge(&p, in)
-	} else {
+	case !c.Cleanup: // a cleanup run builds nothing
 		c.checkBuildInputs(&p, in("file"))
 		c.checkPushByDigest(&p)
 	}
@@ -188,7 +204,6 @@ func Read(a *githubactions.Action, environ []string) (*Config, error) {
 	if (c.Username == "") != (c.Password == "") {
 		p.add("username and password: give both or neither")
 	}
-	c.readEvent(&p, a)
 	checkUnknownInputs(&p, environ)
 
 	if len(p) > 0 {
@@ -238,7 +253,7 @@ func (c *Config) checkRefs(p *problems) {
 	if c.CacheRepository == "" {
 		p.add("repository: required (the image repository, e.g. my-app) unless every tag is a full reference (registry/app:tag); cache-repository may name a separate one for the cache")
 	}
-	if c.Push && len(c.Tags) == 0 && !c.PushByDigest && !c.Merge {
+	if c.Push && len(c.Tags) == 0 && !c.PushByDigest && !c.Merge && !c.Cleanup {
 		p.add("tags: at least one tag is needed to push; set tags, or push: false to build and cache only")
 	}
 	for _, t := range c.Tags {

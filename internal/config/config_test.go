@@ -286,6 +286,7 @@ func TestAnnotationAttr(t *testing.T) {
 		"bogus:key":                            "",
 		"manifest[not a platform]:key":         "",
 		"index:":                               "",
+		"index[linux/amd64]:note":              "",
 	} {
 		got, err := annotationAttr(in)
 		if got != want || (err == nil) != (want != "") {

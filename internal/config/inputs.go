@@ -57,6 +57,9 @@ var inputDefaults = map[string]string{
 	"push-by-digest":              "false",
 	"merge-digests":               "",
 	"merge-platforms":             "",
+	"cache-cleanup":               "true",
+	"cache-cleanup-scopes":        "",
+	"cache-refresh-days":          "7", // half of the README's 14-day lifecycle rule
 }
 
 // buildPushActionInputs are docker/build-push-action's inputs (its action.yml):

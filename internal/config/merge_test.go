@@ -105,8 +105,8 @@ func TestMergeAndPushByDigestProblems(t *testing.T) {
 			}),
 			want: []string{
 				"build-args, platforms, push-by-digest: a merge builds nothing",
-				"annotation.org.example.note); write index:KEY=VALUE",
-				"annotation-index[linux/amd64].org.example.y); write index:KEY=VALUE",
+				"annotation-manifest.org.example.note); write index:KEY=VALUE",
+				`annotations: "index[linux/amd64]:org.example.y" is not [manifest|index|manifest-descriptor|index-descriptor[platform]:]key (an index annotation takes no platform)`,
 				"push: a merge only pushes", "tags: a merge pushes the image index under its tags",
 			},
 			problems: 5,

@@ -1,6 +1,7 @@
 // Package ecr logs in to Amazon ECR with the AWS SDK v2: it turns an
 // authorization token into registry credentials kept in memory (refreshed before
-// they expire) and checks that the cache repository lets tags be overwritten.
+// they expire), checks that the cache repository lets tags be overwritten, and
+// lists, dates and deletes cache tags.
 package ecr
 
 import (
@@ -31,6 +32,9 @@ import (
 type API interface {
 	GetAuthorizationToken(ctx context.Context, in *awsecr.GetAuthorizationTokenInput, optFns ...func(*awsecr.Options)) (*awsecr.GetAuthorizationTokenOutput, error)
 	DescribeRepositories(ctx context.Context, in *awsecr.DescribeRepositoriesInput, optFns ...func(*awsecr.Options)) (*awsecr.DescribeRepositoriesOutput, error)
+	ListImages(ctx context.Context, in *awsecr.ListImagesInput, optFns ...func(*awsecr.Options)) (*awsecr.ListImagesOutput, error)
+	DescribeImages(ctx context.Context, in *awsecr.DescribeImagesInput, optFns ...func(*awsecr.Options)) (*awsecr.DescribeImagesOutput, error)
+	BatchDeleteImage(ctx context.Context, in *awsecr.BatchDeleteImageInput, optFns ...func(*awsecr.Options)) (*awsecr.BatchDeleteImageOutput, error)
 }
 
 // Standard, FIPS, dual-stack (dkr-ecr.<region>.on.aws) and China registry hosts.
@@ -210,11 +214,7 @@ var ErrNoPermission = errors.New("not permitted")
 // caller's own) would reject overwriting the cache tag: an immutable repository
 // rejects every cache export after the first (moby/buildkit#3776).
 func (c *Client) CheckTagOverwrite(ctx context.Context, account, repository, tag string) error {
-	in := &awsecr.DescribeRepositoriesInput{RepositoryNames: []string{repository}}
-	if account != "" {
-		in.RegistryId = aws.String(account)
-	}
-	out, err := c.api.DescribeRepositories(ctx, in)
+	out, err := c.api.DescribeRepositories(ctx, &awsecr.DescribeRepositoriesInput{RepositoryNames: []string{repository}, RegistryId: registryID(account)})
 	if err != nil {
 		return explain(operation{"describe ECR repository " + repository, "ecr:DescribeRepositories"}, err)
 	}

@@ -93,11 +93,15 @@ func (c *Client) Insecure(ref string) bool {
 }
 
 func (c *Client) parse(ref string) (name.Reference, error) {
-	var opts []name.Option
+	return name.ParseReference(ref, c.nameOptions(ref)...)
+}
+
+// nameOptions makes a reference to ref's host plain HTTP when it is the insecure host.
+func (c *Client) nameOptions(ref string) []name.Option {
 	if c.Insecure(ref) {
-		opts = append(opts, name.Insecure)
+		return []name.Option{name.Insecure}
 	}
-	return name.ParseReference(ref, opts...)
+	return nil
 }
 
 func (c *Client) options(ctx context.Context) []remote.Option {

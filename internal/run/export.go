@@ -63,13 +63,13 @@ func (r *runner) export(ctx context.Context, plan cachePlan, b built) (exported,
 		return out, nil
 	case exportKeep:
 		r.a.Infof("cache export: skipped, every step came from %s, which stays as it is", plan.Export)
-		out.note = "unchanged: every step came from it"
+		out.note = "unchanged: every step came from it" + r.keepAlive(ctx, plan)
 		return out, nil
 	case exportTag:
 		err := r.reg.Tag(ctx, d.from, plan.Export)
 		if err == nil {
 			r.a.Infof("cache export: %s tagged from %s, which served every step", plan.Export, d.from.Ref)
-			out.note = "tagged from " + ghout.Code(d.from.Ref) + ", which served every step"
+			out.note = "tagged from " + ghout.Code(d.from.Ref) + ", which served every step" + r.keepAlive(ctx, plan)
 			return out, nil
 		}
 		r.a.Infof("cache export: could not tag %s from %s (%s); exporting instead", plan.Export, d.from.Ref, ghout.Line(err.Error()))

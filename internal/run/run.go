@@ -6,6 +6,8 @@
 //
 // A merge run (merge.go) stops after the target: it pushes an image index of
 // images that push-by-digest builds (digest.go) pushed.
+// On a deleted branch or a closed pull request, a cleanup (cleanup.go)
+// replaces everything after the inputs: it deletes that key's cache tags.
 //
 // The phases after the target reach the network only through two small
 // interfaces, build.Solver (BuildKit) and Registry, so their decisions are
@@ -42,6 +44,9 @@ func Run(ctx context.Context, a *githubactions.Action, out *ghout.Writer, enviro
 	if err != nil {
 		return err
 	}
+	if cfg.Cleanup {
+		return cleanup(ctx, a, cfg)
+	}
 	tr, err := decide(a, cfg)
 	if err != nil {
 		return err
@@ -64,7 +69,7 @@ func Run(ctx context.Context, a *githubactions.Action, out *ghout.Writer, enviro
 		return err
 	}
 	r := &runner{a: a, cfg: cfg, out: out, solver: solver, reg: tgt.client, host: tgt.host, platform: platform,
-		session: []session.Attachable{tgt.creds.Attachable()}}
+		session: []session.Attachable{tgt.creds.Attachable()}, refresh: tgt.refresher(cfg.CacheRepository)}
 	plan, err := r.plan(ctx, tgt, tr)
 	if err != nil {
 		return err
@@ -97,4 +102,7 @@ type runner struct {
 	platform string
 	// session carries the registry credentials to BuildKit.
 	session []session.Attachable
+	// refresh keeps a cache tag whose export is skipped young for ECR's
+	// lifecycle rules; nil for other registries.
+	refresh refresher
 }
