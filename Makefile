@@ -24,10 +24,22 @@ demo: deps
 bench: deps
 	go run ./hack/bench
 
+# The release binaries and their SHA-256 list, which dist/launcher.js checks
+# before running one. go.sum alone decides the modules (-mod=readonly, whatever
+# GOFLAGS the machine has).
+DIST_ARCHES := amd64 arm64
+
+# BUILDKIT_IMAGE pins the BuildKit container the action may start (image@sha256:...);
+# the release workflow resolves go.mod's BuildKit version to its digest.
+BUILDKIT_IMAGE ?=
+DIST_LDFLAGS := -s -w $(if $(BUILDKIT_IMAGE),-X github.com/ecr-build-cache/ecr-build-cache/internal/buildkitconn.Image=$(BUILDKIT_IMAGE))
+
 dist:
-	for arch in amd64 arm64; do \
-		CGO_ENABLED=0 GOOS=linux GOARCH=$$arch go build -trimpath -ldflags='-s -w' -o dist/ecr-build-cache-linux-$$arch . || exit 1; \
+	for arch in $(DIST_ARCHES); do \
+		GOFLAGS=-mod=readonly CGO_ENABLED=0 GOOS=linux GOARCH=$$arch \
+			go build -trimpath -buildvcs=false -ldflags='$(DIST_LDFLAGS)' -o dist/ecr-build-cache-linux-$$arch . || exit 1; \
 	done
+	cd dist && sha256sum $(DIST_ARCHES:%=ecr-build-cache-linux-%) > checksums.txt
 
 clean:
-	rm -f dist/ecr-build-cache-*
+	rm -f dist/ecr-build-cache-* dist/checksums.txt

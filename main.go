@@ -4,12 +4,14 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
 
 	"github.com/sethvargo/go-githubactions"
 
+	"github.com/ecr-build-cache/ecr-build-cache/internal/ghout"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/run"
 )
 
@@ -18,17 +20,28 @@ func main() {
 	err := realMain(ctx)
 	stop()
 	if err != nil {
-		if !run.Annotated(err) {
-			githubactions.Errorf("%s", err)
-		}
 		os.Exit(1)
 	}
 }
 
+// realMain runs the main or the post step. Everything reaches the runner
+// through one writer that keeps the build's own output from becoming workflow
+// commands.
 func realMain(ctx context.Context) error {
-	a := githubactions.New()
+	out := ghout.NewWriter(os.Stdout)
+	a := githubactions.New(githubactions.WithWriter(out.Commands()))
+	var err error
 	if len(os.Args) > 1 && os.Args[1] == "post" {
-		return run.Post(ctx, a)
+		err = run.Post(ctx, a)
+	} else {
+		err = run.Run(ctx, a, out, os.Environ())
 	}
-	return run.Run(ctx, a, os.Stdout)
+	switch {
+	case err != nil && ctx.Err() != nil:
+		err = fmt.Errorf("the job was cancelled: the build stopped and nothing further is published (%w)", err)
+		a.Errorf("%s", err)
+	case err != nil && !run.Annotated(err): // an annotated error is on its Dockerfile line already
+		a.Errorf("%s", err)
+	}
+	return err
 }

@@ -51,6 +51,11 @@ type Request struct {
 
 	Tags []string // full image references
 	Push bool
+	// PushByDigest pushes the image to Repository by digest only, without
+	// tags (Tags must be empty): one platform of an image that a merge step
+	// assembles from several builds.
+	PushByDigest bool
+	Repository   string // full repository name (host/path), for PushByDigest
 	// PushTimeout bounds one image push (Push); zero means no bound.
 	PushTimeout time.Duration
 
@@ -164,9 +169,9 @@ func Push(ctx context.Context, s Solver, req Request, res *Result, progress io.W
 	case ctx.Err() != nil:
 		return ctx.Err()
 	case errors.Is(pushCtx.Err(), context.DeadlineExceeded):
-		return fmt.Errorf("push %s: stopped after %s: the registry did not finish taking the image", strings.Join(req.Tags, ", "), req.PushTimeout)
+		return fmt.Errorf("push %s: stopped after %s: the registry did not finish taking the image", strings.Join(req.imageNames(), ", "), req.PushTimeout)
 	case err != nil:
-		return fmt.Errorf("push %s: %w", strings.Join(req.Tags, ", "), err)
+		return fmt.Errorf("push %s: %w", strings.Join(req.imageNames(), ", "), err)
 	}
 	res.exported(resp.ExporterResponse)
 	return nil
@@ -209,7 +214,7 @@ type Export struct {
 // step is in the builder's cache, so this solve only writes req.CacheExport. A
 // failure is in the Export (the image stands); only ctx's end is an error.
 func ExportCache(ctx context.Context, s Solver, req Request, progress io.Writer) (Export, error) {
-	req.Tags, req.Push = nil, false
+	req.Tags, req.Push, req.PushByDigest = nil, false, false
 	opt, err := solveOpt(req)
 	if err != nil {
 		return Export{}, err
@@ -338,11 +343,18 @@ func solveOpt(req Request) (client.SolveOpt, error) {
 		opt.Session = append(slices.Clone(opt.Session), secretsprovider.FromMap(req.Secrets))
 	}
 	if len(req.Tags) > 0 || req.Push {
+		names := req.imageNames()
 		img := map[string]string{
-			"name": strings.Join(req.Tags, ","),
+			"name": strings.Join(names, ","),
 			"push": fmt.Sprint(req.Push),
 		}
-		if slices.ContainsFunc(req.Tags, req.insecure) {
+		if req.PushByDigest {
+			// The name is the repository alone, pushed as name@digest (buildx's
+			// recipe for multi-platform images built on several runners).
+			img["push-by-digest"] = "true"
+			img["name-canonical"] = "true"
+		}
+		if slices.ContainsFunc(names, req.insecure) {
 			img["registry.insecure"] = "true"
 		}
 		maps.Copy(img, req.Annotations)
@@ -363,6 +375,14 @@ func solveOpt(req Request) (client.SolveOpt, error) {
 		opt.CacheExports = []client.CacheOptionsEntry{{Type: "registry", Attrs: attrs}}
 	}
 	return opt, nil
+}
+
+// imageNames are the names the image exporter gives the image.
+func (req Request) imageNames() []string {
+	if req.PushByDigest {
+		return []string{req.Repository}
+	}
+	return req.Tags
 }
 
 func (req Request) registryAttrs(ref string) map[string]string {

@@ -20,11 +20,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -34,8 +36,9 @@ import (
 )
 
 // Image is the BuildKit image started when only a Docker engine is available,
-// pinned to the BuildKit version this action's client is built with.
-const Image = "moby/buildkit:v0.34.2"
+// pinned to the BuildKit version this action's client is built with. Release
+// builds pin it by digest too (-ldflags -X, resolved by the release workflow).
+var Image = "moby/buildkit:v0.34.2"
 
 // StateContainer is the GITHUB_STATE key under which the main step records a
 // container it started, so that the post step (STATE_buildkit_container) removes it.
@@ -56,6 +59,15 @@ type Options struct {
 	Host    string // buildkit-host input
 	Builder string // builder input: a buildx builder name
 	TLS     TLS    // buildkit-tls-* inputs
+	// Starting is called with the name of a container Resolve is about to start,
+	// before it exists: the main step saves it as StateContainer then, so the
+	// post step removes it even when the job is cancelled mid-start.
+	Starting func(container string) error
+	// AllowInsecureTCP allows tcp:// without TLS to a non-loopback address.
+	AllowInsecureTCP bool
+	// HostNetwork runs a started BuildKit container on the runner's network:
+	// RUN steps then reach the runner's localhost and instance metadata.
+	HostNetwork bool
 	// Getenv reads the run's environment: BUILDKIT_HOST, DOCKER_CONFIG and HOME
 	// (buildx's store), PATH and DOCKER_* (the docker CLI). Never the process's
 	// own, so that tests stay parallel.
@@ -82,20 +94,20 @@ func Resolve(ctx context.Context, opt Options) (Endpoint, error) {
 	}
 	switch {
 	case opt.Host != "":
-		return fromAddr(opt.Host, "buildkit-host input", opt.TLS)
+		return fromAddr(opt.Host, "buildkit-host input", opt.TLS, opt.AllowInsecureTCP)
 	case getenv("BUILDKIT_HOST") != "":
-		return fromAddr(getenv("BUILDKIT_HOST"), "BUILDKIT_HOST", opt.TLS)
+		return fromAddr(getenv("BUILDKIT_HOST"), "BUILDKIT_HOST", opt.TLS, opt.AllowInsecureTCP)
 	}
 	if opt.TLS.set() {
 		return Endpoint{}, errors.New("buildkit-tls-* inputs: they secure a tcp:// buildkitd, so set buildkit-host (or BUILDKIT_HOST) to its tcp://host:port address")
 	}
 	if opt.Builder != "" {
-		return fromBuilder(opt.Builder, getenv)
+		return fromBuilder(opt.Builder, getenv, opt.AllowInsecureTCP)
 	}
 	docker := dockerCLI{getenv: getenv}
 	engineErr := docker.ping(ctx)
 	if engineErr == nil {
-		return startContainer(ctx, docker)
+		return startContainer(ctx, docker, opt)
 	}
 	return Endpoint{}, fmt.Errorf("no BuildKit daemon to build on. Give one of:\n"+
 		"  - buildkit-host: unix:///run/buildkit/buildkitd.sock, tcp://host:1234 (with buildkit-tls-* for mTLS) or docker-container://name\n"+
@@ -107,18 +119,38 @@ func Resolve(ctx context.Context, opt Options) (Endpoint, error) {
 
 var schemes = []string{"unix://", "tcp://", "docker-container://"}
 
-// CheckAddr tells whether addr is a BuildKit address this action can reach.
-func CheckAddr(addr string) error {
-	for _, s := range schemes {
-		if strings.HasPrefix(addr, s) {
-			return nil
-		}
+// CheckAddr tells whether addr is a BuildKit address this action can reach,
+// and refuses plain TCP to another host unless allowInsecure: the build session
+// carries registry passwords, secrets and the build context.
+func CheckAddr(addr string, tls TLS, allowInsecure bool) error {
+	if !slices.ContainsFunc(schemes, func(s string) bool { return strings.HasPrefix(addr, s) }) {
+		return fmt.Errorf("%q: use a unix://, tcp:// or docker-container:// address", addr)
 	}
-	return fmt.Errorf("%q: use a unix://, tcp:// or docker-container:// address", addr)
+	if !strings.HasPrefix(addr, "tcp://") || tls.set() || allowInsecure {
+		return nil
+	}
+	u, err := url.Parse(addr)
+	switch {
+	case err != nil || u.Hostname() == "":
+		return fmt.Errorf("%q is not a tcp://host:port address", addr)
+	case !isLoopback(u.Hostname()):
+		return fmt.Errorf("%q is plain TCP to another host: the session would carry registry passwords, secrets and the build context in clear; "+
+			"set buildkit-tls-ca-cert (and buildkit-tls-cert/buildkit-tls-key for mTLS), or buildkit-allow-insecure-tcp: true on a network you trust", addr)
+	}
+	return nil
 }
 
-func fromAddr(addr, source string, tls TLS) (Endpoint, error) {
-	if err := CheckAddr(addr); err != nil {
+// isLoopback tells a host name or address that cannot leave the machine.
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func fromAddr(addr, source string, tls TLS, allowInsecure bool) (Endpoint, error) {
+	if err := CheckAddr(addr, tls, allowInsecure); err != nil {
 		return Endpoint{}, fmt.Errorf("%s: %w", source, err)
 	}
 	if tls.set() && !strings.HasPrefix(addr, "tcp://") {
@@ -147,7 +179,7 @@ type nodeGroup struct {
 // leaving the store directory.
 var builderName = regexp.MustCompile(`^[a-zA-Z][a-zA-Z0-9.\-_+]*$`)
 
-func fromBuilder(name string, getenv func(string) string) (Endpoint, error) {
+func fromBuilder(name string, getenv func(string) string, allowInsecure bool) (Endpoint, error) {
 	if !builderName.MatchString(name) {
 		return Endpoint{}, fmt.Errorf("builder: %q is not a buildx builder name", name)
 	}
@@ -182,7 +214,7 @@ func fromBuilder(name string, getenv func(string) string) (Endpoint, error) {
 		return Endpoint{Addr: addr, Source: source}, nil
 	case "remote":
 		o := n.DriverOpts
-		return fromAddr(n.Endpoint, source, TLS{CACert: o["cacert"], Cert: o["cert"], Key: o["key"], ServerName: o["servername"]})
+		return fromAddr(n.Endpoint, source, TLS{CACert: o["cacert"], Cert: o["cert"], Key: o["key"], ServerName: o["servername"]}, allowInsecure)
 	default:
 		return Endpoint{}, fmt.Errorf("builder %q uses the %s driver, which this action cannot reach; use a docker-container builder (docker/setup-buildx-action's default) or a remote one, or set buildkit-host", name, ng.Driver)
 	}
@@ -233,13 +265,23 @@ func (d dockerCLI) ping(ctx context.Context) error {
 
 // startContainer starts Image for this job and waits until its buildkitd
 // answers. On GitHub-hosted runners this pulls the image (tens of MB) first.
-func startContainer(ctx context.Context, d dockerCLI) (Endpoint, error) {
+func startContainer(ctx context.Context, d dockerCLI, opt Options) (Endpoint, error) {
 	suffix := make([]byte, 6)
 	_, _ = rand.Read(suffix)
 	name := containerPrefix + hex.EncodeToString(suffix)
-	// Privileged, as buildx's docker-container driver runs it; host network so
-	// that a registry on the runner's localhost is reachable too.
-	if _, err := d.run(ctx, "run", "-d", "--name", name, "--privileged", "--network", "host", Image); err != nil {
+	if opt.Starting != nil {
+		if err := opt.Starting(name); err != nil {
+			return Endpoint{}, err
+		}
+	}
+	// Privileged, as buildx's docker-container driver runs it, and on Docker's
+	// default network unless asked: RUN steps of untrusted code must not reach
+	// the runner's localhost or its cloud instance metadata.
+	args := []string{"run", "-d", "--name", name, "--privileged"}
+	if opt.HostNetwork {
+		args = append(args, "--network", "host")
+	}
+	if _, err := d.run(ctx, append(args, Image)...); err != nil {
 		// docker run can fail after creating the container.
 		_ = Stop(context.WithoutCancel(ctx), d.getenv, name)
 		return Endpoint{}, fmt.Errorf("start a BuildKit container (%s): %w", Image, err)
@@ -269,5 +311,8 @@ func Stop(ctx context.Context, getenv func(string) string, container string) err
 	}
 	// -v: the image's VOLUME /var/lib/buildkit goes with it.
 	_, err := dockerCLI{getenv: getenv}.run(ctx, "rm", "-f", "-v", container)
+	if err != nil && strings.Contains(err.Error(), "No such container") {
+		return nil // the main step was cancelled before docker created it
+	}
 	return err
 }

@@ -206,6 +206,8 @@ func TestErrorsSayWhatToDo(t *testing.T) {
 			[]string{`builder "missing": not found`, "docker/setup-buildx-action"}},
 		"builder name escaping the store": {buildkitconn.Options{Builder: "../../etc/passwd", Getenv: env(noDocker)},
 			[]string{"not a buildx builder name"}},
+		"plain TCP from BUILDKIT_HOST": {buildkitconn.Options{Getenv: env(map[string]string{"BUILDKIT_HOST": "tcp://10.1.2.3:1234"})},
+			[]string{"BUILDKIT_HOST", "plain TCP to another host", "buildkit-allow-insecure-tcp"}},
 		"docker driver": {buildkitconn.Options{Builder: "default", Getenv: env(noDocker)},
 			[]string{"docker driver", "docker-container builder", "buildkit-host"}},
 	} {
@@ -232,7 +234,7 @@ func TestStartedImageMatchesTheClientsBuildKitVersion(t *testing.T) {
 	if m == nil {
 		t.Fatal("go.mod does not require github.com/moby/buildkit")
 	}
-	if want := "moby/buildkit:" + string(m[1]); buildkitconn.Image != want {
+	if want := "moby/buildkit:" + string(m[1]); strings.Split(buildkitconn.Image, "@")[0] != want {
 		t.Fatalf("Image = %s, want %s (the BuildKit version go.mod pins)", buildkitconn.Image, want)
 	}
 }
@@ -243,4 +245,54 @@ func TestStopRemovesOnlyItsOwnContainers(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "not a container this action started") {
 		t.Fatalf("Stop of a container it did not start: %v", err)
 	}
+}
+
+// The container the action starts runs on Docker's default network unless the
+// workflow opts into the host's: RUN steps must not reach the runner's localhost
+// or instance metadata. No privileged container can run in this sandbox, so the
+// runner's docker CLI is a script that records what it is asked to do.
+func TestStartedContainerIsOffTheHostNetworkUnlessAsked(t *testing.T) {
+	t.Parallel()
+	for _, hostNet := range []bool{false, true} {
+		bin, log := t.TempDir(), filepath.Join(t.TempDir(), "docker.log")
+		script := "#!/bin/sh\necho \"$*\" >> " + log + "\ncase $1 in version) echo 20.10.24;; run) echo 0123abcd;; esac\n"
+		if err := os.WriteFile(filepath.Join(bin, "docker"), []byte(script), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		saved := ""
+		starting := func(name string) error {
+			if _, err := os.Stat(log); err == nil && strings.Contains(string(must(os.ReadFile(log))), "run ") {
+				t.Error("the container's name was saved after docker run: a cancel in between would leak it")
+			}
+			saved = name
+			return nil
+		}
+		ep := resolve(t, buildkitconn.Options{HostNetwork: hostNet, Starting: starting, Getenv: env(map[string]string{"PATH": bin + ":/usr/bin:/bin"})})
+		calls, err := os.ReadFile(log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if saved == "" || ep.Container != saved {
+			t.Errorf("saved %q for the post step, started %q", saved, ep.Container)
+		}
+		var run string
+		for _, l := range strings.Split(string(calls), "\n") {
+			if strings.HasPrefix(l, "run ") {
+				run = l
+			}
+		}
+		if !strings.HasPrefix(ep.Addr, "docker-container://ecr-build-cache-buildkit-") || !strings.HasSuffix(run, " "+buildkitconn.Image) {
+			t.Fatalf("endpoint %s after docker %q", ep.Addr, run)
+		}
+		if strings.Contains(run, "--network host") != hostNet {
+			t.Errorf("host network %v: docker %s", hostNet, run)
+		}
+	}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
 }

@@ -1,27 +1,56 @@
-// Package cacheref decides which BuildKit registry cache references a run
-// imports (reads) and which one it exports (writes), from the GitHub event
-// that triggered it. It follows the actions/cache model: a run reads its own
-// cache, its base branch's and the default branch's, in that order; it writes
-// only its own; untrusted runs write nothing.
+// Package cacheref decides, once per run, whether the run is trusted and which
+// BuildKit registry cache references it imports (reads) and exports (writes),
+// from the GitHub event that triggered it. It follows the actions/cache model:
+// a run reads its own cache, its base branch's and the default branch's, in
+// that order; it writes only its own; untrusted runs write nothing.
 //
-// Policy (ExportAuto):
+// Trust is decided from what the workflow actually builds, not from
+// GITHUB_REF: for workflow_run, issue_comment, check_run and most other
+// events GITHUB_REF is the default branch while the workflow may well check
+// out pull request code. Policy with cache-export: auto (B is a branch, T a
+// git tag, D the default branch, H the workflow_run's head_branch, base the
+// pull request's base branch):
 //
-//	event                          imports (priority order)         exports
-//	push refs/heads/B              B, default                       B
-//	push refs/tags/T               default                          none (tag builds reuse the default branch's cache)
-//	pull_request, same repository  pr-N, head, base, default        pr-N
-//	pull_request from a fork       base, default                    none, Untrusted
-//	pull_request_target            base, default                    none, Untrusted
-//	merge_group                    base, default                    none (the queue branch is temporary)
-//	any other event, refs/heads/B  as push to B
-//	any other event, other ref     default                          none
+//	event                                     trust      imports (priority order)  exports
+//	push refs/heads/B                         trusted    B, D                      B
+//	push refs/tags/T, release refs/tags/T     trusted    D                         none (T with cache-export: true)
+//	schedule, workflow_dispatch               trusted    as push to GITHUB_REF
+//	merge_group                               trusted    base, D                   none (the queue branch with cache-export: true)
+//	pull_request, pull_request_review,        trusted    pr-N, head, base, D       pr-N
+//	  pull_request_review_comment, same repository
+//	the same from a fork or a deleted fork    untrusted  base, D                   none
+//	pull_request_target                       untrusted  base, D                   none
+//	workflow_run after push, schedule or      trusted    H, D                      H
+//	  workflow_dispatch, head repository is this repository
+//	workflow_run after a pull request event,  untrusted  base (when named), D      none
+//	  issue_comment or workflow_run, or whose head repository is another or missing
+//	  (base: workflow_run.pull_requests[0].base.ref, empty for fork pull requests)
+//	workflow_run after any other event        trusted    H, D                      none (H with cache-export: true)
+//	issue_comment on a pull request           untrusted  D                         none
+//	any other event (check_run, check_suite,  trusted    B (GITHUB_REF), D         none (GITHUB_REF's B or T with cache-export: true)
+//	  deployment, repository_dispatch, release without a tag ref, issue_comment
+//	  on an issue, events GitHub adds later)
+//	the same when the payload shows a fork    untrusted  D                         none
 //
-// ExportNever turns every export off. ExportAlways also exports tag builds
-// (to the tag's key) and merge groups (to the queue branch's key), but never
-// an untrusted run. Duplicates are dropped keeping the first occurrence, and
-// Options.ExtraFrom is appended last.
+// A fork is told by repository ids (head.repo.id against base.repo.id and
+// repository.id), never by names, which forks can copy or rename. A missing
+// head repository, or a payload that does not say which repository the head
+// is, counts as a fork.
 //
-// Cache tags are built by Tag; branch names are attacker-controlled and reach
+// An empty or unreadable payload fails nothing: events that need it only for
+// the default branch fall back to GITHUB_REF and the inputs (D is "main" unless
+// the default-branch input says otherwise); events that need it to decide trust
+// are untrusted (a pull request still takes its number from
+// refs/pull/N/merge). Either way Decision.Notes says so.
+//
+// ExportNever turns every export off. ExportAlways also exports the runs the
+// table marks "none (X with cache-export: true)", but never an untrusted run.
+// Duplicates are dropped keeping the first occurrence, and Options.ExtraFrom
+// is appended last.
+//
+// Every key is stored per cache-scope and, when the build targets exactly one
+// platform (Options.Platform), per platform: two matrix jobs of one branch
+// never share a tag. Cache tags are built by Tag; branch names are attacker-controlled and reach
 // a reference only through Tag's slug and hash. The package does no I/O.
 package cacheref
 
@@ -29,6 +58,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -38,7 +68,7 @@ type Event struct {
 	Ref     string // GITHUB_REF, e.g. refs/heads/main, refs/tags/v1.2.0, refs/pull/42/merge
 	HeadRef string // GITHUB_HEAD_REF (pull requests only), a branch name
 	BaseRef string // GITHUB_BASE_REF (pull requests only), a branch name
-	Payload []byte // the JSON at GITHUB_EVENT_PATH; may be empty
+	Payload []byte // the JSON at GITHUB_EVENT_PATH; may be empty or invalid
 }
 
 // ExportMode is the cache-export input.
@@ -61,56 +91,101 @@ func ParseExportMode(s string) (ExportMode, error) {
 	return "", fmt.Errorf("cache-export %q: use auto, true or false", s)
 }
 
-// Options are the action inputs that shape the plan.
+// Options are the action inputs that shape the decision.
 type Options struct {
-	Repository    string     // cache repository without tag, e.g. "123456789012.dkr.ecr.us-east-1.amazonaws.com/app"
 	Prefix        string     // cache-tag-prefix, valid per ValidPrefix; empty means DefaultPrefix
 	Scope         string     // cache-scope (matrix key): arbitrary text, may be empty
+	Platform      string     // the one platform the build targets, normalized (e.g. "linux/arm64"); empty when several or unknown
 	DefaultBranch string     // empty: the payload's repository.default_branch, else "main"
 	Export        ExportMode // empty means ExportAuto
 	ExtraFrom     []string   // cache-from: extra full refs, imported last
 }
 
+// Decision is the outcome of the policy for one run: whether it is trusted
+// and which keys it reads and writes. Plan turns it into references.
+type Decision struct {
+	Untrusted bool     // untrusted code may be built: no cache export, and no image push unless the user opts in
+	Reason    string   // why the run is untrusted, else why it exports nothing; "" when it exports
+	Notes     []string // warnings for the user, e.g. that the payload was unreadable and GITHUB_REF was used
+	Own       Key      // the key this run writes, or would write if allowed; zero when the event names none
+	Reads     []Key    // keys to import, priority order, no duplicates, no zero keys
+	Writes    bool     // the run exports its cache to Own
+
+	opt Options // normalized, for Plan
+}
+
 // Plan is the cache references for one run.
 type Plan struct {
-	Imports      []string // full refs (Repository:tag), priority order, no duplicates, Options.ExtraFrom last
+	Imports      []string // full refs (repository:tag), priority order, no duplicates, Options.ExtraFrom last
 	Export       string   // full ref to export to; "" when none
-	ExportTag    string   // Export's tag
+	ExportTag    string   // the tag of Export alone; "" when none
 	ExportReason string   // when Export is "": one sentence saying why, for the user; else ""
-	Untrusted    bool     // fork pull request or pull_request_target: the caller must write nothing (no image push either)
+	Untrusted    bool     // as Decision.Untrusted: the caller must write nothing (no image push either)
 	Scope        Key      // the key this run writes, or would write if allowed; zero when the event names none
 }
 
-// Derive computes the plan for ev. It fails only on what it cannot handle:
-// invalid options, a payload that is not JSON when the event needs it, and a
-// pull request event without a discoverable number.
-func Derive(ev Event, opt Options) (Plan, error) {
-	prefix := opt.Prefix
-	if prefix == "" {
-		prefix = DefaultPrefix
+// Decide reads the event once and decides trust and keys; it needs no
+// registry. It fails only on invalid options: an event it cannot read is
+// decided closed (untrusted) where trust depends on it, and noted.
+func Decide(ev Event, opt Options) (Decision, error) {
+	opt.Prefix = cmp.Or(opt.Prefix, DefaultPrefix)
+	mode, modeErr := ParseExportMode(string(opt.Export))
+	if err := errors.Join(ValidPrefix(opt.Prefix), modeErr); err != nil {
+		return Decision{}, err
 	}
-	if err := ValidPrefix(prefix); err != nil {
-		return Plan{}, err
+	opt.Export = mode
+
+	pl, plErr := parsePayload(ev.Payload)
+	def := BranchKey(cmp.Or(opt.DefaultBranch, pl.defaultBranch(), "main"))
+	v := verdictFor(ev, pl, plErr, def)
+
+	d := Decision{Untrusted: v.untrusted, Own: v.own, opt: opt}
+	if plErr != nil {
+		note := fmt.Sprintf("the event payload (GITHUB_EVENT_PATH) %v: the cache keys come from GITHUB_REF and the inputs", plErr)
+		if opt.DefaultBranch == "" {
+			note += `, and the default branch is taken to be "main" (set default-branch if it is not)`
+		}
+		d.Notes = append(d.Notes, note)
 	}
-	if err := checkRepository(opt.Repository); err != nil {
-		return Plan{}, err
+	for _, k := range v.reads {
+		if k.Name != "" && !slices.Contains(d.Reads, k) { // e.g. a pull request payload without head.ref
+			d.Reads = append(d.Reads, k)
+		}
 	}
-	mode, err := ParseExportMode(string(opt.Export))
-	if err != nil {
-		return Plan{}, err
+	switch {
+	case v.untrusted:
+		d.Reason = v.why
+		if mode == ExportAlways {
+			d.Reason += " (cache-export: true is ignored for untrusted runs)"
+		}
+	case mode == ExportNever:
+		d.Reason = "cache-export is false: this run only reads the cache"
+	case !v.own.IsZero() && (v.write || mode == ExportAlways):
+		d.Writes = true
+	default:
+		d.Reason = v.why
 	}
-	pl, err := parsePayload(ev, opt.DefaultBranch == "")
-	if err != nil {
-		return Plan{}, err
+	return d, nil
+}
+
+// Plan turns a decision made by Decide into full references in repository (a
+// cache repository without tag, e.g.
+// "123456789012.dkr.ecr.us-east-1.amazonaws.com/app"). Plan("") is the
+// offline plan, for a run without a registry: no references, the same trust;
+// it never fails.
+func (d Decision) Plan(repository string) (Plan, error) {
+	plan := Plan{Untrusted: d.Untrusted, Scope: d.Own, ExportReason: d.Reason}
+	if repository == "" {
+		if plan.ExportReason == "" {
+			plan.ExportReason = "no cache repository: this run neither reads nor writes the cache"
+		}
+		return plan, nil
 	}
-	defaultBranch := cmp.Or(opt.DefaultBranch, pl.Repository.DefaultBranch, "main")
-	d, err := decide(ev, pl, BranchKey(defaultBranch))
-	if err != nil {
+	if err := checkRepository(repository); err != nil {
 		return Plan{}, err
 	}
 
-	ref := func(k Key) string { return opt.Repository + ":" + Tag(prefix, k, opt.Scope) }
-	plan := Plan{Untrusted: d.untrusted, Scope: d.own}
+	ref := func(k Key) string { return repository + ":" + Tag(d.opt.Prefix, k, d.opt.Scope, d.opt.Platform) }
 	seen := map[string]bool{}
 	add := func(r string) {
 		if r != "" && !seen[r] {
@@ -118,53 +193,21 @@ func Derive(ev Event, opt Options) (Plan, error) {
 			plan.Imports = append(plan.Imports, r)
 		}
 	}
-	for _, k := range d.reads {
-		if k.Name != "" { // e.g. a pull request payload without head.ref
-			add(ref(k))
-		}
+	for _, k := range d.Reads {
+		add(ref(k))
 	}
-	for _, r := range opt.ExtraFrom {
+	for _, r := range d.opt.ExtraFrom {
 		add(strings.TrimSpace(r))
 	}
-
-	switch {
-	case d.untrusted:
-		plan.ExportReason = d.why
-		if mode == ExportAlways {
-			plan.ExportReason += " (cache-export: true is ignored for untrusted runs)"
-		}
-	case mode == ExportNever:
-		plan.ExportReason = "cache-export is false: this run only reads the cache"
-	case !d.own.IsZero() && (d.write || mode == ExportAlways):
-		plan.ExportTag = Tag(prefix, d.own, opt.Scope)
-		plan.Export = opt.Repository + ":" + plan.ExportTag
-	default:
-		plan.ExportReason = d.why
+	if d.Writes {
+		plan.ExportTag = Tag(d.opt.Prefix, d.Own, d.opt.Scope, d.opt.Platform)
+		plan.Export = repository + ":" + plan.ExportTag
 	}
 	return plan, nil
 }
 
-// Untrusted reports whether ev must write nothing (a fork pull request or
-// pull_request_target), and why. Unlike Derive it needs no cache repository, so
-// a caller can decide before it knows the registry, e.g. whether a missing login
-// is expected.
-func Untrusted(ev Event) (bool, string, error) {
-	pl, err := parsePayload(ev, false)
-	if err != nil {
-		return false, "", err
-	}
-	d, err := decide(ev, pl, Key{})
-	if err != nil {
-		return false, "", err
-	}
-	return d.untrusted, d.why, nil
-}
-
 // checkRepository rejects what would make "<repository>:<tag>" wrong.
 func checkRepository(repo string) error {
-	if repo == "" {
-		return errors.New("cache repository is empty")
-	}
 	if strings.ContainsAny(repo, " \t\r\n@") {
 		return fmt.Errorf("cache repository %q: must be a plain repository name without spaces or digest", repo)
 	}
@@ -173,74 +216,4 @@ func checkRepository(repo string) error {
 		return fmt.Errorf("cache repository %q: must not include a tag; cache tags are derived per branch", repo)
 	}
 	return nil
-}
-
-// decision is the policy outcome, before export mode and tags are applied.
-type decision struct {
-	reads     []Key  // imports in priority order
-	own       Key    // the key this run writes or would write; zero when none
-	write     bool   // whether ExportAuto exports own
-	why       string // why not, for the user, when !write
-	untrusted bool
-}
-
-func decide(ev Event, pl payload, def Key) (decision, error) {
-	switch ev.Name {
-	case "pull_request", "pull_request_target":
-		return decidePullRequest(ev, pl, def)
-	case "merge_group":
-		return decideMergeGroup(ev, pl, def), nil
-	}
-	// push, workflow_dispatch, schedule, workflow_run, release, ...: the ref decides.
-	if branch := branchOf(ev.Ref); branch != "" {
-		own := BranchKey(branch)
-		return decision{reads: []Key{own, def}, own: own, write: true}, nil
-	}
-	if tag, ok := strings.CutPrefix(ev.Ref, "refs/tags/"); ok && tag != "" {
-		return decision{reads: []Key{def}, own: TagKey(tag),
-			why: "a tag build reuses the default branch's cache (set cache-export: true to write one for the tag)"}, nil
-	}
-	return decision{reads: []Key{def}, why: "the event names no branch or tag to key a cache on"}, nil
-}
-
-func decidePullRequest(ev Event, pl payload, def Key) (decision, error) {
-	n, err := pl.prNumber(ev.Ref)
-	if err != nil {
-		return decision{}, fmt.Errorf("read %s event: %w", ev.Name, err)
-	}
-	pr := pl.PullRequest
-	own := PRKey(n)
-	base := BranchKey(cmp.Or(ev.BaseRef, pr.Base.Ref))
-
-	// pull_request_target runs the base repository's workflow with its
-	// credentials, and is typically used to build the pull request's code: a
-	// same-repository head proves nothing about what gets built.
-	why := "pull_request_target builds on behalf of a pull request: untrusted code never writes the cache"
-	if ev.Name == "pull_request" {
-		why = pl.forkReason()
-	}
-	if why != "" {
-		return decision{reads: []Key{base, def}, own: own, why: why, untrusted: true}, nil
-	}
-	head := BranchKey(cmp.Or(ev.HeadRef, pr.Head.Ref))
-	return decision{reads: []Key{own, head, base, def}, own: own, write: true}, nil
-}
-
-func decideMergeGroup(ev Event, pl payload, def Key) decision {
-	d := decision{
-		reads: []Key{BranchKey(cmp.Or(branchOf(pl.MergeGroup.BaseRef), ev.BaseRef)), def},
-		why:   "a merge queue branch is temporary: its build reuses the base branch's cache (set cache-export: true to write one anyway)",
-	}
-	if head := branchOf(cmp.Or(pl.MergeGroup.HeadRef, ev.Ref)); head != "" {
-		d.own = BranchKey(head)
-	}
-	return d
-}
-
-// branchOf returns B for "refs/heads/B", else "".
-func branchOf(ref string) string {
-	if branch, ok := strings.CutPrefix(ref, "refs/heads/"); ok {
-		return branch
-	}
-	return ""
 }

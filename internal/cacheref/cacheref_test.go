@@ -22,365 +22,603 @@ func fixture(t *testing.T, name string) []byte {
 	return b
 }
 
-// refs maps keys to the full refs Derive should produce with the default prefix.
-func refs(scope string, keys ...Key) []string {
+// refs maps keys to the full refs a plan should hold with the default prefix.
+func refs(scope, platform string, keys ...Key) []string {
 	var out []string
 	for _, k := range keys {
-		out = append(out, testRepo+":"+Tag(DefaultPrefix, k, scope))
+		out = append(out, testRepo+":"+Tag(DefaultPrefix, k, scope, platform))
 	}
 	return out
 }
 
-func TestDeriveFixtures(t *testing.T) {
-	main, develop := BranchKey("main"), BranchKey("develop")
-	queue := BranchKey("gh-readonly-queue/release/2.x/pr-42-9049f1265b7d61be4a8904a9a27120d2064dab3b")
+type policyCase struct {
+	name      string
+	ev        Event
+	fixture   string // payload file in testdata; "" keeps ev.Payload
+	cut       int    // when > 0, only the fixture's first cut bytes: a truncated file
+	opt       Options
+	imports   []Key
+	export    Key    // zero: no export expected
+	reason    string // substring of ExportReason when export is zero
+	untrusted bool
+	scope     Key
+	note      string // substring of a Decision note; "" expects no notes
+}
+
+var (
+	main, develop = BranchKey("main"), BranchKey("develop")
+	loginBranch   = BranchKey("feature/Login#2")
+	queue         = BranchKey("gh-readonly-queue/release/2.x/pr-42-9049f1265b7d61be4a8904a9a27120d2064dab3b")
+)
+
+// Trusted events keyed on what they build, as before the trust model.
+var trustedCases = []policyCase{
+	{
+		name: "push branch", ev: Event{Name: "push", Ref: "refs/heads/feature/Login#2"}, fixture: "push_branch.json",
+		imports: []Key{loginBranch, main}, export: loginBranch, scope: loginBranch,
+	},
+	{
+		name: "push to the default branch imports it once", ev: Event{Name: "push", Ref: "refs/heads/main"}, fixture: "push_branch.json",
+		imports: []Key{main}, export: main, scope: main,
+	},
+	{
+		name: "push tag", ev: Event{Name: "push", Ref: "refs/tags/v1.2.0"}, fixture: "push_tag.json",
+		imports: []Key{main}, reason: "tag", scope: TagKey("v1.2.0"),
+	},
+	{
+		name: "push tag, cache-export true", ev: Event{Name: "push", Ref: "refs/tags/v1.2.0"}, fixture: "push_tag.json",
+		opt: Options{Export: ExportAlways}, imports: []Key{main}, export: TagKey("v1.2.0"), scope: TagKey("v1.2.0"),
+	},
+	{
+		name: "push with default branch develop from the payload", ev: Event{Name: "push", Ref: "refs/heads/hotfix/crash"}, fixture: "push_develop_default.json",
+		imports: []Key{BranchKey("hotfix/crash"), develop}, export: BranchKey("hotfix/crash"), scope: BranchKey("hotfix/crash"),
+	},
+	{
+		name: "default-branch input beats the payload", ev: Event{Name: "push", Ref: "refs/heads/hotfix/crash"}, fixture: "push_develop_default.json",
+		opt:     Options{DefaultBranch: "trunk"},
+		imports: []Key{BranchKey("hotfix/crash"), BranchKey("trunk")}, export: BranchKey("hotfix/crash"), scope: BranchKey("hotfix/crash"),
+	},
+	{
+		name: "push, cache-export false", ev: Event{Name: "push", Ref: "refs/heads/feature/Login#2"}, fixture: "push_branch.json",
+		opt: Options{Export: ExportNever}, imports: []Key{loginBranch, main}, reason: "cache-export is false", scope: loginBranch,
+	},
+	{
+		name: "schedule on the default branch", ev: Event{Name: "schedule", Ref: "refs/heads/main"}, fixture: "schedule.json",
+		imports: []Key{main}, export: main, scope: main,
+	},
+	{
+		name: "workflow_dispatch on a branch", ev: Event{Name: "workflow_dispatch", Ref: "refs/heads/release/2.x"}, fixture: "workflow_dispatch.json",
+		imports: []Key{BranchKey("release/2.x"), main}, export: BranchKey("release/2.x"), scope: BranchKey("release/2.x"),
+	},
+	{
+		name: "workflow_dispatch on a tag", ev: Event{Name: "workflow_dispatch", Ref: "refs/tags/v1.2.0"}, fixture: "workflow_dispatch.json",
+		imports: []Key{main}, reason: "tag", scope: TagKey("v1.2.0"),
+	},
+	{
+		name: "release of a tag", ev: Event{Name: "release", Ref: "refs/tags/v1.2.0"}, fixture: "release.json",
+		imports: []Key{main}, reason: "tag", scope: TagKey("v1.2.0"),
+	},
+	{
+		name: "release of a tag, cache-export true", ev: Event{Name: "release", Ref: "refs/tags/v1.2.0"}, fixture: "release.json",
+		opt: Options{Export: ExportAlways}, imports: []Key{main}, export: TagKey("v1.2.0"), scope: TagKey("v1.2.0"),
+	},
+	{
+		name: "merge_group", ev: Event{Name: "merge_group", Ref: "refs/heads/" + queue.Name}, fixture: "merge_group.json",
+		imports: []Key{BranchKey("release/2.x"), main}, reason: "merge queue", scope: queue,
+	},
+	{
+		name: "merge_group, cache-export true", ev: Event{Name: "merge_group", Ref: "refs/heads/" + queue.Name}, fixture: "merge_group.json",
+		opt: Options{Export: ExportAlways}, imports: []Key{BranchKey("release/2.x"), main}, export: queue, scope: queue,
+	},
+}
+
+// Pull requests and the events that carry one.
+var pullRequestCases = []policyCase{
+	{
+		name: "pull_request same repository", ev: Event{Name: "pull_request", Ref: "refs/pull/42/merge", HeadRef: "feature/Login#2", BaseRef: "develop"}, fixture: "pull_request.json",
+		imports: []Key{PRKey(42), loginBranch, develop, main}, export: PRKey(42), scope: PRKey(42),
+	},
+	{
+		name: "pull_request same repository, head and base from the payload", ev: Event{Name: "pull_request", Ref: "refs/pull/42/merge"}, fixture: "pull_request.json",
+		imports: []Key{PRKey(42), loginBranch, develop, main}, export: PRKey(42), scope: PRKey(42),
+	},
+	{
+		name: "default-branch input beats a parsed pull_request payload", ev: Event{Name: "pull_request", Ref: "refs/pull/42/merge"}, fixture: "pull_request.json",
+		opt:     Options{DefaultBranch: "trunk"},
+		imports: []Key{PRKey(42), loginBranch, develop, BranchKey("trunk")}, export: PRKey(42), scope: PRKey(42),
+	},
+	{
+		name: "pull_request from a fork", ev: Event{Name: "pull_request", Ref: "refs/pull/43/merge", HeadRef: `zzz";echo${IFS}"hello";#`, BaseRef: "develop"}, fixture: "pull_request_fork.json",
+		imports: []Key{develop, main}, reason: "fork", untrusted: true, scope: PRKey(43),
+	},
+	{
+		name: "pull_request from a fork, cache-export true is ignored", ev: Event{Name: "pull_request", Ref: "refs/pull/43/merge", HeadRef: `zzz";echo${IFS}"hello";#`, BaseRef: "develop"}, fixture: "pull_request_fork.json",
+		opt: Options{Export: ExportAlways}, imports: []Key{develop, main}, reason: "cache-export: true is ignored for untrusted runs", untrusted: true, scope: PRKey(43),
+	},
+	{
+		name: "pull_request from a deleted fork", ev: Event{Name: "pull_request", Ref: "refs/pull/45/merge", HeadRef: "main", BaseRef: "main"}, fixture: "pull_request_deleted_fork.json",
+		imports: []Key{main}, reason: "deleted fork", untrusted: true, scope: PRKey(45),
+	},
+	{
+		name: "pull_request from a fork with this repository's name but another id", ev: Event{Name: "pull_request", Ref: "refs/pull/46/merge", HeadRef: "speedup", BaseRef: "develop"}, fixture: "pull_request_renamed_fork.json",
+		opt: Options{Export: ExportAlways}, imports: []Key{develop, main}, reason: "pull request from a fork: untrusted code never writes the cache", untrusted: true, scope: PRKey(46),
+	},
+	{
+		name: "pull_request_target", ev: Event{Name: "pull_request_target", Ref: "refs/heads/main", HeadRef: "arm64", BaseRef: "main"}, fixture: "pull_request_target.json",
+		imports: []Key{main}, reason: "untrusted", untrusted: true, scope: PRKey(44),
+	},
+	{
+		name: "pull_request_target from the same repository is untrusted too", ev: Event{Name: "pull_request_target", Ref: "refs/heads/develop", HeadRef: "feature/Login#2", BaseRef: "develop"}, fixture: "pull_request.json",
+		imports: []Key{develop, main}, reason: "untrusted", untrusted: true, scope: PRKey(42),
+	},
+	{
+		name: "pull_request_review same repository", ev: Event{Name: "pull_request_review", Ref: "refs/pull/42/merge"}, fixture: "pull_request_review.json",
+		imports: []Key{PRKey(42), loginBranch, develop, main}, export: PRKey(42), scope: PRKey(42),
+	},
+	{
+		name: "pull_request_review from a fork", ev: Event{Name: "pull_request_review", Ref: "refs/pull/43/merge"}, fixture: "pull_request_review_fork.json",
+		opt: Options{Export: ExportAlways}, imports: []Key{develop, main}, reason: "fork", untrusted: true, scope: PRKey(43),
+	},
+	{
+		name: "pull_request_review_comment from a fork", ev: Event{Name: "pull_request_review_comment", Ref: "refs/pull/43/merge"}, fixture: "pull_request_review_comment_fork.json",
+		imports: []Key{develop, main}, reason: "fork", untrusted: true, scope: PRKey(43),
+	},
+	{
+		name: "issue_comment on a pull request", ev: Event{Name: "issue_comment", Ref: "refs/heads/main"}, fixture: "issue_comment_pull_request.json",
+		opt: Options{Export: ExportAlways}, imports: []Key{main}, reason: "issue_comment on a pull request", untrusted: true, scope: PRKey(43),
+	},
+	{
+		name: "issue_comment on an issue only reads", ev: Event{Name: "issue_comment", Ref: "refs/heads/main"}, fixture: "issue_comment_issue.json",
+		imports: []Key{main}, reason: "only reads", scope: main,
+	},
+	{
+		name: "issue_comment on an issue, cache-export true", ev: Event{Name: "issue_comment", Ref: "refs/heads/main"}, fixture: "issue_comment_issue.json",
+		opt: Options{Export: ExportAlways}, imports: []Key{main}, export: main, scope: main,
+	},
+}
+
+// workflow_run keys on the triggering run's head branch, never on GITHUB_REF
+// (always the default branch here).
+var workflowRunCases = []policyCase{
+	{
+		name: "workflow_run after a push in this repository", ev: Event{Name: "workflow_run", Ref: "refs/heads/main"}, fixture: "workflow_run_push.json",
+		imports: []Key{BranchKey("release/2.x"), main}, export: BranchKey("release/2.x"), scope: BranchKey("release/2.x"),
+	},
+	{
+		name: "workflow_run after a push, cache-export false", ev: Event{Name: "workflow_run", Ref: "refs/heads/main"}, fixture: "workflow_run_push.json",
+		opt: Options{Export: ExportNever}, imports: []Key{BranchKey("release/2.x"), main}, reason: "cache-export is false", scope: BranchKey("release/2.x"),
+	},
+	{
+		name: "workflow_run after a workflow_dispatch", ev: Event{Name: "workflow_run", Ref: "refs/heads/main"}, fixture: "workflow_run_dispatch.json",
+		imports: []Key{BranchKey("hotfix/crash"), main}, export: BranchKey("hotfix/crash"), scope: BranchKey("hotfix/crash"),
+	},
+	{
+		name: "workflow_run after a release only reads", ev: Event{Name: "workflow_run", Ref: "refs/heads/main"}, fixture: "workflow_run_release.json",
+		imports: []Key{BranchKey("v1.2.0"), main}, reason: `triggered by "release" only reads`, scope: BranchKey("v1.2.0"),
+	},
+	{
+		name: "workflow_run after a release, cache-export true", ev: Event{Name: "workflow_run", Ref: "refs/heads/main"}, fixture: "workflow_run_release.json",
+		opt: Options{Export: ExportAlways}, imports: []Key{BranchKey("v1.2.0"), main}, export: BranchKey("v1.2.0"), scope: BranchKey("v1.2.0"),
+	},
+	{
+		name: "workflow_run after a fork pull request", ev: Event{Name: "workflow_run", Ref: "refs/heads/main"}, fixture: "workflow_run_fork_pull_request.json",
+		imports: []Key{main}, reason: "workflow_run from a fork", untrusted: true,
+	},
+	{
+		name: "workflow_run after a fork pull request, cache-export true is ignored", ev: Event{Name: "workflow_run", Ref: "refs/heads/main"}, fixture: "workflow_run_fork_pull_request.json",
+		opt: Options{Export: ExportAlways}, imports: []Key{main}, reason: "ignored for untrusted runs", untrusted: true,
+	},
+	{
+		name: "workflow_run after a same-repository pull request", ev: Event{Name: "workflow_run", Ref: "refs/heads/main"}, fixture: "workflow_run_pull_request.json",
+		opt: Options{Export: ExportAlways}, imports: []Key{develop, main}, reason: "triggered by pull_request", untrusted: true, scope: PRKey(42),
+	},
+	{
+		name: "workflow_run whose head repository has this name but another id", ev: Event{Name: "workflow_run", Ref: "refs/heads/main"}, fixture: "workflow_run_push_other_repository.json",
+		opt: Options{Export: ExportAlways}, imports: []Key{main}, reason: "workflow_run from a fork", untrusted: true,
+	},
+	{
+		name: "workflow_run without a head repository", ev: Event{Name: "workflow_run", Ref: "refs/heads/main"}, fixture: "workflow_run_no_head_repository.json",
+		imports: []Key{main}, reason: "no head repository", untrusted: true,
+	},
+	{
+		name: "workflow_run with another event's payload", ev: Event{Name: "workflow_run", Ref: "refs/heads/main"}, fixture: "push_branch.json",
+		imports: []Key{main}, reason: "has no workflow_run", untrusted: true,
+	},
+}
+
+// Every other event reads, and writes only when asked, unless it shows a fork.
+var otherEventCases = []policyCase{
+	{
+		name: "check_run only reads", ev: Event{Name: "check_run", Ref: "refs/heads/main"}, fixture: "check_run.json",
+		imports: []Key{main}, reason: "check_run event only reads", scope: main,
+	},
+	{
+		name: "check_run, cache-export true", ev: Event{Name: "check_run", Ref: "refs/heads/main"}, fixture: "check_run.json",
+		opt: Options{Export: ExportAlways}, imports: []Key{main}, export: main, scope: main,
+	},
+	{
+		name: "check_suite whose pull request list names a fork", ev: Event{Name: "check_suite", Ref: "refs/heads/main"}, fixture: "check_suite_fork.json",
+		opt: Options{Export: ExportAlways}, imports: []Key{main}, reason: "check_suite payload shows a fork", untrusted: true,
+	},
+	{
+		name: "repository_dispatch only reads", ev: Event{Name: "repository_dispatch", Ref: "refs/heads/main"}, fixture: "repository_dispatch.json",
+		imports: []Key{main}, reason: "only reads", scope: main,
+	},
+	{
+		name: "repository_dispatch, cache-export true", ev: Event{Name: "repository_dispatch", Ref: "refs/heads/main"}, fixture: "repository_dispatch.json",
+		opt: Options{Export: ExportAlways}, imports: []Key{main}, export: main, scope: main,
+	},
+	{
+		name: "deployment of a branch reads it", ev: Event{Name: "deployment", Ref: "refs/heads/release/2.x"}, fixture: "deployment.json",
+		imports: []Key{BranchKey("release/2.x"), main}, reason: "only reads", scope: BranchKey("release/2.x"),
+	},
+	{
+		name: "deployment of a branch, cache-export true", ev: Event{Name: "deployment", Ref: "refs/heads/release/2.x"}, fixture: "deployment.json",
+		opt: Options{Export: ExportAlways}, imports: []Key{BranchKey("release/2.x"), main}, export: BranchKey("release/2.x"), scope: BranchKey("release/2.x"),
+	},
+	{
+		name: "release without a tag ref", ev: Event{Name: "release"}, fixture: "release.json",
+		opt: Options{Export: ExportAlways}, imports: []Key{main}, reason: "no branch or tag",
+	},
+	{
+		name: "pull_request_review_thread shows the fork it is about", ev: Event{Name: "pull_request_review_thread", Ref: "refs/pull/43/merge"}, fixture: "pull_request_review_thread_fork.json",
+		opt: Options{Export: ExportAlways}, imports: []Key{main}, reason: "pull_request_review_thread payload shows a fork", untrusted: true,
+	},
+	{
+		name: "unknown future event carrying a fork pull request", ev: Event{Name: "pull_request_preview", Ref: "refs/heads/main"}, fixture: "pull_request_fork.json",
+		opt: Options{Export: ExportAlways}, imports: []Key{main}, reason: "shows a fork", untrusted: true,
+	},
+	{
+		name: "unknown future event carrying a same-repository pull request only reads", ev: Event{Name: "pull_request_preview", Ref: "refs/heads/main"}, fixture: "pull_request.json",
+		imports: []Key{main}, reason: "pull_request_preview event only reads", scope: main,
+	},
+	{
+		name: "unknown future event carrying a fork's workflow run", ev: Event{Name: "workflow_run_preview", Ref: "refs/heads/main"}, fixture: "workflow_run_fork_pull_request.json",
+		opt: Options{Export: ExportAlways}, imports: []Key{main}, reason: "shows a fork", untrusted: true,
+	},
+}
+
+// An empty or unreadable payload fails nothing: GITHUB_REF and the inputs
+// stand in where they can, and trust fails closed where they cannot.
+var badPayloadCases = []policyCase{
+	{
+		name: "push without a payload", ev: Event{Name: "push", Ref: "refs/heads/feature"},
+		imports: []Key{BranchKey("feature"), main}, export: BranchKey("feature"), scope: BranchKey("feature"), note: `is empty: the cache keys come from GITHUB_REF and the inputs, and the default branch is taken to be "main"`,
+	},
+	{
+		name: "push with a payload that is not JSON", ev: Event{Name: "push", Ref: "refs/heads/feature", Payload: []byte("not json\n::warning::x")},
+		imports: []Key{BranchKey("feature"), main}, export: BranchKey("feature"), scope: BranchKey("feature"), note: "is not JSON",
+	},
+	{
+		name: "push with a payload of the wrong shape", ev: Event{Name: "push", Ref: "refs/heads/feature", Payload: []byte(`{"ref": "refs/heads/feature", "repository": {"id": "817326519", "default_branch": "develop"}}`)},
+		imports: []Key{BranchKey("feature"), main}, export: BranchKey("feature"), scope: BranchKey("feature"), note: "is not shaped like a GitHub event",
+	},
+	{
+		name: "push with a truncated payload and the default-branch input", ev: Event{Name: "push", Ref: "refs/heads/feature/Login#2"}, fixture: "push_branch.json", cut: 200,
+		opt: Options{DefaultBranch: "trunk"}, imports: []Key{loginBranch, BranchKey("trunk")}, export: loginBranch, scope: loginBranch, note: "is not JSON",
+	},
+	{
+		name: "pull_request with a truncated payload", ev: Event{Name: "pull_request", Ref: "refs/pull/42/merge", HeadRef: "feature/Login#2", BaseRef: "develop"}, fixture: "pull_request.json", cut: 1000,
+		imports: []Key{develop, main}, reason: "payload cannot be read", untrusted: true, scope: PRKey(42), note: "is not JSON",
+	},
+	{
+		name: "pull_request without a payload", ev: Event{Name: "pull_request", Ref: "refs/pull/7/merge", HeadRef: "feat", BaseRef: "main"},
+		opt: Options{Export: ExportAlways}, imports: []Key{main}, reason: "treated as coming from a fork", untrusted: true, scope: PRKey(7), note: "is empty",
+	},
+	{
+		name: "pull_request without a payload or a number", ev: Event{Name: "pull_request", Ref: "refs/heads/feature", BaseRef: "develop"},
+		imports: []Key{develop, main}, reason: "fork", untrusted: true, note: "is empty",
+	},
+	{
+		name: "pull_request payload without a head repository", ev: Event{Name: "pull_request", Ref: "refs/pull/8/merge", Payload: []byte(`{"number": 8, "pull_request": {"number": 8, "head": {"ref": "x"}, "base": {"ref": "main", "repo": {"id": 817326519}}}}`)},
+		imports: []Key{main}, reason: "no head repository", untrusted: true, scope: PRKey(8),
+	},
+	{
+		name: "pull_request payload without a base repository", ev: Event{Name: "pull_request", Ref: "refs/pull/8/merge", Payload: []byte(`{"number": 8, "pull_request": {"number": 8, "head": {"ref": "x", "repo": {"id": 817326519}}, "base": {"ref": "main"}}}`)},
+		imports: []Key{main}, reason: "does not give both repository ids", untrusted: true, scope: PRKey(8),
+	},
+	{
+		name: "pull_request_target with an unreadable payload", ev: Event{Name: "pull_request_target", Ref: "refs/heads/main", BaseRef: "main", Payload: []byte("{")},
+		imports: []Key{main}, reason: "pull_request_target", untrusted: true, note: "is not JSON",
+	},
+	{
+		name: "workflow_run without a payload", ev: Event{Name: "workflow_run", Ref: "refs/heads/main"},
+		opt: Options{Export: ExportAlways}, imports: []Key{main}, reason: "cannot be read", untrusted: true, note: "is empty",
+	},
+	{
+		name: "issue_comment without a payload", ev: Event{Name: "issue_comment", Ref: "refs/heads/main"},
+		imports: []Key{main}, reason: "may be on a pull request", untrusted: true, note: "is empty",
+	},
+	{
+		name: "check_run without a payload", ev: Event{Name: "check_run", Ref: "refs/heads/main"},
+		opt: Options{Export: ExportAlways}, imports: []Key{main}, reason: "cannot be shown not to come from a fork", untrusted: true, note: "is empty",
+	},
+	{
+		name: "merge_group with an unreadable payload", ev: Event{Name: "merge_group", Ref: "refs/heads/" + queue.Name, Payload: []byte("{")},
+		imports: []Key{main}, reason: "merge queue", scope: queue, note: "is not JSON",
+	},
+}
+
+func TestDecide(t *testing.T) {
+	for _, group := range []struct {
+		name  string
+		cases []policyCase
+	}{
+		{"trusted", trustedCases},
+		{"pull requests", pullRequestCases},
+		{"workflow_run", workflowRunCases},
+		{"other events", otherEventCases},
+		{"bad payloads", badPayloadCases},
+	} {
+		for _, tt := range group.cases {
+			t.Run(group.name+"/"+tt.name, func(t *testing.T) {
+				if tt.fixture != "" {
+					tt.ev.Payload = fixture(t, tt.fixture)
+				}
+				if tt.cut > 0 {
+					tt.ev.Payload = tt.ev.Payload[:tt.cut]
+				}
+				checkCase(t, tt)
+			})
+		}
+	}
+}
+
+func checkCase(t *testing.T, tt policyCase) {
+	t.Helper()
+	d, err := Decide(tt.ev, tt.opt)
+	if err != nil {
+		t.Fatalf("Decide: %v", err)
+	}
+	plan, err := d.Plan(testRepo)
+	if err != nil {
+		t.Fatalf("Plan: %v", err)
+	}
+	if want := refs("", "", tt.imports...); !slices.Equal(plan.Imports, want) {
+		t.Errorf("Imports:\n got %q\nwant %q", plan.Imports, want)
+	}
+	if !slices.Equal(d.Reads, tt.imports) {
+		t.Errorf("Reads = %v, want %v", d.Reads, tt.imports)
+	}
+	if tt.export.IsZero() {
+		if plan.Export != "" || plan.ExportTag != "" || d.Writes {
+			t.Errorf("Export = %q, ExportTag = %q, Writes = %v; want none", plan.Export, plan.ExportTag, d.Writes)
+		}
+		if tt.reason == "" || !strings.Contains(plan.ExportReason, tt.reason) {
+			t.Errorf("ExportReason = %q, want it to contain %q", plan.ExportReason, tt.reason)
+		}
+	} else {
+		wantTag := Tag(DefaultPrefix, tt.export, "", "")
+		if plan.Export != testRepo+":"+wantTag || plan.ExportTag != wantTag || !d.Writes {
+			t.Errorf("Export = %q, ExportTag = %q, Writes = %v; want %q", plan.Export, plan.ExportTag, d.Writes, testRepo+":"+wantTag)
+		}
+		if plan.ExportReason != "" {
+			t.Errorf("ExportReason = %q, want empty when exporting", plan.ExportReason)
+		}
+	}
+	if plan.Untrusted != tt.untrusted || d.Untrusted != tt.untrusted {
+		t.Errorf("Untrusted = %v (decision %v), want %v", plan.Untrusted, d.Untrusted, tt.untrusted)
+	}
+	if plan.Scope != tt.scope || d.Own != tt.scope {
+		t.Errorf("Scope = %v (decision %v), want %v", plan.Scope, d.Own, tt.scope)
+	}
+	switch {
+	case tt.note == "" && len(d.Notes) > 0:
+		t.Errorf("Notes = %q, want none", d.Notes)
+	case tt.note != "" && !slices.ContainsFunc(d.Notes, func(n string) bool { return strings.Contains(n, tt.note) }):
+		t.Errorf("Notes = %q, want one containing %q", d.Notes, tt.note)
+	}
+	// Reasons and notes reach the log: payload text must never break a line there.
+	for _, s := range append([]string{plan.ExportReason}, d.Notes...) {
+		if strings.ContainsAny(s, "\r\n") {
+			t.Errorf("message %q spans lines", s)
+		}
+	}
+	for _, r := range append(slices.Clone(plan.Imports), plan.Export) {
+		if r != "" && !refRE.MatchString(r) {
+			t.Errorf("ref %q is not %s:<valid tag>", r, testRepo)
+		}
+	}
+
+	// The offline plan keeps the trust and drops every reference.
+	off, err := d.Plan("")
+	if err != nil {
+		t.Fatalf(`Plan(""): %v`, err)
+	}
+	if len(off.Imports) > 0 || off.Export != "" || off.ExportTag != "" || off.Untrusted != tt.untrusted || off.Scope != tt.scope || off.ExportReason == "" {
+		t.Errorf(`Plan("") = %+v, want no refs, Untrusted %v, Scope %v and a reason`, off, tt.untrusted, tt.scope)
+	}
+}
+
+// Whatever event name a payload that shows a fork (a head repository id that
+// differs, or a null head repository) arrives under, only events GitHub keys on
+// a ref of this repository (push, schedule, workflow_dispatch, release,
+// merge_group) may export: everything else fails closed.
+func TestForkPayloadsNeverExport(t *testing.T) {
+	fixtures := []string{
+		"pull_request_fork.json", "pull_request_deleted_fork.json", "pull_request_renamed_fork.json",
+		"pull_request_target.json", "pull_request_review_fork.json", "pull_request_review_comment_fork.json",
+		"pull_request_review_thread_fork.json", "check_suite_fork.json", "workflow_run_fork_pull_request.json",
+		"workflow_run_push_other_repository.json",
+	}
+	events := []string{
+		"pull_request", "pull_request_target", "pull_request_review", "pull_request_review_comment",
+		"pull_request_review_thread", "workflow_run", "issue_comment", "check_run", "check_suite",
+		"deployment", "repository_dispatch", "status", "", "some_future_event",
+	}
+	for _, f := range fixtures {
+		payload := fixture(t, f)
+		for _, name := range events {
+			for _, ref := range []string{"refs/heads/main", "refs/pull/43/merge"} {
+				d, err := Decide(Event{Name: name, Ref: ref, HeadRef: "main", BaseRef: "main", Payload: payload}, Options{Export: ExportAlways})
+				if err != nil {
+					t.Fatalf("%s as %q: %v", f, name, err)
+				}
+				plan, err := d.Plan(testRepo)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !d.Untrusted || d.Writes || plan.Export != "" {
+					t.Errorf("%s as %q on %s: Untrusted %v, Export %q; want untrusted, no export", f, name, ref, d.Untrusted, plan.Export)
+				}
+			}
+		}
+	}
+}
+
+// The exact strings matter to users (they show up in ECR), so pin two plans:
+// one without a platform (the tags every earlier version wrote) and one with.
+func TestPlanLiteralRefs(t *testing.T) {
+	ev := Event{Name: "push", Ref: "refs/heads/feature/Login#2", Payload: fixture(t, "push_branch.json")}
 	tests := []struct {
-		name      string
-		ev        Event
-		fixture   string
-		opt       Options // Repository is filled in
-		imports   []Key
-		export    Key    // zero: no export expected
-		reason    string // substring of ExportReason when export is zero
-		untrusted bool
-		scope     Key
+		opt     Options
+		imports []string
+		export  string
 	}{
 		{
-			name:    "push branch",
-			ev:      Event{Name: "push", Ref: "refs/heads/feature/Login#2"},
-			fixture: "push_branch.json",
-			imports: []Key{BranchKey("feature/Login#2"), main},
-			export:  BranchKey("feature/Login#2"),
-			scope:   BranchKey("feature/Login#2"),
+			opt: Options{Scope: "linux/arm64"},
+			imports: []string{
+				"127.0.0.1:5000/app:cache-feature-Login-2-linux-arm64-bfa9e91715f6b2ee",
+				"127.0.0.1:5000/app:cache-main-linux-arm64-a4ae4511f495c756",
+			},
+			export: "127.0.0.1:5000/app:cache-feature-Login-2-linux-arm64-bfa9e91715f6b2ee",
 		},
 		{
-			name:    "push to the default branch imports it once",
-			ev:      Event{Name: "push", Ref: "refs/heads/main"},
-			fixture: "push_branch.json",
-			imports: []Key{main},
-			export:  main,
-			scope:   main,
-		},
-		{
-			name:    "push tag",
-			ev:      Event{Name: "push", Ref: "refs/tags/v1.2.0"},
-			fixture: "push_tag.json",
-			imports: []Key{main},
-			reason:  "tag",
-			scope:   TagKey("v1.2.0"),
-		},
-		{
-			name:    "push tag, cache-export true",
-			ev:      Event{Name: "push", Ref: "refs/tags/v1.2.0"},
-			fixture: "push_tag.json",
-			opt:     Options{Export: ExportAlways},
-			imports: []Key{main},
-			export:  TagKey("v1.2.0"),
-			scope:   TagKey("v1.2.0"),
-		},
-		{
-			name:    "push with default branch develop from the payload",
-			ev:      Event{Name: "push", Ref: "refs/heads/hotfix/crash"},
-			fixture: "push_develop_default.json",
-			imports: []Key{BranchKey("hotfix/crash"), develop},
-			export:  BranchKey("hotfix/crash"),
-			scope:   BranchKey("hotfix/crash"),
-		},
-		{
-			name:    "default-branch input beats the payload",
-			ev:      Event{Name: "push", Ref: "refs/heads/hotfix/crash"},
-			fixture: "push_develop_default.json",
-			opt:     Options{DefaultBranch: "trunk"},
-			imports: []Key{BranchKey("hotfix/crash"), BranchKey("trunk")},
-			export:  BranchKey("hotfix/crash"),
-			scope:   BranchKey("hotfix/crash"),
-		},
-		{
-			name:    "default-branch input beats a parsed pull_request payload",
-			ev:      Event{Name: "pull_request", Ref: "refs/pull/42/merge"},
-			fixture: "pull_request.json",
-			opt:     Options{DefaultBranch: "trunk"},
-			imports: []Key{PRKey(42), BranchKey("feature/Login#2"), develop, BranchKey("trunk")},
-			export:  PRKey(42),
-			scope:   PRKey(42),
-		},
-		{
-			name:    "push, cache-export false",
-			ev:      Event{Name: "push", Ref: "refs/heads/feature/Login#2"},
-			fixture: "push_branch.json",
-			opt:     Options{Export: ExportNever},
-			imports: []Key{BranchKey("feature/Login#2"), main},
-			reason:  "cache-export is false",
-			scope:   BranchKey("feature/Login#2"),
-		},
-		{
-			name:    "pull_request same repository",
-			ev:      Event{Name: "pull_request", Ref: "refs/pull/42/merge", HeadRef: "feature/Login#2", BaseRef: "develop"},
-			fixture: "pull_request.json",
-			imports: []Key{PRKey(42), BranchKey("feature/Login#2"), develop, main},
-			export:  PRKey(42),
-			scope:   PRKey(42),
-		},
-		{
-			name:    "pull_request same repository, head and base from the payload",
-			ev:      Event{Name: "pull_request", Ref: "refs/pull/42/merge"},
-			fixture: "pull_request.json",
-			imports: []Key{PRKey(42), BranchKey("feature/Login#2"), develop, main},
-			export:  PRKey(42),
-			scope:   PRKey(42),
-		},
-		{
-			name:      "pull_request from a fork",
-			ev:        Event{Name: "pull_request", Ref: "refs/pull/43/merge", HeadRef: `zzz";echo${IFS}"hello";#`, BaseRef: "develop"},
-			fixture:   "pull_request_fork.json",
-			imports:   []Key{develop, main},
-			reason:    "fork",
-			untrusted: true,
-			scope:     PRKey(43),
-		},
-		{
-			name:      "pull_request from a fork, cache-export true is ignored",
-			ev:        Event{Name: "pull_request", Ref: "refs/pull/43/merge", HeadRef: `zzz";echo${IFS}"hello";#`, BaseRef: "develop"},
-			fixture:   "pull_request_fork.json",
-			opt:       Options{Export: ExportAlways},
-			imports:   []Key{develop, main},
-			reason:    "cache-export: true is ignored for untrusted runs",
-			untrusted: true,
-			scope:     PRKey(43),
-		},
-		{
-			name:      "pull_request from a deleted fork",
-			ev:        Event{Name: "pull_request", Ref: "refs/pull/45/merge", HeadRef: "main", BaseRef: "main"},
-			fixture:   "pull_request_deleted_fork.json",
-			imports:   []Key{main},
-			reason:    "deleted fork",
-			untrusted: true,
-			scope:     PRKey(45),
-		},
-		{
-			name:      "pull_request_target",
-			ev:        Event{Name: "pull_request_target", Ref: "refs/heads/main", HeadRef: "arm64", BaseRef: "main"},
-			fixture:   "pull_request_target.json",
-			imports:   []Key{main},
-			reason:    "untrusted",
-			untrusted: true,
-			scope:     PRKey(44),
-		},
-		{
-			name:      "pull_request_target from the same repository is untrusted too",
-			ev:        Event{Name: "pull_request_target", Ref: "refs/heads/develop", HeadRef: "feature/Login#2", BaseRef: "develop"},
-			fixture:   "pull_request.json",
-			imports:   []Key{develop, main},
-			reason:    "untrusted",
-			untrusted: true,
-			scope:     PRKey(42),
-		},
-		{
-			name:    "merge_group",
-			ev:      Event{Name: "merge_group", Ref: "refs/heads/" + queue.Name},
-			fixture: "merge_group.json",
-			imports: []Key{BranchKey("release/2.x"), main},
-			reason:  "merge queue",
-			scope:   queue,
-		},
-		{
-			name:    "merge_group, cache-export true",
-			ev:      Event{Name: "merge_group", Ref: "refs/heads/" + queue.Name},
-			fixture: "merge_group.json",
-			opt:     Options{Export: ExportAlways},
-			imports: []Key{BranchKey("release/2.x"), main},
-			export:  queue,
-			scope:   queue,
-		},
-		{
-			name:    "schedule on the default branch",
-			ev:      Event{Name: "schedule", Ref: "refs/heads/main"},
-			fixture: "schedule.json",
-			imports: []Key{main},
-			export:  main,
-			scope:   main,
-		},
-		{
-			name:    "workflow_dispatch on a branch",
-			ev:      Event{Name: "workflow_dispatch", Ref: "refs/heads/release/2.x"},
-			fixture: "workflow_dispatch.json",
-			imports: []Key{BranchKey("release/2.x"), main},
-			export:  BranchKey("release/2.x"),
-			scope:   BranchKey("release/2.x"),
-		},
-		{
-			name:    "workflow_dispatch on a tag",
-			ev:      Event{Name: "workflow_dispatch", Ref: "refs/tags/v1.2.0"},
-			fixture: "workflow_dispatch.json",
-			imports: []Key{main},
-			reason:  "tag",
-			scope:   TagKey("v1.2.0"),
-		},
-		{
-			name:    "release without a payload or ref",
-			ev:      Event{Name: "release"},
-			imports: []Key{main},
-			reason:  "no branch or tag",
-		},
-		{
-			name:    "no ref, cache-export true has nothing to export to",
-			ev:      Event{Name: "repository_dispatch"},
-			opt:     Options{Export: ExportAlways},
-			imports: []Key{main},
-			reason:  "no branch or tag",
+			opt: Options{Scope: "api", Platform: "linux/arm64"},
+			imports: []string{
+				"127.0.0.1:5000/app:cache-feature-Login-2-api-linux-arm64-48302c21594b7bea",
+				"127.0.0.1:5000/app:cache-main-api-linux-arm64-599b75c05ca799c6",
+			},
+			export: "127.0.0.1:5000/app:cache-feature-Login-2-api-linux-arm64-48302c21594b7bea",
 		},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if tt.fixture != "" {
-				tt.ev.Payload = fixture(t, tt.fixture)
-			}
-			opt := tt.opt
-			opt.Repository = testRepo
-			plan, err := Derive(tt.ev, opt)
-			if err != nil {
-				t.Fatalf("Derive: %v", err)
-			}
-			if want := refs("", tt.imports...); !slices.Equal(plan.Imports, want) {
-				t.Errorf("Imports:\n got %q\nwant %q", plan.Imports, want)
-			}
-			if tt.export.IsZero() {
-				if plan.Export != "" {
-					t.Errorf("Export = %q, want none", plan.Export)
-				}
-				if !strings.Contains(plan.ExportReason, tt.reason) || tt.reason == "" {
-					t.Errorf("ExportReason = %q, want it to contain %q", plan.ExportReason, tt.reason)
-				}
-			} else {
-				if want := refs("", tt.export)[0]; plan.Export != want {
-					t.Errorf("Export = %q, want %q", plan.Export, want)
-				}
-				if plan.ExportReason != "" {
-					t.Errorf("ExportReason = %q, want empty when exporting", plan.ExportReason)
-				}
-			}
-			if plan.Untrusted != tt.untrusted {
-				t.Errorf("Untrusted = %v, want %v", plan.Untrusted, tt.untrusted)
-			}
-			// Untrusted, which needs no repository, agrees with the plan.
-			if u, why, err := Untrusted(tt.ev); err != nil || u != plan.Untrusted || (u && why == "") {
-				t.Errorf("Untrusted(ev) = %v, %q, %v; plan says %v", u, why, err, plan.Untrusted)
-			}
-			if plan.Scope != tt.scope {
-				t.Errorf("Scope = %v, want %v", plan.Scope, tt.scope)
-			}
-			for _, r := range append(slices.Clone(plan.Imports), plan.Export) {
-				if r != "" && !refRE.MatchString(r) {
-					t.Errorf("ref %q is not %s:<valid tag>", r, testRepo)
-				}
-			}
-		})
+		d, err := Decide(ev, tt.opt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		plan, err := d.Plan("127.0.0.1:5000/app")
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := Plan{Imports: tt.imports, Export: tt.export, ExportTag: tt.export[len("127.0.0.1:5000/app:"):], Scope: loginBranch}
+		if !slices.Equal(plan.Imports, want.Imports) || plan.Export != want.Export || plan.ExportTag != want.ExportTag ||
+			plan.Scope != want.Scope || plan.ExportReason != "" || plan.Untrusted {
+			t.Errorf("options %+v, plan:\n got %+v\nwant %+v", tt.opt, plan, want)
+		}
 	}
 }
 
-// The exact strings matter to users (they show up in ECR), so pin one plan.
-func TestDeriveLiteralRefs(t *testing.T) {
-	plan, err := Derive(
-		Event{Name: "push", Ref: "refs/heads/feature/Login#2", Payload: fixture(t, "push_branch.json")},
-		Options{Repository: "127.0.0.1:5000/app", Scope: "linux/arm64"},
-	)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := Plan{
-		Imports: []string{
-			"127.0.0.1:5000/app:cache-feature-Login-2-linux-arm64-bfa9e91715f6b2ee",
-			"127.0.0.1:5000/app:cache-main-linux-arm64-a4ae4511f495c756",
-		},
-		Export: "127.0.0.1:5000/app:cache-feature-Login-2-linux-arm64-bfa9e91715f6b2ee",
-		Scope:  BranchKey("feature/Login#2"),
-	}
-	if !slices.Equal(plan.Imports, want.Imports) || plan.Export != want.Export || plan.Scope != want.Scope ||
-		plan.ExportReason != "" || plan.Untrusted {
-		t.Errorf("plan:\n got %+v\nwant %+v", plan, want)
-	}
-}
-
-func TestDeriveScopeAndExtraFrom(t *testing.T) {
+func TestPlanScopePlatformAndExtraFrom(t *testing.T) {
 	ev := Event{Name: "pull_request", Ref: "refs/pull/42/merge", Payload: fixture(t, "pull_request.json")}
 	extra := []string{
 		"ghcr.io/octo-org/app:buildcache",
 		"",
-		testRepo + ":" + Tag(DefaultPrefix, BranchKey("main"), "arm64"), // already imported
-		" ghcr.io/octo-org/app:buildcache ",                             // duplicate after trimming
+		testRepo + ":" + Tag(DefaultPrefix, main, "arm64", ""), // already imported
+		" ghcr.io/octo-org/app:buildcache ",                    // duplicate after trimming
 		"docker.io/octo/app:cache",
 	}
-	plan, err := Derive(ev, Options{Repository: testRepo, Prefix: DefaultPrefix, Scope: "arm64", ExtraFrom: extra})
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := append(refs("arm64", PRKey(42), BranchKey("feature/Login#2"), BranchKey("develop"), BranchKey("main")),
-		"ghcr.io/octo-org/app:buildcache", "docker.io/octo/app:cache")
+	plan := mustPlan(t, ev, Options{Prefix: DefaultPrefix, Scope: "arm64", ExtraFrom: extra})
+	want := append(refs("arm64", "", PRKey(42), loginBranch, develop, main), "ghcr.io/octo-org/app:buildcache", "docker.io/octo/app:cache")
 	if !slices.Equal(plan.Imports, want) {
 		t.Errorf("Imports:\n got %q\nwant %q", plan.Imports, want)
 	}
-	if wantExport := refs("arm64", PRKey(42))[0]; plan.Export != wantExport {
+	if wantExport := refs("arm64", "", PRKey(42))[0]; plan.Export != wantExport {
 		t.Errorf("Export = %q, want %q", plan.Export, wantExport)
 	}
 
-	// Matrix jobs sharing one repository never share a tag.
-	other, err := Derive(ev, Options{Repository: testRepo, Scope: "amd64"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if other.Export == plan.Export {
-		t.Errorf("scopes arm64 and amd64 export to the same ref %q", plan.Export)
-	}
-}
-
-// A pull request whose payload is missing cannot be proven to come from this
-// repository: it must not write, but still gets its number from GITHUB_REF.
-func TestDerivePullRequestWithoutPayload(t *testing.T) {
-	plan, err := Derive(Event{Name: "pull_request", Ref: "refs/pull/7/merge", HeadRef: "feat", BaseRef: "main"},
-		Options{Repository: testRepo})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !plan.Untrusted || plan.Export != "" || plan.Scope != PRKey(7) {
-		t.Errorf("plan = %+v, want untrusted, no export, scope pr 7", plan)
-	}
-	if want := refs("", BranchKey("main")); !slices.Equal(plan.Imports, want) {
-		t.Errorf("Imports = %q, want %q", plan.Imports, want)
+	// Matrix jobs sharing one repository never share a tag: not across scopes,
+	// not across platforms of one branch, not between a scope and a platform
+	// that read alike.
+	exports := map[string]Options{}
+	for _, opt := range []Options{
+		{Scope: "arm64"}, {Scope: "amd64"}, {},
+		{Platform: "linux/amd64"}, {Platform: "linux/arm64"},
+		{Scope: "api", Platform: "linux/amd64"}, {Scope: "api", Platform: "linux/arm64"},
+		{Scope: "linux/arm64"}, {Scope: "api/linux/arm64"},
+	} {
+		p := mustPlan(t, ev, opt)
+		if prev, ok := exports[p.Export]; ok {
+			t.Errorf("options %+v and %+v export to the same ref %q", prev, opt, p.Export)
+		}
+		exports[p.Export] = opt
+		if opt.Platform != "" && !strings.Contains(p.ExportTag, "-"+slug(opt.Platform)+"-") {
+			t.Errorf("tag %q does not show platform %q", p.ExportTag, opt.Platform)
+		}
 	}
 }
 
-func TestDeriveErrors(t *testing.T) {
-	pr := fixture(t, "pull_request.json")
+func mustPlan(t *testing.T, ev Event, opt Options) Plan {
+	t.Helper()
+	d, err := Decide(ev, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, err := d.Plan(testRepo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return plan
+}
+
+// An offline plan for a trusted run says why nothing is written.
+func TestPlanOffline(t *testing.T) {
+	d, err := Decide(Event{Name: "push", Ref: "refs/heads/main", Payload: fixture(t, "push_branch.json")}, Options{ExtraFrom: []string{"ghcr.io/o/a:c"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, err := d.Plan("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(plan.Imports) > 0 || plan.Export != "" || plan.Untrusted || plan.Scope != main || !strings.Contains(plan.ExportReason, "no cache repository") {
+		t.Errorf(`Plan("") = %+v`, plan)
+	}
+}
+
+func TestDecideErrors(t *testing.T) {
+	ev := Event{Name: "push", Ref: "refs/heads/main"}
 	tests := []struct {
 		name string
-		ev   Event
 		opt  Options
-		want string
+		want []string
 	}{
-		{"empty repository", Event{Name: "push", Ref: "refs/heads/main"}, Options{}, "repository is empty"},
-		{"repository with tag", Event{Name: "push", Ref: "refs/heads/main"}, Options{Repository: "127.0.0.1:5000/app:latest"}, "tag"},
-		{"repository with digest", Event{Name: "push", Ref: "refs/heads/main"}, Options{Repository: "r/app@sha256:00"}, "digest"},
-		{"invalid prefix", Event{Name: "push", Ref: "refs/heads/main"}, Options{Repository: testRepo, Prefix: "-x"}, "cache-tag-prefix"},
-		{"invalid export mode", Event{Name: "push", Ref: "refs/heads/main"}, Options{Repository: testRepo, Export: "yes"}, "cache-export"},
-		{"malformed pull_request payload", Event{Name: "pull_request", Ref: "refs/pull/1/merge", Payload: pr[:len(pr)/2]}, Options{Repository: testRepo}, "read pull_request event payload"},
-		{"malformed merge_group payload", Event{Name: "merge_group", Payload: []byte("{")}, Options{Repository: testRepo}, "read merge_group event payload"},
-		{"malformed push payload needed for the default branch", Event{Name: "push", Ref: "refs/heads/x", Payload: []byte("not json")}, Options{Repository: testRepo}, "read push event payload"},
-		{"pull_request without number", Event{Name: "pull_request", Ref: "refs/heads/feature"}, Options{Repository: testRepo}, "no pull request number"},
-		{"pull_request_target without number", Event{Name: "pull_request_target", Ref: "refs/heads/main", Payload: []byte(`{"repository":{"default_branch":"main"}}`)}, Options{Repository: testRepo}, "no pull request number"},
+		{"invalid prefix", Options{Prefix: "-x"}, []string{"cache-tag-prefix"}},
+		{"invalid export mode", Options{Export: "yes"}, []string{"cache-export"}},
+		{"both at once", Options{Prefix: "a b", Export: "maybe"}, []string{"cache-tag-prefix", "cache-export"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			plan, err := Derive(tt.ev, tt.opt)
-			if err == nil || !strings.Contains(err.Error(), tt.want) {
-				t.Fatalf("Derive = %+v, %v; want error containing %q", plan, err, tt.want)
+			d, err := Decide(ev, tt.opt)
+			if err == nil {
+				t.Fatalf("Decide = %+v, want an error", d)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
 			}
 		})
 	}
+}
 
-	// A push payload is not needed when the default branch is given.
-	if _, err := Derive(Event{Name: "push", Ref: "refs/heads/x", Payload: []byte("not json")},
-		Options{Repository: testRepo, DefaultBranch: "main"}); err != nil {
-		t.Errorf("Derive with unneeded malformed payload: %v", err)
+func TestPlanErrors(t *testing.T) {
+	d, err := Decide(Event{Name: "push", Ref: "refs/heads/main"}, Options{DefaultBranch: "main"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for repo, want := range map[string]string{
+		"127.0.0.1:5000/app:latest": "must not include a tag",
+		"r/app@sha256:00":           "digest",
+		"r/my app":                  "spaces",
+	} {
+		if plan, err := d.Plan(repo); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Plan(%q) = %+v, %v; want an error containing %q", repo, plan, err, want)
+		}
+	}
+	// A port is not a tag.
+	if _, err := d.Plan("127.0.0.1:5000/app"); err != nil {
+		t.Errorf("Plan(host:port/app): %v", err)
 	}
 }
 

@@ -83,29 +83,36 @@ func ValidPrefix(prefix string) error {
 	return nil
 }
 
-// Tag returns the cache tag for key in the given matrix scope:
+// Tag returns the cache tag for key in the given matrix scope and target
+// platform:
 //
-//	<prefix>-<key slug>[-<scope slug>]-<hash>
+//	<prefix>-<key slug>[-<scope slug>][-<platform slug>]-<hash>
 //
 // The slugs are for humans: runs of characters outside [A-Za-z0-9._-] become
 // '-', leading and trailing '-' and '.' are trimmed, and they are cut short to
 // fit 128 characters. The hash (16 hex digits of SHA-256 over prefix, kind,
-// exact name and exact scope) is what keeps tags apart: "feature/a" and
-// "feature-a", "Feature" and "feature", branch "pr-1" and pull request 1, scope
-// "" and "-" all get different tags. For a prefix accepted by ValidPrefix the
-// result always matches [A-Za-z0-9_][A-Za-z0-9._-]{0,127}.
-func Tag(prefix string, key Key, scope string) string {
-	keySlug, scopeSlug := slug(key.label()), slug(scope)
+// exact name, exact scope and exact platform) is what keeps tags apart:
+// "feature/a" and "feature-a", "Feature" and "feature", branch "pr-1" and pull
+// request 1, scope "" and "-", scope "linux/arm64" and platform "linux/arm64"
+// all get different tags. An empty platform leaves the tag as it was before
+// platforms joined the key, so existing caches stay warm. For a prefix
+// accepted by ValidPrefix the result always matches
+// [A-Za-z0-9_][A-Za-z0-9._-]{0,127}.
+func Tag(prefix string, key Key, scope, platform string) string {
+	keySlug, scopeSlug, platformSlug := slug(key.label()), slug(scope), slug(platform)
 
-	// Room for "-<key slug>" and "-<scope slug>". The key slug says whose
-	// cache this is, so it gets the room first; a scope keeps at most a quarter.
+	// Room for "-<key slug>", "-<scope slug>" and "-<platform slug>". The key
+	// slug says whose cache this is, so it gets the room first; the scope and
+	// the platform keep at most a quarter each, the platform before the scope.
 	room := maxTagLen - len(prefix) - 1 - hashLen
-	keySlug = truncate(keySlug, room-min(partLen(scopeSlug), room/4)-1)
-	scopeSlug = truncate(scopeSlug, room-partLen(keySlug)-1)
+	scopeRoom, platformRoom := min(partLen(scopeSlug), room/4), min(partLen(platformSlug), room/4)
+	keySlug = truncate(keySlug, room-scopeRoom-platformRoom-1)
+	platformSlug = truncate(platformSlug, room-partLen(keySlug)-scopeRoom-1)
+	scopeSlug = truncate(scopeSlug, room-partLen(keySlug)-partLen(platformSlug)-1)
 
 	var b strings.Builder
 	b.WriteString(prefix)
-	for _, part := range []string{keySlug, scopeSlug, hash(prefix, key, scope)} {
+	for _, part := range []string{keySlug, scopeSlug, platformSlug, hash(prefix, key, scope, platform)} {
 		if part != "" {
 			b.WriteByte('-')
 			b.WriteString(part)
@@ -159,11 +166,18 @@ func partLen(s string) int {
 // hash encodes each field with a length prefix, so no two different tuples
 // share an encoding (("ab","c") and ("a","bc") differ). The prefix is hashed
 // too: truncation depends on its length, so without it prefix "c" and prefix
-// "c-x" could map different keys to one tag.
-func hash(prefix string, key Key, scope string) string {
+// "c-x" could map different keys to one tag. An empty platform is left out, so
+// tags without one hash as they did before platforms existed; a present one
+// adds a fifth field, and a decoder reading fields off the encoding tells four
+// from five, so the two never share an input.
+func hash(prefix string, key Key, scope, platform string) string {
+	fields := []string{prefix, key.Kind, key.Name, scope}
+	if platform != "" {
+		fields = append(fields, platform)
+	}
 	h := sha256.New()
 	var n [binary.MaxVarintLen64]byte
-	for _, field := range []string{prefix, key.Kind, key.Name, scope} {
+	for _, field := range fields {
 		h.Write(n[:binary.PutUvarint(n[:], uint64(len(field)))])
 		h.Write([]byte(field))
 	}

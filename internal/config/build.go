@@ -1,20 +1,15 @@
 package config
 
 import (
-	"os"
-	"regexp"
+	"errors"
 	"strconv"
 	"strings"
 
 	"github.com/containerd/platforms"
+	"github.com/moby/buildkit/exporter/containerimage/exptypes"
 )
 
-// annotationKey is buildx's annotation syntax: [type[platform]:]key, where type
-// says which object of the pushed image the annotation goes on.
-var annotationKey = regexp.MustCompile(`^(?:(manifest|index|manifest-descriptor|index-descriptor)(\[[^\]]+\])?:)?([^\s=:\[\]]+)$`)
-
-// readBuildExtras reads platforms, annotations, secrets, secret-files,
-// provenance and sbom.
+// readBuildExtras reads platforms, annotations, provenance and sbom.
 func (c *Config) readBuildExtras(p *problems, in func(string) string, platformList []string) {
 	for _, pl := range platformList {
 		if _, err := platforms.Parse(pl); err != nil {
@@ -26,65 +21,38 @@ func (c *Config) readBuildExtras(p *problems, in func(string) string, platformLi
 	anns, errs := KeyValues(in("annotations"), "annotations")
 	*p = append(*p, errs...)
 	for k, v := range anns {
-		m := annotationKey.FindStringSubmatch(k)
-		if m == nil {
-			p.add("annotations: %q is not [manifest|index|manifest-descriptor|index-descriptor[platform]:]key", k)
+		attr, err := annotationAttr(k)
+		if err != nil {
+			p.add("annotations: %q is not [manifest|index|manifest-descriptor|index-descriptor[platform]:]key (%v)", k, err)
 			continue
-		}
-		attr := "annotation"
-		if m[1] != "" {
-			attr += "-" + m[1]
 		}
 		if c.Annotations == nil {
 			c.Annotations = map[string]string{}
 		}
-		c.Annotations[attr+m[2]+"."+m[3]] = v
-	}
-
-	// Secrets reach RUN --mount=type=secret through the session, never as build args.
-	secrets, errs := KeyValues(in("secrets"), "secrets")
-	*p = append(*p, errs...)
-	files, errs := KeyValues(in("secret-files"), "secret-files")
-	*p = append(*p, errs...)
-	for id, v := range secrets {
-		c.addSecret(p, id, []byte(v))
-	}
-	for id, path := range files {
-		b, err := os.ReadFile(path)
-		if err != nil {
-			p.add("secret-files: %s: cannot read %q: %v", id, path, err)
-			continue
-		}
-		c.addSecret(p, id, b)
+		c.Annotations[attr] = v
 	}
 
 	c.Provenance = attestation(p, "provenance", in("provenance"), "mode=min")
 	c.SBOM = attestation(p, "sbom", in("sbom"), "")
 }
 
-func (c *Config) addSecret(p *problems, id string, v []byte) {
-	if _, dup := c.Secrets[id]; dup {
-		p.add("secrets: id %q is given twice (secrets and secret-files share ids)", id)
-		return
+// annotationAttr turns buildx's annotation syntax, [type[platform]:]key, into
+// the image exporter's attribute, checked by BuildKit's own parser.
+func annotationAttr(k string) (string, error) {
+	attr := "annotation." + k
+	if typ, key, ok := strings.Cut(k, ":"); ok {
+		attr = "annotation-" + typ + "." + key
 	}
-	if c.Secrets == nil {
-		c.Secrets = map[string][]byte{}
+	ak, ok, err := exptypes.ParseAnnotationKey(attr)
+	switch {
+	case err != nil:
+		return "", err
+	case !ok || strings.ContainsAny(ak.Key, "=[]"):
+		return "", errors.New("not an annotation key")
+	case ak.Platform != nil && (ak.Type == exptypes.AnnotationIndex || ak.Type == exptypes.AnnotationIndexDescriptor):
+		return "", errors.New("an index annotation takes no platform") // BuildKit would drop it silently
 	}
-	c.Secrets[id] = v
-}
-
-// SecretValues lists the secret values to mask, line by line, as the runner
-// masks line by line.
-func (c *Config) SecretValues() []string {
-	var out []string
-	for _, v := range c.Secrets {
-		for _, l := range strings.Split(string(v), "\n") {
-			if l = strings.TrimSpace(l); l != "" {
-				out = append(out, l)
-			}
-		}
-	}
-	return out
+	return ak.String(), nil
 }
 
 // Attestation is a provenance or SBOM request: the frontend's attest:<kind>

@@ -7,18 +7,22 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/containerd/platforms"
 	"github.com/distribution/reference"
 	"github.com/sethvargo/go-githubactions"
 
 	"github.com/ecr-build-cache/ecr-build-cache/internal/buildkitconn"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/cacheref"
+	"github.com/ecr-build-cache/ecr-build-cache/internal/ecr"
 )
 
 // Config is everything one run needs to know, validated.
@@ -32,6 +36,17 @@ type Config struct {
 	Insecure bool
 	Tags     []string // as given: bare tags or full references
 	Push     bool
+	// PushByDigest pushes the image by digest only, without tags (push-by-digest).
+	PushByDigest bool
+
+	// Merge is a merge run (merge-digests or merge-platforms given): it builds
+	// nothing and pushes an image index of manifests already pushed.
+	Merge bool
+	// MergeDigests are the manifests to merge as given: sha256:... or repository@sha256:...
+	MergeDigests []string
+	// MergePlatforms are the platforms (normalized) whose push-by-digest images,
+	// staged by this workflow run, to merge.
+	MergePlatforms []string
 
 	Context    string
 	Dockerfile string
@@ -65,6 +80,27 @@ type Config struct {
 	BuildkitHost string
 	Builder      string
 	TLS          buildkitconn.TLS
+	// BuildkitAllowInsecureTCP allows a tcp:// buildkitd without TLS at a
+	// non-loopback address (buildkit-allow-insecure-tcp).
+	BuildkitAllowInsecureTCP bool
+	// BuildkitHostNetwork runs a BuildKit container the action starts on the
+	// runner's network (buildkit-host-network).
+	BuildkitHostNetwork bool
+
+	// UntrustedPush pushes the image even when the run is untrusted (the cache
+	// is still never written); UntrustedSecrets passes secrets to such a build.
+	UntrustedPush, UntrustedSecrets bool
+
+	// Cleanup is set when this run deletes the cache tags of a deleted branch
+	// or a closed pull request instead of building (cache-cleanup and the
+	// event); CleanupScopes are the cache scopes it tries besides those it
+	// reads back from tag names (cache-cleanup-scopes).
+	Cleanup       bool
+	CleanupScopes []string
+	// CacheRefreshAfter is the age (cache-refresh-days) past which a cache tag
+	// ECR dates by its first push is put again when its export is skipped; 0
+	// never.
+	CacheRefreshAfter time.Duration
 
 	Event cacheref.Event
 	// DockerConfigDir is $DOCKER_CONFIG, where docker/login-action leaves credentials.
@@ -81,20 +117,19 @@ var (
 	anchoredHost = regexp.MustCompile(`^` + reference.DomainRegexp.String() + `$`)
 )
 
-// DefaultCacheExportTimeout is cache-export-timeout's default: far above a healthy
-// export of a large cache, far below GitHub's 6-hour job limit.
-const DefaultCacheExportTimeout = 10 * time.Minute
-
 // Read reads and validates every input. Relative paths are resolved against the
-// workspace (the working directory, as on a runner).
-func Read(a *githubactions.Action) (*Config, error) {
+// workspace (the working directory, as on a runner). Secret text (the secrets
+// and password inputs, the secret-files' contents) is masked line by line before
+// it is parsed. environ is the run's environment (os.Environ() on a runner):
+// every INPUT_* variable in it that names no input of this action is a problem;
+// nil skips that check.
+func Read(a *githubactions.Action, environ []string) (*Config, error) {
 	var p problems
-	in := func(name string) string { return a.GetInput(name) }
-	boolean := func(name string, def bool) bool {
+	m := &masker{a: a}
+	in := func(name string) string { return input(a.GetInput, name) }
+	m.mask(in("password"))
+	boolean := func(name string) bool {
 		v := in(name)
-		if v == "" {
-			return def
-		}
 		b, err := strconv.ParseBool(v)
 		if err != nil {
 			p.add("%s: %q is not a boolean; use true or false", name, v)
@@ -110,47 +145,66 @@ func Read(a *githubactions.Action) (*Config, error) {
 	}
 
 	c := &Config{
-		Repository:      in("repository"),
-		Tags:            list("tags", true),
-		Push:            boolean("push", true),
-		Context:         cmp.Or(in("context"), "."),
-		Target:          in("target"),
-		NoCache:         boolean("no-cache", false),
-		CacheRepository: in("cache-repository"),
-		CacheTagPrefix:  cmp.Or(in("cache-tag-prefix"), cacheref.DefaultPrefix),
-		CacheScope:      in("cache-scope"),
-		CacheMode:       cmp.Or(in("cache-mode"), "max"),
-		CacheFrom:       list("cache-from", true),
-		DefaultBranch:   in("default-branch"),
-		AWSRegion:       cmp.Or(in("aws-region"), cmp.Or(a.Getenv("AWS_REGION"), a.Getenv("AWS_DEFAULT_REGION"))),
-		Username:        in("username"),
-		Password:        in("password"),
-		BuildkitHost:    in("buildkit-host"),
-		Builder:         in("builder"),
+		Repository:       in("repository"),
+		Tags:             list("tags", true),
+		Push:             boolean("push"),
+		PushByDigest:     boolean("push-by-digest"),
+		Context:          in("context"),
+		Target:           in("target"),
+		NoCache:          boolean("no-cache"),
+		CacheRepository:  in("cache-repository"),
+		CacheTagPrefix:   in("cache-tag-prefix"),
+		CacheScope:       in("cache-scope"),
+		CacheMode:        in("cache-mode"),
+		CacheFrom:        list("cache-from", true),
+		DefaultBranch:    in("default-branch"),
+		AWSRegion:        cmp.Or(in("aws-region"), a.Getenv("AWS_REGION"), a.Getenv("AWS_DEFAULT_REGION")),
+		Username:         in("username"),
+		Password:         in("password"),
+		BuildkitHost:     in("buildkit-host"),
+		Builder:          in("builder"),
+		UntrustedPush:    boolean("untrusted-push"),
+		UntrustedSecrets: boolean("untrusted-secrets"),
 		TLS: buildkitconn.TLS{
 			CACert:     in("buildkit-tls-ca-cert"),
 			Cert:       in("buildkit-tls-cert"),
 			Key:        in("buildkit-tls-key"),
 			ServerName: in("buildkit-tls-server-name"),
 		},
-		DockerConfigDir: a.Getenv("DOCKER_CONFIG"),
+		BuildkitAllowInsecureTCP: boolean("buildkit-allow-insecure-tcp"),
+		BuildkitHostNetwork:      boolean("buildkit-host-network"),
+		DockerConfigDir:          a.Getenv("DOCKER_CONFIG"),
 	}
+	// Read raw: build-push-action keeps a secret's surrounding whitespace.
+	c.readSecrets(&p, a, m, a.Getenv(envName("secrets")), in("secret-files"))
 	var errs []error
 	c.BuildArgs, errs = KeyValues(in("build-args"), "build-args")
 	p = append(p, errs...)
 	c.Labels, errs = KeyValues(in("labels"), "labels")
 	p = append(p, errs...)
 	c.readBuildExtras(&p, in, list("platforms", true))
+	c.readEvent(&p, a)
+	c.Cleanup = boolean("cache-cleanup") && cacheref.IsCleanupEvent(c.Event)
+	c.CleanupScopes = list("cache-cleanup-scopes", false)
+	c.CacheRefreshAfter = refreshAfter(&p, in("cache-refresh-days"))
+
+	c.readMerge(&p, a, list)
 
 	c.readRegistry(&p, in("registry"))
 	c.checkRefs(&p)
-	c.checkBuildInputs(&p, in("file"))
+	switch {
+	case c.Merge:
+		c.checkMerge(&p, in)
+	case !c.Cleanup: // a cleanup run builds nothing
+		c.checkBuildInputs(&p, in("file"))
+		c.checkPushByDigest(&p)
+	}
 	c.checkCache(&p, in("cache-export"), in("cache-export-timeout"))
 	c.checkBuildkit(&p)
 	if (c.Username == "") != (c.Password == "") {
 		p.add("username and password: give both or neither")
 	}
-	c.readEvent(&p, a)
+	checkUnknownInputs(&p, environ)
 
 	if len(p) > 0 {
 		return nil, fmt.Errorf("invalid inputs (%d problems):\n%w", len(p), errors.Join(p...))
@@ -170,12 +224,23 @@ func (c *Config) readRegistry(p *problems, v string) {
 	if c.Registry != "" && !anchoredHost.MatchString(c.Registry) {
 		p.add("registry: %q is not a registry host; write host[:port], optionally after http:// for a plain-HTTP registry", v)
 	}
+	host, _, err := net.SplitHostPort(c.Registry)
+	if err != nil {
+		host = c.Registry
+	}
+	if _, _, isECR := ecr.ParseHost(host); isECR && c.Insecure {
+		p.add("registry: %q is an ECR registry over plain HTTP, which would send the ECR token in clear; drop http://", "http://"+v)
+	}
 }
 
-// checkRefs validates the repositories, tags and extra cache refs.
+// checkRefs validates the repositories, tags and extra cache refs, and
+// defaults the cache repository (and the registry) when they can be told.
 func (c *Config) checkRefs(p *problems) {
 	if c.CacheRepository == "" {
 		c.CacheRepository = c.Repository
+	}
+	if c.CacheRepository == "" {
+		c.cacheFromFirstTag()
 	}
 	for _, f := range []struct{ name, val string }{{"repository", c.Repository}, {"cache-repository", c.CacheRepository}} {
 		if f.val == "" {
@@ -186,9 +251,9 @@ func (c *Config) checkRefs(p *problems) {
 		}
 	}
 	if c.CacheRepository == "" {
-		p.add("repository: required (the image repository, e.g. my-app); cache-repository may name a separate one for the cache")
+		p.add("repository: required (the image repository, e.g. my-app) unless every tag is a full reference (registry/app:tag); cache-repository may name a separate one for the cache")
 	}
-	if c.Push && len(c.Tags) == 0 {
+	if c.Push && len(c.Tags) == 0 && !c.PushByDigest && !c.Merge && !c.Cleanup {
 		p.add("tags: at least one tag is needed to push; set tags, or push: false to build and cache only")
 	}
 	for _, t := range c.Tags {
@@ -204,10 +269,33 @@ func (c *Config) checkRefs(p *problems) {
 			p.add("tags: bare tag %q needs the repository input (or write a full reference)", t)
 		}
 	}
+	rawForm := ""
 	for _, r := range c.CacheFrom {
-		if _, err := reference.ParseNormalizedNamed(r); err != nil {
+		if strings.Contains(r, "=") { // no image reference holds '='
+			rawForm = cmp.Or(rawForm, r)
+		} else if _, err := reference.ParseNormalizedNamed(r); err != nil {
 			p.add("cache-from: %q is not a valid image reference: %v", r, err)
 		}
+	}
+	if rawForm != "" {
+		p.add("cache-from: %q is build-push-action's raw form (type=registry,ref=...); this action derives the cache ref (see cache-tag-prefix/cache-scope): give cache-from extra image references to import, e.g. registry/app:cache-main", rawForm)
+	}
+}
+
+// cacheFromFirstTag defaults the cache repository to the first tag's when no
+// repository is given and every tag is a full reference (as action.yml
+// promises), and the registry to that tag's host when none is given.
+func (c *Config) cacheFromFirstTag() {
+	if len(c.Tags) == 0 || slices.IndexFunc(c.Tags, func(t string) bool { return !isFullRef(t) }) >= 0 {
+		return
+	}
+	named, err := reference.ParseNormalizedNamed(c.Tags[0])
+	if err != nil {
+		return // reported with the tags
+	}
+	c.CacheRepository = reference.Path(named)
+	if c.Registry == "" {
+		c.Registry = reference.Domain(named)
 	}
 }
 
@@ -238,7 +326,7 @@ func (c *Config) checkBuildInputs(p *problems, file string) {
 }
 
 func (c *Config) checkCache(p *problems, export, timeout string) {
-	d, err := time.ParseDuration(cmp.Or(timeout, DefaultCacheExportTimeout.String()))
+	d, err := time.ParseDuration(timeout)
 	if err != nil || d <= 0 {
 		p.add("cache-export-timeout: %q is not a positive duration such as 10m or 90s", timeout)
 	}
@@ -246,7 +334,7 @@ func (c *Config) checkCache(p *problems, export, timeout string) {
 	if c.CacheMode != "max" && c.CacheMode != "min" {
 		p.add("cache-mode: %q is not max or min", c.CacheMode)
 	}
-	mode, err := cacheref.ParseExportMode(cmp.Or(export, string(cacheref.ExportAuto)))
+	mode, err := cacheref.ParseExportMode(export)
 	if err != nil {
 		p.add("cache-export: %w", err)
 	}
@@ -258,7 +346,7 @@ func (c *Config) checkCache(p *problems, export, timeout string) {
 
 func (c *Config) checkBuildkit(p *problems) {
 	if c.BuildkitHost != "" {
-		if err := buildkitconn.CheckAddr(c.BuildkitHost); err != nil {
+		if err := buildkitconn.CheckAddr(c.BuildkitHost, c.TLS, c.BuildkitAllowInsecureTCP); err != nil {
 			p.add("buildkit-host: %w", err)
 		}
 	}
@@ -277,18 +365,48 @@ func (c *Config) checkBuildkit(p *problems) {
 	}
 }
 
+// readEvent reads the event's variables and its raw payload, unparsed: the
+// cache policy decides what an unreadable payload means (a push build needs
+// nothing from it; a pull request is then untrusted). go-githubactions'
+// Context would fail the whole run on a payload that is not JSON.
 func (c *Config) readEvent(p *problems, a *githubactions.Action) {
-	gh, err := a.Context()
-	if err != nil {
-		p.add("GitHub context: %w", err)
-		return
-	}
-	c.Event = cacheref.Event{Name: gh.EventName, Ref: gh.Ref, HeadRef: gh.HeadRef, BaseRef: gh.BaseRef}
-	if gh.EventPath != "" {
-		// Context has parsed it already; the cache policy wants the raw payload.
-		c.Event.Payload, err = os.ReadFile(gh.EventPath)
+	c.Event = cacheref.Event{Name: a.Getenv("GITHUB_EVENT_NAME"), Ref: a.Getenv("GITHUB_REF"),
+		HeadRef: a.Getenv("GITHUB_HEAD_REF"), BaseRef: a.Getenv("GITHUB_BASE_REF")}
+	if path := a.Getenv("GITHUB_EVENT_PATH"); path != "" {
+		var err error
+		c.Event.Payload, err = os.ReadFile(path)
 		if err != nil && !os.IsNotExist(err) {
 			p.add("GITHUB_EVENT_PATH: %w", err)
 		}
 	}
+}
+
+// SinglePlatform is the platform the build targets when it targets exactly
+// one, normalized (linux/arm64/v8 is linux/arm64); "" otherwise.
+func (c *Config) SinglePlatform() string {
+	if p := c.NormalizedPlatforms(); len(c.Platforms) == 1 && len(p) == 1 {
+		return p[0]
+	}
+	return ""
+}
+
+// NormalizedPlatforms are the platforms input's entries, normalized.
+func (c *Config) NormalizedPlatforms() []string {
+	out := make([]string, 0, len(c.Platforms))
+	for _, s := range c.Platforms {
+		if p, err := normalizePlatform(s); err == nil { // Read reported the others
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// normalizePlatform parses os/arch[/variant] and writes it as containerd
+// normalizes it.
+func normalizePlatform(s string) (string, error) {
+	pl, err := platforms.Parse(s)
+	if err != nil {
+		return "", err
+	}
+	return platforms.Format(platforms.Normalize(pl)), nil
 }

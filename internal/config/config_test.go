@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sethvargo/go-githubactions"
 )
@@ -44,7 +45,7 @@ func validEnv(dir string) map[string]string {
 func TestReadValid(t *testing.T) {
 	t.Parallel()
 	dir := appDir(t)
-	c, err := Read(action(validEnv(dir)))
+	c, err := Read(action(validEnv(dir)), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +59,7 @@ func TestReadValid(t *testing.T) {
 	if c.BuildArgs["B"] != "x=y,z" || c.BuildArgs["A"] != "1" {
 		t.Errorf("build-args = %q", c.BuildArgs)
 	}
-	if c.CacheExportTimeout != DefaultCacheExportTimeout {
+	if c.CacheExportTimeout != 10*time.Minute {
 		t.Errorf("cache-export-timeout default %v", c.CacheExportTimeout)
 	}
 	if c.Dockerfile != filepath.Join(dir, "Dockerfile") || !c.Push {
@@ -89,7 +90,7 @@ func TestReadReportsEveryProblemAtOnce(t *testing.T) {
 		"INPUT_ANNOTATIONS":          "bogus:key=v",
 		"INPUT_PROVENANCE":           "maybe",
 	}
-	_, err := Read(action(env))
+	_, err := Read(action(env), nil)
 	if err == nil {
 		t.Fatal("no error for bad inputs")
 	}
@@ -102,7 +103,7 @@ func TestReadReportsEveryProblemAtOnce(t *testing.T) {
 		`push: "yes please" is not a boolean`,
 		`context: "/nonexistent/context" is not a directory`,
 		`file: Dockerfile "/nonexistent/context/Dockerfile" not found`,
-		`build-args: "NOEQUALS" is not KEY=VALUE`,
+		`build-args: line 1: "NOEQUALS" is not KEY=VALUE`,
 		`cache-mode: "maximum"`,
 		`cache-export:`,
 		`cache-tag-prefix "-x"`,
@@ -113,7 +114,7 @@ func TestReadReportsEveryProblemAtOnce(t *testing.T) {
 		`buildkit-tls-cert and buildkit-tls-key`,
 		`platforms: "not a platform!!" is not a platform`,
 		`cache-export-timeout: "forever"`,
-		`secrets: "no-equals-sign" is not KEY=VALUE`,
+		`secrets: line 1 is not id=value`,
 		`secret-files: ssh: cannot read "/nonexistent/key"`,
 		`annotations: "bogus:key"`,
 		`provenance: "maybe"`,
@@ -131,37 +132,17 @@ func TestReadFallsBackToEnvironment(t *testing.T) {
 	delete(env, "INPUT_BUILDKIT-HOST")
 	env["AWS_DEFAULT_REGION"] = "eu-west-1"
 	delete(env, "INPUT_REGISTRY") // ECR: the registry comes from the token
-	c, err := Read(action(env))
+	c, err := Read(action(env), nil)
 	if err != nil || c.BuildkitHost != "" || c.Registry != "" || c.AWSRegion != "eu-west-1" {
 		t.Fatalf("fallbacks: %+v, %v", c, err)
 	}
 	env["AWS_REGION"] = "us-west-2"
-	if c, _ := Read(action(env)); c.AWSRegion != "us-west-2" {
+	if c, _ := Read(action(env), nil); c.AWSRegion != "us-west-2" {
 		t.Errorf("AWS_REGION should win over AWS_DEFAULT_REGION, got %q", c.AWSRegion)
 	}
 	env["INPUT_AWS-REGION"] = "ap-south-1"
-	if c, _ := Read(action(env)); c.AWSRegion != "ap-south-1" {
+	if c, _ := Read(action(env), nil); c.AWSRegion != "ap-south-1" {
 		t.Errorf("the aws-region input should win, got %q", c.AWSRegion)
-	}
-}
-
-func TestList(t *testing.T) {
-	t.Parallel()
-	for _, tc := range []struct {
-		in     string
-		commas bool
-		want   []string
-	}{
-		{"a,b\nc", true, []string{"a", "b", "c"}},
-		{" a , b ,, \n\n# comment\n c", true, []string{"a", "b", "c"}},
-		{`"x,y",z`, true, []string{"x,y", "z"}},
-		{"K=a,b\n  L=c  ", false, []string{"K=a,b", "L=c"}},
-		{"", true, nil},
-	} {
-		got, err := List(tc.in, tc.commas)
-		if err != nil || !reflect.DeepEqual(got, tc.want) {
-			t.Errorf("List(%q, %v) = %q, %v; want %q", tc.in, tc.commas, got, err, tc.want)
-		}
 	}
 }
 
@@ -179,13 +160,18 @@ func TestReadRejectsEachBadInputAlone(t *testing.T) {
 		{map[string]string{"cache-mode": "maximum"}, []string{`cache-mode: "maximum" is not max or min`}},
 		{map[string]string{"platforms": "linux/amd64,garbage!!"}, []string{`platforms: "garbage!!" is not a platform`}},
 		{map[string]string{"tags": "latest, release 1"}, []string{`tags: "release 1" is not a valid tag`}},
-		{map[string]string{"build-args": "A=1\nNOEQUALS\nB=2"}, []string{`build-args: "NOEQUALS" is not KEY=VALUE`}},
+		{map[string]string{"build-args": "A=1\nNOEQUALS\nB=2"}, []string{`build-args: line 2: "NOEQUALS" is not KEY=VALUE`}},
 		{map[string]string{"context": dir + "/missing"}, []string{
 			`context: "` + dir + `/missing" is not a directory`, `file: Dockerfile "` + dir + `/missing/Dockerfile" not found`}},
 		{map[string]string{"context": empty}, []string{`file: Dockerfile "` + empty + `/Dockerfile" not found`}},
 		{map[string]string{"file": dir + "/Nope.Dockerfile"}, []string{`file: Dockerfile "` + dir + `/Nope.Dockerfile" not found`}},
 		{map[string]string{"buildkit-tls-ca-cert": "/nonexistent/ca.pem"}, []string{`buildkit-tls-ca-cert: "/nonexistent/ca.pem" cannot be read`}},
 		{map[string]string{"buildkit-tls-cert": cert, "buildkit-tls-key": "/nonexistent/key.pem"}, []string{`buildkit-tls-key: "/nonexistent/key.pem" cannot be read`}},
+		{map[string]string{"tags": "latest\nv1,\"unterminated\nv2"}, []string{`tags: line 2: the quote that opens there is never closed`}},
+		{map[string]string{"cache-from": "x.example/app:extra\ntype=registry,ref=x.example/app:cache,mode=max"}, []string{
+			`cache-from: "type=registry" is build-push-action's raw form (type=registry,ref=...); this action derives the cache ref`}},
+		{map[string]string{"repository": "", "tags": "v1, x.example/app:v1"}, []string{
+			`tags: bare tag "v1" needs the repository input`, "repository: required (the image repository, e.g. my-app) unless every tag is a full reference"}},
 		{map[string]string{"repository": "Team/App"}, []string{
 			`repository: "Team/App" is not a valid repository name`, `cache-repository: "Team/App" is not a valid repository name`}},
 	} {
@@ -193,7 +179,7 @@ func TestReadRejectsEachBadInputAlone(t *testing.T) {
 		for k, v := range tc.inputs {
 			env["INPUT_"+strings.ToUpper(k)] = v
 		}
-		_, err := Read(action(env))
+		_, err := Read(action(env), nil)
 		if err == nil {
 			t.Errorf("%q: accepted", tc.inputs)
 			continue
@@ -206,6 +192,105 @@ func TestReadRejectsEachBadInputAlone(t *testing.T) {
 			if !strings.Contains(msg, w) {
 				t.Errorf("%q: error lacks %q:\n%s", tc.inputs, w, msg)
 			}
+		}
+	}
+}
+
+// Without repository, full-reference tags name the cache repository (the first
+// tag's) and, when the registry input is empty, the registry (its host).
+func TestReadRepositoryFromTags(t *testing.T) {
+	t.Parallel()
+	const ecrHost = "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
+	for _, tc := range []struct {
+		name                string
+		inputs              map[string]string
+		registry, cacheRepo string
+		insecure            bool
+	}{
+		{"ECR tags", map[string]string{"tags": ecrHost + "/team/app:v1\n" + ecrHost + "/team/app:latest"}, ecrHost, "team/app", false},
+		{"first tag wins", map[string]string{"tags": "127.0.0.1:5000/first:v1, ghcr.io/octo/second:v1"}, "127.0.0.1:5000", "first", false},
+		{"Docker Hub short form", map[string]string{"tags": "octo/app:v1"}, "docker.io", "octo/app", false},
+		{"registry input kept", map[string]string{"tags": ecrHost + "/team/app:v1", "registry": "http://127.0.0.1:5000"}, "127.0.0.1:5000", "team/app", true},
+		{"cache-repository input kept", map[string]string{"tags": ecrHost + "/team/app:v1", "cache-repository": "team/cache"}, "", "team/cache", false},
+	} {
+		env := validEnv(appDir(t))
+		delete(env, "INPUT_REPOSITORY")
+		delete(env, "INPUT_REGISTRY")
+		for k, v := range tc.inputs {
+			env[envName(k)] = v
+		}
+		c, err := Read(action(env), nil)
+		if err != nil {
+			t.Errorf("%s: %v", tc.name, err)
+			continue
+		}
+		if c.Registry != tc.registry || c.CacheRepository != tc.cacheRepo || c.Insecure != tc.insecure {
+			t.Errorf("%s: registry %q cache repository %q insecure %v; want %q %q %v", tc.name, c.Registry, c.CacheRepository, c.Insecure, tc.registry, tc.cacheRepo, tc.insecure)
+		}
+	}
+}
+
+// Inputs that would send credentials or the build session in clear are
+// refused, and the trust opt-ins are read.
+func TestReadTransportAndTrust(t *testing.T) {
+	t.Parallel()
+	dir := appDir(t)
+	ca := filepath.Join(dir, "Dockerfile") // any readable file
+	for _, tc := range []struct {
+		inputs map[string]string
+		want   string // "" = accepted
+	}{
+		{map[string]string{"registry": "http://123456789012.dkr.ecr.us-east-1.amazonaws.com"}, `registry: "http://123456789012.dkr.ecr.us-east-1.amazonaws.com" is an ECR registry over plain HTTP`},
+		{map[string]string{"registry": "http://123456789012.dkr-ecr.us-east-1.on.aws:443/"}, "is an ECR registry over plain HTTP"},
+		{map[string]string{"registry": "https://123456789012.dkr.ecr.us-east-1.amazonaws.com"}, ""},
+		{map[string]string{"registry": "http://registry.internal:5000"}, ""},
+		{map[string]string{"buildkit-host": "tcp://10.0.0.5:1234"}, `buildkit-host: "tcp://10.0.0.5:1234" is plain TCP to another host`},
+		{map[string]string{"buildkit-host": "tcp://buildkitd.ci.internal:1234"}, `buildkit-host: "tcp://buildkitd.ci.internal:1234" is plain TCP to another host`},
+		{map[string]string{"buildkit-host": "tcp://10.0.0.5:1234", "buildkit-allow-insecure-tcp": "true"}, ""},
+		{map[string]string{"buildkit-host": "tcp://127.0.0.1:1234", "buildkit-allow-insecure-tcp": "sure"}, `buildkit-allow-insecure-tcp: "sure" is not a boolean`},
+		{map[string]string{"buildkit-host": "tcp://10.0.0.5:1234", "buildkit-tls-ca-cert": ca}, ""},
+		{map[string]string{"buildkit-host": "tcp://10.0.0.5:1234", "buildkit-tls-server-name": "buildkitd"}, ""},
+		{map[string]string{"buildkit-host": "tcp://127.0.0.1:1234"}, ""},
+		{map[string]string{"buildkit-host": "tcp://127.8.0.2:1234"}, ""},
+		{map[string]string{"buildkit-host": "tcp://[::1]:1234"}, ""},
+		{map[string]string{"buildkit-host": "tcp://localhost:1234"}, ""},
+		{map[string]string{"buildkit-host": "tcp://"}, `buildkit-host: "tcp://" is not a tcp://host:port address`},
+		{map[string]string{"untrusted-push": "yes"}, `untrusted-push: "yes" is not a boolean`},
+		{map[string]string{"untrusted-secrets": "1"}, ""},
+	} {
+		env := validEnv(dir)
+		for k, v := range tc.inputs {
+			env[envName(k)] = v
+		}
+		c, err := Read(action(env), nil)
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%q: %v", tc.inputs, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "(1 problems)")):
+			t.Errorf("%q: want the one problem %q, got %v", tc.inputs, tc.want, err)
+		}
+		if tc.inputs["untrusted-secrets"] == "1" && (c == nil || !c.UntrustedSecrets || c.UntrustedPush) {
+			t.Errorf("untrusted-secrets: 1 read as %+v", c)
+		}
+	}
+}
+
+func TestAnnotationAttr(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{
+		"org.example.note":                     "annotation-manifest.org.example.note",
+		"index:org.opencontainers.image.title": "annotation-index.org.opencontainers.image.title",
+		"manifest[linux/arm64]:note":           "annotation-manifest[linux/arm64].note",
+		"manifest-descriptor:note":             "annotation-manifest-descriptor.note",
+		"index-descriptor:note":                "annotation-index-descriptor.note",
+		"bogus:key":                            "",
+		"manifest[not a platform]:key":         "",
+		"index:":                               "",
+		"index[linux/amd64]:note":              "",
+	} {
+		got, err := annotationAttr(in)
+		if got != want || (err == nil) != (want != "") {
+			t.Errorf("annotationAttr(%q) = %q, %v; want %q", in, got, err, want)
 		}
 	}
 }

@@ -1,55 +1,153 @@
 package config
 
 import (
-	"encoding/csv"
 	"fmt"
 	"strings"
 )
 
-// List splits a list input the way docker/build-push-action does: entries are
-// separated by newlines and, when commas is true, by commas too; each entry is
-// trimmed; blank lines and lines starting with '#' are dropped; with commas, a
-// value that contains a comma can be quoted CSV-style ("a,b").
-func List(input string, commas bool) ([]string, error) {
-	var out []string
-	for _, line := range strings.Split(input, "\n") {
-		line = strings.TrimSpace(line)
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
+// entry is one entry of a list input and the input line it starts on.
+type entry struct {
+	text string
+	line int
+}
+
+// entries splits a list input as docker/build-push-action's Util.getList does
+// (csv-parse with relax_quotes, relax_column_count, skip_empty_lines): records
+// end at a newline outside quotes; fields are separated by commas; a field that
+// starts with '"' is quoted: it may hold commas and newlines, '""' in it stands
+// for '"', and it ends at a '"' followed by a comma, a newline or the end (a '"'
+// followed by anything else is kept, with the opening one, and the field goes on
+// unquoted); a '"' inside an unquoted field is an ordinary character; a quote
+// still open at the end is an error, as csv-parse's CSV_QUOTE_NOT_CLOSED.
+// As an extension, a record whose first non-blank character is '#' is a comment.
+//
+// With ignoreComma (inputs whose values may hold commas: build-args, secrets,
+// ...) each record is one entry, its fields joined again with commas; else each
+// field is an entry, and a record of one field is split at its commas, as
+// build-push-action does. Entries are returned untrimmed, empty ones dropped.
+// Errors name the line, never its text (it may be a secret); with an error come
+// the entries before the open quote, so that checks of them still run.
+func entries(input string, ignoreComma bool) ([]entry, error) {
+	var (
+		out       []entry
+		fields    []string
+		field     strings.Builder
+		quoting   bool
+		quoted    bool // the current field was quoted (so it counts even if empty)
+		comment   bool
+		line      = 1
+		start     = 1 // the current record's first line
+		quoteLine int
+	)
+	endField := func() {
+		fields = append(fields, field.String())
+		field.Reset()
+		quoted = false
+	}
+	endRecord := func() {
+		if len(fields) == 0 && field.Len() == 0 && !quoted {
+			return // an empty line
 		}
-		if !commas {
-			out = append(out, line)
-			continue
-		}
-		r := csv.NewReader(strings.NewReader(line))
-		r.LazyQuotes = true
-		r.TrimLeadingSpace = true
-		fields, err := r.Read()
-		if err != nil {
-			return nil, fmt.Errorf("cannot split %q: %w", line, err)
+		endField()
+		switch {
+		case ignoreComma:
+			fields = []string{strings.Join(fields, ",")}
+		case len(fields) == 1:
+			fields = strings.Split(fields[0], ",")
 		}
 		for _, f := range fields {
-			if f = strings.TrimSpace(f); f != "" {
-				out = append(out, f)
+			if f != "" {
+				out = append(out, entry{f, start})
 			}
 		}
+		fields = nil
 	}
+	for i := 0; i < len(input); i++ {
+		c := input[i]
+		next := byte(0)
+		if i+1 < len(input) {
+			next = input[i+1]
+		}
+		switch {
+		case quoting && c == '"' && next == '"':
+			field.WriteByte('"')
+			i++
+		case quoting && c == '"':
+			quoting, quoted = false, true
+			if next != 0 && next != ',' && next != '\n' && next != '\r' {
+				// relax_quotes: not a closing quote; both quotes stay in the field.
+				s := field.String()
+				field.Reset()
+				field.WriteString(`"` + s + `"`)
+			}
+		case quoting:
+			if c == '\n' {
+				line++
+			}
+			field.WriteByte(c)
+		case comment && c != '\n':
+		case c == '\n' || c == '\r' && next == '\n':
+			if c == '\r' {
+				i++
+			}
+			comment = false
+			endRecord()
+			line++
+			start = line
+		case c == ',':
+			endField()
+		case c == '"' && field.Len() == 0:
+			quoting, quoteLine = true, line
+		case c == '#' && len(fields) == 0 && !quoted && strings.TrimSpace(field.String()) == "":
+			comment = true
+			field.Reset()
+		default:
+			field.WriteByte(c)
+		}
+	}
+	if quoting {
+		return out, fmt.Errorf("line %d: the quote that opens there is never closed; close it, write a '\"' inside a quoted value as '\"\"', or remove the quote", quoteLine)
+	}
+	endRecord()
 	return out, nil
 }
 
-// KeyValues parses KEY=VALUE lines (build-args, labels); the value may contain '='
-// and commas. Every malformed line is reported.
-func KeyValues(input, name string) (map[string]string, []error) {
-	lines, _ := List(input, false)
-	if len(lines) == 0 {
-		return nil, nil
+// List splits a list input into trimmed, non-empty entries, as
+// docker/build-push-action does (see entries): separated by newlines and, when
+// commas is true, by commas too. With an unclosed quote, it returns the entries
+// before it and the error.
+func List(input string, commas bool) ([]string, error) {
+	es, err := entries(input, !commas)
+	var out []string
+	for _, e := range es {
+		if t := strings.TrimSpace(e.text); t != "" {
+			out = append(out, t)
+		}
 	}
-	m := make(map[string]string, len(lines))
+	return out, err
+}
+
+// KeyValues parses KEY=VALUE entries (build-args, labels, annotations,
+// secret-files), one per line; the value may contain '=' and commas, and a
+// quoted entry may span lines. Every malformed line is reported, under name.
+func KeyValues(input, name string) (map[string]string, []error) {
+	es, err := entries(input, true)
 	var errs []error
-	for _, l := range lines {
+	if err != nil {
+		errs = append(errs, fmt.Errorf("%s: %w", name, err))
+	}
+	if len(es) == 0 {
+		return nil, errs
+	}
+	m := make(map[string]string, len(es))
+	for _, e := range es {
+		l := strings.TrimSpace(e.text)
+		if l == "" {
+			continue
+		}
 		k, v, ok := strings.Cut(l, "=")
 		if !ok || strings.TrimSpace(k) == "" {
-			errs = append(errs, fmt.Errorf("%s: %q is not KEY=VALUE; write one KEY=VALUE per line", name, l))
+			errs = append(errs, fmt.Errorf("%s: line %d: %q is not KEY=VALUE; write one KEY=VALUE per line", name, e.line, l))
 			continue
 		}
 		m[strings.TrimSpace(k)] = v

@@ -19,8 +19,10 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -92,13 +94,17 @@ func newE2E(s *teststack.Stack) (*e2e, error) {
 	}
 	// act reads a remote action's action.yml even for a skipped step; the
 	// workflows' pinned AWS step is skipped here, so it maps to a stand-in that fails if run.
-	wf, err := os.ReadFile(filepath.Join(e.workspace, ".github/workflows/build-image.yml"))
-	if err != nil {
-		return nil, err
-	}
-	for _, m := range regexp.MustCompile(`uses: ([\w-]+/[\w-]+@[0-9a-f]{40})`).FindAllStringSubmatch(string(wf), -1) {
-		if !strings.HasPrefix(m[1], "actions/checkout@") { // act copies the workspace for a checkout
-			e.standInMap = append(e.standInMap, "--local-repository", m[1]+"="+filepath.Join(e.workspace, testdata, "stand-in"))
+	var pins []string
+	for _, name := range []string{"build-image.yml", "build-multiarch.yml"} {
+		wf, err := os.ReadFile(filepath.Join(e.workspace, ".github/workflows", name))
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range regexp.MustCompile(`uses: ([\w-]+/[\w-]+@[0-9a-f]{40})`).FindAllStringSubmatch(string(wf), -1) {
+			if !strings.HasPrefix(m[1], "actions/checkout@") && !slices.Contains(pins, m[1]) { // act copies the workspace for a checkout
+				pins = append(pins, m[1])
+				e.standInMap = append(e.standInMap, "--local-repository", m[1]+"="+filepath.Join(e.workspace, testdata, "stand-in"))
+			}
 		}
 	}
 	return e, nil
@@ -183,6 +189,8 @@ func (e *e2e) tryAct(t *testing.T, event, workflow, eventFile string, vars map[s
 	t.Helper()
 	result := filepath.Join(t.TempDir(), "outputs.json")
 	args := []string{event,
+		// Each act run is its own workflow run, as on GitHub (act's default is 1 for all).
+		"--env", "GITHUB_RUN_ID=" + strconv.FormatInt(runIDs.Add(1), 10),
 		"-P", "ubuntu-latest=-self-hosted",
 		"-W", filepath.Join(testdata, "workflows", workflow),
 		"-e", filepath.Join(testdata, "events", eventFile),
@@ -220,7 +228,7 @@ func (e *e2e) tryAct(t *testing.T, event, workflow, eventFile string, vars map[s
 	t.Logf("act %s %s: %.1fs", event, workflow, time.Since(start).Seconds())
 	r := actRun{Log: out.String()}
 	if strings.Contains(r.Log, "LocalRepositoryCache not matched") {
-		t.Errorf("act went to fetch an action from GitHub: pin it in build-image.yml so that it maps to the stand-in\n%s", tail(r.Log, 3000))
+		t.Errorf("act went to fetch an action from GitHub: pin it as build-image.yml does so that it maps to the stand-in\n%s", tail(r.Log, 3000))
 	}
 	if b, rerr := os.ReadFile(result); rerr == nil {
 		if jerr := json.Unmarshal(b, &r.Outputs); jerr != nil {
@@ -229,6 +237,9 @@ func (e *e2e) tryAct(t *testing.T, event, workflow, eventFile string, vars map[s
 	}
 	return r, err
 }
+
+// runIDs numbers the act runs.
+var runIDs atomic.Int64
 
 func tail(s string, n int) string {
 	if len(s) > n {
@@ -310,7 +321,7 @@ func TestForkPullRequestReadsTheCacheAndWritesNothing(t *testing.T) {
 		t.Errorf("fork PR imported %q, want main's %s", pr.Outputs["cache-from"], main.Outputs["cache-ref"])
 	}
 	// Neither the PR's cache tag nor its image were written: no tag appeared at all.
-	for _, ref := range []string{repo + ":" + cacheref.Tag(cacheref.DefaultPrefix, cacheref.PRKey(7), ""), repo + ":pr"} {
+	for _, ref := range []string{repo + ":" + cacheref.Tag(cacheref.DefaultPrefix, cacheref.PRKey(7), "", ""), repo + ":pr"} {
 		if _, found, err := teststack.Manifest(ref, nil); err != nil || found {
 			t.Errorf("fork PR wrote %s: found=%v err=%v; want nothing", ref, found, err)
 		}
@@ -344,8 +355,8 @@ func TestReusableWorkflowMatrixKeepsACachePerScope(t *testing.T) {
 		}
 	}
 	want := []string{
-		cacheref.Tag(cacheref.DefaultPrefix, cacheref.BranchKey("main"), "api"),
-		cacheref.Tag(cacheref.DefaultPrefix, cacheref.BranchKey("main"), "worker"),
+		cacheref.Tag(cacheref.DefaultPrefix, cacheref.BranchKey("main"), "api", ""),
+		cacheref.Tag(cacheref.DefaultPrefix, cacheref.BranchKey("main"), "worker", ""),
 	}
 	slices.Sort(caches)
 	if !slices.Equal(caches, want) {

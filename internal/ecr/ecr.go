@@ -1,6 +1,7 @@
 // Package ecr logs in to Amazon ECR with the AWS SDK v2: it turns an
 // authorization token into registry credentials kept in memory (refreshed before
-// they expire) and checks that the cache repository lets tags be overwritten.
+// they expire), checks that the cache repository lets tags be overwritten, and
+// lists, dates and deletes cache tags.
 package ecr
 
 import (
@@ -24,6 +25,7 @@ import (
 	awsecr "github.com/aws/aws-sdk-go-v2/service/ecr"
 	"github.com/aws/aws-sdk-go-v2/service/ecr/types"
 	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/middleware"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/ecr-build-cache/ecr-build-cache/internal/registryauth"
@@ -34,6 +36,9 @@ import (
 type API interface {
 	GetAuthorizationToken(ctx context.Context, in *awsecr.GetAuthorizationTokenInput, optFns ...func(*awsecr.Options)) (*awsecr.GetAuthorizationTokenOutput, error)
 	DescribeRepositories(ctx context.Context, in *awsecr.DescribeRepositoriesInput, optFns ...func(*awsecr.Options)) (*awsecr.DescribeRepositoriesOutput, error)
+	ListImages(ctx context.Context, in *awsecr.ListImagesInput, optFns ...func(*awsecr.Options)) (*awsecr.ListImagesOutput, error)
+	DescribeImages(ctx context.Context, in *awsecr.DescribeImagesInput, optFns ...func(*awsecr.Options)) (*awsecr.DescribeImagesOutput, error)
+	BatchDeleteImage(ctx context.Context, in *awsecr.BatchDeleteImageInput, optFns ...func(*awsecr.Options)) (*awsecr.BatchDeleteImageOutput, error)
 }
 
 // Standard, FIPS, dual-stack (dkr-ecr.<region>.on.aws) and China registry hosts.
@@ -118,7 +123,7 @@ func New(api API, mask, warn func(string)) *Client {
 // NewFromConfig is New with an SDK client built from cfg, whose retries (the
 // SDK's exponential backoff with jitter, for throttling, 429 and 5xx) make
 // MaxAttempts attempts unless AWS_MAX_ATTEMPTS says otherwise, and wait for a
-// Retry-After header too.
+// Retry-After header too; every call ends within CallTimeout.
 func NewFromConfig(cfg aws.Config, mask, warn func(string)) *Client {
 	return New(awsecr.NewFromConfig(cfg, func(o *awsecr.Options) {
 		if o.RetryMaxAttempts == 0 {
@@ -127,7 +132,19 @@ func NewFromConfig(cfg aws.Config, mask, warn func(string)) *Client {
 		if r, ok := o.Retryer.(aws.RetryerV2); ok {
 			o.Retryer = retryer{r}
 		}
+		o.APIOptions = append(o.APIOptions, callDeadline)
 	}), mask, warn)
+}
+
+// callDeadline bounds each call (every page of a paginated one), its retries
+// included.
+func callDeadline(stack *middleware.Stack) error {
+	return stack.Initialize.Add(middleware.InitializeMiddlewareFunc("CallDeadline",
+		func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+			ctx, cancel := context.WithTimeout(ctx, CallTimeout)
+			defer cancel()
+			return next.HandleInitialize(ctx, in)
+		}), middleware.Before)
 }
 
 // MaxAttempts bounds the attempts of one ECR API call: with the SDK's backoff
@@ -163,9 +180,7 @@ func (c *Client) Token(ctx context.Context) (Token, error) {
 		return *c.token, nil
 	}
 	// RegistryIds is deprecated: one token serves every registry the caller may access.
-	callCtx, cancel := context.WithTimeout(ctx, CallTimeout)
-	defer cancel()
-	out, err := c.api.GetAuthorizationToken(callCtx, &awsecr.GetAuthorizationTokenInput{})
+	out, err := c.api.GetAuthorizationToken(ctx, &awsecr.GetAuthorizationTokenInput{})
 	if err != nil {
 		err = explain(opGetToken, err)
 		// As amazon-ecr-credential-helper does: a token that still works beats a failed build.
@@ -230,13 +245,7 @@ var ErrNoPermission = errors.New("not permitted")
 // caller's own) would reject overwriting the cache tag: an immutable repository
 // rejects every cache export after the first (moby/buildkit#3776).
 func (c *Client) CheckTagOverwrite(ctx context.Context, account, repository, tag string) error {
-	in := &awsecr.DescribeRepositoriesInput{RepositoryNames: []string{repository}}
-	if account != "" {
-		in.RegistryId = aws.String(account)
-	}
-	callCtx, cancel := context.WithTimeout(ctx, CallTimeout)
-	defer cancel()
-	out, err := c.api.DescribeRepositories(callCtx, in)
+	out, err := c.api.DescribeRepositories(ctx, &awsecr.DescribeRepositoriesInput{RepositoryNames: []string{repository}, RegistryId: registryID(account)})
 	if err != nil {
 		return explain(operation{"describe ECR repository " + repository, "ecr:DescribeRepositories"}, err)
 	}

@@ -183,7 +183,8 @@ func TestCheckTagOverwrite(t *testing.T) {
 
 func TestDeniedCallsSayWhichPermission(t *testing.T) {
 	t.Parallel()
-	_, c, _ := double(t, fakeecr.Config{DenyToken: true, DenyDescribe: true, Repositories: []fakeecr.Repository{{Name: "app"}}})
+	_, c, _ := double(t, fakeecr.Config{DenyToken: true, DenyDescribe: true, DenyDescribeImages: true, DenyDelete: true,
+		Repositories: []fakeecr.Repository{{Name: "app"}}})
 	_, err := c.Token(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "ecr:GetAuthorizationToken") {
 		t.Errorf("token: %v", err)
@@ -191,6 +192,14 @@ func TestDeniedCallsSayWhichPermission(t *testing.T) {
 	err = c.CheckTagOverwrite(context.Background(), "", "app", "cache-x")
 	if !errors.Is(err, ErrNoPermission) || !strings.Contains(err.Error(), "ecr:DescribeRepositories") {
 		t.Errorf("describe: %v", err)
+	}
+	_, err = c.PushedAt(context.Background(), "", "app", "cache-x")
+	if !errors.Is(err, ErrNoPermission) || !strings.Contains(err.Error(), "ecr:DescribeImages") {
+		t.Errorf("describe images: %v", err)
+	}
+	_, _, err = c.DeleteTags(context.Background(), "", "app", []string{"cache-x"})
+	if !errors.Is(err, ErrNoPermission) || !strings.Contains(err.Error(), "ecr:BatchDeleteImage") {
+		t.Errorf("delete: %v", err)
 	}
 }
 

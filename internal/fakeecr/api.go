@@ -59,6 +59,12 @@ func (s *Server) handleAPI(w http.ResponseWriter, r *http.Request) *apiError {
 		return s.getAuthorizationToken(w)
 	case "DescribeRepositories":
 		return s.describeRepositories(w, body)
+	case "ListImages":
+		return s.listImages(w, r, body)
+	case "DescribeImages":
+		return s.describeImages(w, r, body)
+	case "BatchDeleteImage":
+		return s.batchDeleteImage(w, r, body)
 	default:
 		return &apiError{status: http.StatusBadRequest, code: "UnknownOperationException"}
 	}

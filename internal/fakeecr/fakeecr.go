@@ -4,9 +4,10 @@
 // It runs two loopback HTTP servers:
 //
 //   - an ECR API endpoint speaking the AWS JSON 1.1 protocol exactly as the
-//     AWS SDK for Go v2 sends it (GetAuthorizationToken and
-//     DescribeRepositories), so a client built with config.WithBaseEndpoint
-//     talks to it unchanged;
+//     AWS SDK for Go v2 sends it (GetAuthorizationToken, DescribeRepositories,
+//     ListImages, DescribeImages and BatchDeleteImage), so a client built
+//     with config.WithBaseEndpoint talks to it unchanged; the images are
+//     the registry's, with the push and pull times ECR records;
 //   - a registry front, a reverse proxy in front of a real OCI registry, that
 //     enforces what ECR enforces and plain registries do not: Basic auth with
 //     an ECR-issued, expiring password; configured repositories only; no
@@ -79,9 +80,10 @@ type Config struct {
 	TokenTTL    time.Duration
 	// Repositories are the only repositories that exist.
 	Repositories []Repository
-	// DenyToken and DenyDescribe make the operation fail with
+	// DenyToken, DenyDescribe (DescribeRepositories), DenyDescribeImages and
+	// DenyDelete (BatchDeleteImage) make the operation fail with
 	// AccessDeniedException, as for a principal without the IAM permission.
-	DenyToken, DenyDescribe bool
+	DenyToken, DenyDescribe, DenyDescribeImages, DenyDelete bool
 	// Wrap, when set, wraps both servers' handlers, e.g. to inject faults.
 	// API requests are POST / with an X-Amz-Target header; registry requests
 	// have paths under /v2/.
@@ -110,8 +112,11 @@ type Server struct {
 	tokenCalls int
 
 	// tagMu serialises the check-then-put of tags that must not be
-	// overwritten, so two racing pushes cannot both win.
+	// overwritten, so two racing pushes cannot both win, and deletes.
 	tagMu sync.Mutex
+
+	imagesMu sync.Mutex
+	images   map[string]map[string]*image // repository -> manifest digest -> record
 }
 
 // Start validates cfg and starts both servers on free loopback ports.
@@ -138,6 +143,7 @@ func Start(cfg Config) (*Server, error) {
 		created:   time.Now(),
 		upstream:  up,
 		passwords: map[string]time.Time{},
+		images:    map[string]map[string]*image{},
 	}
 	for _, r := range cfg.Repositories {
 		if err := validateRepository(&r); err != nil {

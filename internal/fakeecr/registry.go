@@ -2,7 +2,6 @@ package fakeecr
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -89,11 +88,37 @@ func (s *Server) serveRegistry(w http.ResponseWriter, r *http.Request, proxy htt
 		return &registryError{http.StatusNotFound, "NAME_UNKNOWN", fmt.Sprintf(
 			"The repository with name '%s' does not exist in the registry with id '%s'", m[1], s.cfg.AccountID)}
 	}
-	if m[2] == "manifests" && r.Method == http.MethodPut {
+	switch {
+	case m[2] == "manifests" && r.Method == http.MethodPut:
 		return s.putManifest(w, r, repo, m[3], proxy)
+	case m[2] == "manifests" && r.Method == http.MethodGet:
+		rec := &statusRecorder{ResponseWriter: w}
+		proxy.ServeHTTP(rec, r)
+		if rec.status == http.StatusOK {
+			s.recordPull(repo.Name, rec.Header().Get("Docker-Content-Digest"))
+		}
+		return nil
 	}
 	proxy.ServeHTTP(w, r)
 	return nil
+}
+
+// statusRecorder remembers the status the proxy wrote.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(status int) {
+	r.status = status
+	r.ResponseWriter.WriteHeader(status)
+}
+
+func (r *statusRecorder) Write(b []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	return r.ResponseWriter.Write(b)
 }
 
 // authorize accepts only Basic AWS:<password> with a live password issued
@@ -131,7 +156,7 @@ func (s *Server) putManifest(w http.ResponseWriter, r *http.Request, repo Reposi
 	if !strings.Contains(ref, ":") && !tagMutable(repo, ref) {
 		s.tagMu.Lock()
 		defer s.tagMu.Unlock()
-		exists, err := s.upstreamHasManifest(r.Context(), repo.Name, ref)
+		_, exists, err := s.upstreamDigest(r.Context(), repo.Name, ref)
 		if err != nil {
 			return &registryError{http.StatusBadGateway, "UNKNOWN", err.Error()}
 		}
@@ -142,7 +167,11 @@ func (s *Server) putManifest(w http.ResponseWriter, r *http.Request, repo Reposi
 				ref, repo.Name)}
 		}
 	}
-	proxy.ServeHTTP(w, r)
+	rec := &statusRecorder{ResponseWriter: w}
+	proxy.ServeHTTP(rec, r)
+	if rec.status == http.StatusCreated {
+		s.recordPush(repo.Name, body)
+	}
 	return nil
 }
 
@@ -180,28 +209,4 @@ func validateManifest(contentType string, body []byte) *registryError {
 		}
 	}
 	return nil
-}
-
-// upstreamHasManifest reports whether the upstream holds a manifest under tag.
-func (s *Server) upstreamHasManifest(ctx context.Context, name, tag string) (bool, error) {
-	u := s.upstream.JoinPath("v2", name, "manifests", tag)
-	req, err := http.NewRequestWithContext(ctx, http.MethodHead, u.String(), nil)
-	if err != nil {
-		return false, fmt.Errorf("checking tag %s:%s upstream: %w", name, tag, err)
-	}
-	// Distribution hides manifests whose type the client does not accept.
-	req.Header.Set("Accept", strings.Join([]string{ociManifest, ociIndex, dockerManifest, dockerList}, ", "))
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return false, fmt.Errorf("checking tag %s:%s upstream: %w", name, tag, err)
-	}
-	resp.Body.Close()
-	switch resp.StatusCode {
-	case http.StatusOK:
-		return true, nil
-	case http.StatusNotFound:
-		return false, nil
-	default:
-		return false, fmt.Errorf("checking tag %s:%s upstream: HEAD %s: %s", name, tag, u, resp.Status)
-	}
 }

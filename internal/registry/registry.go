@@ -110,11 +110,15 @@ func (c *Client) Insecure(ref string) bool {
 }
 
 func (c *Client) parse(ref string) (name.Reference, error) {
-	var opts []name.Option
+	return name.ParseReference(ref, c.nameOptions(ref)...)
+}
+
+// nameOptions makes a reference to ref's host plain HTTP when it is the insecure host.
+func (c *Client) nameOptions(ref string) []name.Option {
 	if c.Insecure(ref) {
-		opts = append(opts, name.Insecure)
+		return []name.Option{name.Insecure}
 	}
-	return name.ParseReference(ref, opts...)
+	return nil
 }
 
 func (c *Client) options(ctx context.Context) []remote.Option {
@@ -221,14 +225,13 @@ func (c *Client) get(ctx context.Context, ref string) Ref {
 		return p
 	}
 	ctx, cancel := context.WithTimeout(ctx, CallTimeout)
-	defer cancel()
-	d, err := remote.Get(n, c.options(ctx)...)
-	var terr *transport.Error
+	defer cancel() // after classify, whose reads use ctx too
+	d, err := c.fetch(ctx, n)
 	switch {
-	case errors.As(err, &terr) && terr.StatusCode == http.StatusNotFound:
-		return p
 	case err != nil:
 		p.Err, p.Unreachable = err, timedOut(ctx, err)
+		return p
+	case d == nil:
 		return p
 	}
 	p.name, p.desc = n, d
@@ -237,6 +240,18 @@ func (c *Client) get(ctx context.Context, ref string) Ref {
 		p.Err = fmt.Errorf("read %s: %w", ref, p.Err)
 	}
 	return p
+}
+
+// fetch gets ref's manifest; nil without an error when there is no such
+// manifest. The descriptor's later reads (config, an index's entries) use ctx
+// too, so its deadline must cover them.
+func (c *Client) fetch(ctx context.Context, ref name.Reference) (*remote.Descriptor, error) {
+	d, err := remote.Get(ref, c.options(ctx)...)
+	var terr *transport.Error
+	if errors.As(err, &terr) && terr.StatusCode == http.StatusNotFound {
+		return nil, nil
+	}
+	return d, err
 }
 
 // timedOut tells a host that did not answer from one that answered with an error.
@@ -249,14 +264,17 @@ func timedOut(ctx context.Context, err error) bool {
 // (multi-platform or attested image) contributes every child manifest's layers.
 func classify(d *remote.Descriptor) (Kind, map[string]bool, error) {
 	layers := map[string]bool{}
+	add := func(m *v1.Manifest) {
+		for _, l := range m.Layers {
+			layers[l.Digest.String()] = true
+		}
+	}
 	if !d.MediaType.IsIndex() {
 		m, err := v1.ParseManifest(bytes.NewReader(d.Manifest))
 		if err != nil {
 			return NotCache, nil, err
 		}
-		for _, l := range m.Layers {
-			layers[l.Digest.String()] = true
-		}
+		add(m)
 		if m.Config.MediaType == CacheConfigType {
 			return Cache, layers, nil
 		}
@@ -280,13 +298,11 @@ func classify(d *remote.Descriptor) (Kind, map[string]bool, error) {
 			if err != nil {
 				return NotCache, nil, err
 			}
-			ls, err := img.Manifest()
+			m, err := img.Manifest()
 			if err != nil {
 				return NotCache, nil, err
 			}
-			for _, l := range ls.Layers {
-				layers[l.Digest.String()] = true
-			}
+			add(m)
 		}
 	}
 	return NotCache, layers, nil
@@ -330,10 +346,10 @@ func (c *Client) Layers(ctx context.Context, ref string) (map[string]bool, error
 
 // Importable picks what to import: the highest-priority cache that exists and
 // lacks no blob, after any higher-priority ref that could not be checked but
-// whose host answers. Only
-// one known cache, because BuildKit picks among several imported caches
-// unpredictably and may follow the fallback's records past the steps they share,
-// missing the rest of the branch's own cache (moby/buildkit#6418).
+// whose host answers. Only one known cache, because BuildKit picks among
+// several imported caches unpredictably and may follow the fallback's records
+// past the steps they share, missing the rest of the branch's own cache
+// (moby/buildkit#6418).
 func Importable(probed []Ref) []string {
 	var out []string
 	for _, p := range probed {

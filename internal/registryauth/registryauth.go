@@ -39,12 +39,24 @@ type Store struct {
 	sources         map[string]Source
 	dockerConfigDir string
 	dockerConfig    *configfile.ConfigFile
+	only            map[string]bool // when set, every other host is anonymous
 }
 
 // New returns a store that falls back to the docker config in dockerConfigDir
 // ("" = docker's default, $DOCKER_CONFIG or ~/.docker).
 func New(dockerConfigDir string) *Store {
 	return &Store{sources: map[string]Source{}, dockerConfigDir: dockerConfigDir}
+}
+
+// Restrict makes every host but hosts anonymous: an untrusted build gets no
+// credentials it does not need.
+func (s *Store) Restrict(hosts ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.only = map[string]bool{}
+	for _, h := range hosts {
+		s.only[h] = true
+	}
 }
 
 // Set makes src the source for host (host[:port], as in an image reference).
@@ -58,7 +70,11 @@ func (s *Store) Set(host string, src Source) {
 func (s *Store) Lookup(ctx context.Context, host string) (Credentials, error) {
 	s.mu.Lock()
 	src, ok := s.sources[host]
+	denied := s.only != nil && !s.only[host]
 	s.mu.Unlock()
+	if denied {
+		return Credentials{}, nil
+	}
 	if ok {
 		c, err := src(ctx)
 		if err != nil {

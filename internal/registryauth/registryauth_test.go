@@ -65,3 +65,28 @@ func TestKeychain(t *testing.T) {
 		}
 	}
 }
+
+// An untrusted run's store answers only for the cache registry: docker-config
+// credentials for other hosts never reach its build.
+func TestRestrictedStoreIsAnonymousElsewhere(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	auth := base64.StdEncoding.EncodeToString([]byte("octo:from-docker-config"))
+	cfg := `{"auths": {"ghcr.io": {"auth": "` + auth + `"}, "cache.example": {"auth": "` + auth + `"}}}`
+	if err := os.WriteFile(filepath.Join(dir, "config.json"), []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := New(dir)
+	s.Set("registry.example", Static(Credentials{Username: "AWS", Password: "pw"}))
+	s.Restrict("cache.example")
+	for host, want := range map[string]Credentials{
+		"cache.example":    {"octo", "from-docker-config"},
+		"ghcr.io":          {},
+		"registry.example": {},
+	} {
+		got, err := s.Lookup(context.Background(), host)
+		if err != nil || got != want {
+			t.Errorf("Lookup(%s) = %+v, %v; want %+v", host, got, err, want)
+		}
+	}
+}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/ecr-build-cache/ecr-build-cache/internal/build"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/config"
+	"github.com/ecr-build-cache/ecr-build-cache/internal/ghout"
 )
 
 // built is the build phase's result, with the request it ran.
@@ -59,10 +60,23 @@ func (r *runner) build(ctx context.Context, plan cachePlan) (built, error) {
 		Insecure:           r.reg.Insecure,
 		Session:            r.session,
 	}
+	if plan.Untrusted && len(req.Secrets) > 0 && !cfg.UntrustedSecrets {
+		r.a.Noticef("%s: secrets and secret-files are withheld from this build (set untrusted-secrets: true to pass them)", plan.why)
+		req.Secrets = nil
+	}
 	if len(cfg.Tags) > 0 && r.host != "" {
 		req.Tags = cfg.ImageRefs(r.host) // named even when not pushed: the metadata shows them
 	}
+	if cfg.PushByDigest && r.host != "" {
+		req.PushByDigest, req.Repository = true, r.host+"/"+cfg.Repository
+	}
 
+	if leak, err := build.LeaksGitCredentials(cfg.Context, cfg.Dockerfile); err != nil {
+		r.a.Warningf("could not check the build context for git credentials: %s", ghout.Line(err.Error()))
+	} else if leak {
+		r.a.Warningf("the build context's .git/config holds a persisted credential (actions/checkout's extraheader) and .dockerignore does not exclude .git: " +
+			"a COPY of the context would bake the token into the image; add .git to .dockerignore, or set persist-credentials: false on actions/checkout")
+	}
 	r.a.Group("Build " + cfg.Dockerfile)
 	b, err := r.attempt(ctx, req)
 	if err != nil && len(req.CacheImports) > 0 && cacheMayBeAtFault(ctx, err) {
@@ -114,7 +128,7 @@ func repair(plan cachePlan) string {
 
 // attempt builds, then pushes the image when req says so.
 func (r *runner) attempt(ctx context.Context, req build.Request) (built, error) {
-	res, err := build.Build(ctx, r.solver, req, r.out)
+	res, err := untrusted(r, func() (*build.Result, error) { return build.Build(ctx, r.solver, req, r.out) })
 	b := built{req: req, res: res}
 	if err != nil || !req.Push {
 		return b, err
@@ -131,7 +145,7 @@ func (e pushError) Unwrap() error { return e.error }
 func (r *runner) push(ctx context.Context, req build.Request, res *build.Result) error {
 	start := time.Now()
 	for i := 0; ; i++ {
-		err := build.Push(ctx, r.solver, req, res, r.out)
+		_, err := untrusted(r, func() (struct{}, error) { return struct{}{}, build.Push(ctx, r.solver, req, res, r.out) })
 		switch {
 		case err == nil || ctx.Err() != nil:
 			return err
@@ -163,6 +177,18 @@ func Annotated(err error) bool {
 	return errors.As(err, &a)
 }
 
+// pushedRef is the pushed image's reference: its first tag, or by digest for
+// push-by-digest; "" when nothing was pushed.
+func (b built) pushedRef() string {
+	switch {
+	case !b.req.Push:
+		return ""
+	case b.req.PushByDigest:
+		return b.req.Repository + "@" + b.res.Digest
+	}
+	return b.req.Tags[0]
+}
+
 // annotate points a workflow command at a Dockerfile line, so GitHub shows it
 // on the file; the frontend names the Dockerfile by its base name.
 func (r *runner) annotate(l *build.Location) *githubactions.Action {
@@ -185,4 +211,18 @@ func attests(cfg *config.Config) map[string]string {
 		m["sbom"] = cfg.SBOM.Opts
 	}
 	return m
+}
+
+// untrusted runs f with workflow commands stopped: the build's output is the
+// Dockerfile's to shape, and the runner must not act on any of it.
+func untrusted[T any](r *runner, f func() (T, error)) (T, error) {
+	if err := r.out.Begin(); err != nil {
+		var zero T
+		return zero, fmt.Errorf("stop workflow commands around the build: %w", err)
+	}
+	v, err := f()
+	if endErr := r.out.End(); endErr != nil && err == nil {
+		err = fmt.Errorf("resume workflow commands after the build: %w", endErr)
+	}
+	return v, err
 }

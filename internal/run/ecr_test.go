@@ -12,11 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/google/go-containerregistry/pkg/authn"
 
-	"github.com/ecr-build-cache/ecr-build-cache/internal/ecr"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/fakeecr"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/teststack"
 )
@@ -135,13 +132,7 @@ func readFile(t *testing.T, p string) string {
 func TestECRDoubleRejectsLegacyCacheFormat(t *testing.T) {
 	s := teststack.Get(t)
 	e := startECR(t, s, fakeecr.Repository{Name: "legacy"})
-	awsCfg, err := ecr.LoadConfig(context.Background(), fakeecr.DefaultRegion,
-		config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(fakeecr.DefaultAccessKeyID, "x", "")),
-		config.WithBaseEndpoint(e.APIURL))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, err := ecr.NewFromConfig(awsCfg, func(string) {}, func(string) {}).Token(context.Background())
+	tok, err := ecrClient(t, e).Token(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}

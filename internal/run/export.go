@@ -2,10 +2,10 @@ package run
 
 import (
 	"context"
-	"fmt"
 	"slices"
 
 	"github.com/ecr-build-cache/ecr-build-cache/internal/build"
+	"github.com/ecr-build-cache/ecr-build-cache/internal/ghout"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/registry"
 )
 
@@ -68,21 +68,21 @@ func (r *runner) export(ctx context.Context, plan cachePlan, b built) (exported,
 		return out, nil
 	case exportKeep:
 		r.a.Infof("cache export: skipped, every step came from %s, which stays as it is", plan.Export)
-		out.note = "unchanged: every step came from it"
+		out.note = "unchanged: every step came from it" + r.keepAlive(ctx, plan)
 		return out, nil
 	case exportTag:
 		err := r.reg.Tag(ctx, d.from, plan.Export)
 		if err == nil {
 			r.a.Infof("cache export: %s tagged from %s, which served every step", plan.Export, d.from.Ref)
-			out.note = fmt.Sprintf("tagged from `%s`, which served every step", d.from.Ref)
+			out.note = "tagged from " + ghout.Code(d.from.Ref) + ", which served every step" + r.keepAlive(ctx, plan)
 			return out, nil
 		}
-		r.a.Infof("cache export: could not tag %s from %s (%v); exporting instead", plan.Export, d.from.Ref, err)
+		r.a.Infof("cache export: could not tag %s from %s (%s); exporting instead", plan.Export, d.from.Ref, ghout.Line(err.Error()))
 		out.decision.kind = exportSolve
 	}
 	r.a.Group("Export cache to " + plan.Export)
 	var err error
-	out.Export, err = build.ExportCache(ctx, r.solver, b.req, r.out)
+	out.Export, err = untrusted(r, func() (build.Export, error) { return build.ExportCache(ctx, r.solver, b.req, r.out) })
 	r.a.EndGroup()
 	if err != nil {
 		return out, err

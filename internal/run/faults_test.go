@@ -2,7 +2,6 @@ package run_test
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"net/http"
 	"strings"
@@ -15,7 +14,6 @@ import (
 
 	"github.com/ecr-build-cache/ecr-build-cache/internal/fakeecr"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/faultproxy"
-	"github.com/ecr-build-cache/ecr-build-cache/internal/run"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/teststack"
 )
 
@@ -315,7 +313,7 @@ func TestThrottledImagePushIsRetried(t *testing.T) {
 		rule := &faultproxy.Rule{Method: "PUT", Path: `^/v2/throttled-always/manifests/latest$`, Status: 429, RetryAfter: time.Second}
 		p := faultyRegistry(t, s, rule)
 		r := pushRun(t, s, "throttled-always", "main", map[string]string{"registry": p.URL})
-		err := run.Run(context.Background(), r.Action(), r.Writer())
+		_, err := tryRun(t, r)
 		if err == nil || !strings.Contains(err.Error(), ": failed to push "+p.Host+"/throttled-always:latest: toomanyrequests: faultproxy: injected 429 Too Many Requests (5 attempts over ") {
 			t.Errorf("run error %v; want the registry's message after 5 attempts", err)
 		}
@@ -462,7 +460,7 @@ func TestBadInputFailsBeforeAnyRequest(t *testing.T) {
 	if n := strings.Count(out, "::error::"); n != 1 {
 		t.Errorf("%d error messages, want one listing every problem:\n%s", n, out)
 	}
-	for _, want := range []string{`repository: "Bad-Input"`, `tags: "v 1"`, `cache-mode: "everything"`, `build-args: "NOEQUALS"`,
+	for _, want := range []string{`repository: "Bad-Input"`, `tags: "v 1"`, `cache-mode: "everything"`, `build-args: line 2: "NOEQUALS"`,
 		`file: Dockerfile "` + appDir(t) + `/Missing.Dockerfile" not found`, `platforms: "not-a-platform!"`} {
 		if !strings.Contains(out, want) {
 			t.Errorf("the message lacks %s:\n%s", want, out)

@@ -185,6 +185,7 @@ func TestProvenanceAddsAnAttestationManifest(t *testing.T) {
 }
 
 type indexEntry struct {
+	Digest      string                            `json:"digest"`
 	Annotations map[string]string                 `json:"annotations"`
 	Platform    struct{ OS, Architecture string } `json:"platform"`
 }

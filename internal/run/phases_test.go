@@ -15,11 +15,13 @@ import (
 	"github.com/moby/buildkit/client"
 	"github.com/moby/buildkit/client/llb"
 	digest "github.com/opencontainers/go-digest"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/sethvargo/go-githubactions"
 
 	"github.com/ecr-build-cache/ecr-build-cache/internal/build"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/cacheref"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/config"
+	"github.com/ecr-build-cache/ecr-build-cache/internal/ghout"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/registry"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/teststack"
 )
@@ -71,6 +73,7 @@ type fakeRegistry struct {
 	layers map[string]map[string]bool
 	tagErr error
 	tagged []string
+	staged []string
 }
 
 func (f *fakeRegistry) Probe(_ context.Context, refs []string) []registry.Ref {
@@ -102,6 +105,11 @@ func (f *fakeRegistry) Layers(_ context.Context, ref string) (map[string]bool, e
 
 func (f *fakeRegistry) Insecure(string) bool { return false }
 
+func (f *fakeRegistry) Stage(_ context.Context, image, ref, platform string, _ map[string]string) error {
+	f.staged = append(f.staged, image+" as "+ref+" ("+platform+")")
+	return nil
+}
+
 const repo = "registry.test/app"
 
 func cache(ref string, layers ...string) registry.Ref {
@@ -121,17 +129,27 @@ func testRunner(t *testing.T, s *fakeSolver, reg *fakeRegistry, push bool) (*run
 	}
 	env := map[string]string{"GITHUB_OUTPUT": filepath.Join(dir, "output")}
 	var out bytes.Buffer
-	a := githubactions.New(githubactions.WithGetenv(func(k string) string { return env[k] }), githubactions.WithWriter(&out))
+	w := ghout.NewWriter(&out)
+	a := githubactions.New(githubactions.WithGetenv(func(k string) string { return env[k] }), githubactions.WithWriter(w.Commands()))
 	cfg := &config.Config{
 		Repository: "app", Tags: []string{"latest"}, Push: push, Context: dir, Dockerfile: filepath.Join(dir, "Dockerfile"),
 		CacheRepository: "app", CacheTagPrefix: cacheref.DefaultPrefix, CacheMode: "max", CacheExport: cacheref.ExportAuto,
 		Event: cacheref.Event{Name: "push", Ref: "refs/heads/feature"},
 	}
-	return &runner{a: a, cfg: cfg, out: &out, solver: s, reg: reg, host: "registry.test"}, &out, env
+	return &runner{a: a, cfg: cfg, out: w, solver: s, reg: reg, host: "registry.test"}, &out, env
 }
 
 func refOf(branch string) string {
-	return repo + ":" + cacheref.Tag(cacheref.DefaultPrefix, cacheref.BranchKey(branch), "")
+	return repo + ":" + cacheref.Tag(cacheref.DefaultPrefix, cacheref.BranchKey(branch), "", "")
+}
+
+func decided(t *testing.T, r *runner) cacheref.Decision {
+	t.Helper()
+	d, err := decide(r.a, r.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
 }
 
 // runPhases runs every phase after the target, as Run does.
@@ -139,12 +157,15 @@ func runPhases(t *testing.T, r *runner) (cachePlan, built, exported) {
 	t.Helper()
 	ctx := context.Background()
 	tgt := target{host: r.host}
-	plan, err := r.plan(ctx, tgt, trust{})
+	plan, err := r.plan(ctx, tgt, decided(t, r))
 	if err != nil {
 		t.Fatal(err)
 	}
 	b, err := r.build(ctx, plan)
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.stage(ctx, b); err != nil {
 		t.Fatal(err)
 	}
 	exp, err := r.export(ctx, plan, b)
@@ -190,7 +211,7 @@ func TestPlanImportsOnlyTheBestRealCache(t *testing.T) {
 			t.Parallel()
 			r, out, _ := testRunner(t, &fakeSolver{}, &fakeRegistry{refs: tc.refs}, true)
 			r.cfg.CacheFrom = []string{"stuck.test/app:cache"}
-			plan, err := r.plan(context.Background(), target{host: "registry.test"}, trust{})
+			plan, err := r.plan(context.Background(), target{host: "registry.test"}, decided(t, r))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -216,7 +237,7 @@ func TestStuckRegistry(t *testing.T) {
 	}
 	for _, push := range []bool{true, false} {
 		r, out, _ := testRunner(t, &fakeSolver{}, &fakeRegistry{refs: stuck}, push)
-		plan, err := r.plan(context.Background(), target{host: "registry.test"}, trust{})
+		plan, err := r.plan(context.Background(), target{host: "registry.test"}, decided(t, r))
 		switch {
 		case push && (err == nil || !strings.Contains(err.Error(), "registry registry.test did not answer within 30s, so the image cannot be pushed")):
 			t.Errorf("push: plan error %v; want the stuck registry named", err)
@@ -317,5 +338,89 @@ func TestUnpushedImageHasNoDigestOutput(t *testing.T) {
 	}
 	if len(s.calls) != 2 || len(s.calls[0].Exports) != 1 || s.calls[0].Exports[0].Attrs["push"] != "false" {
 		t.Errorf("solves %d; want a build that does not push, then the export", len(s.calls))
+	}
+}
+
+// A push-by-digest build names the repository alone for the exporter, reports
+// the image by digest and its platform, and stages it under the workflow
+// run's tag for the merge step.
+func TestPushByDigestReportsAndStagesTheImage(t *testing.T) {
+	t.Parallel()
+	s := &fakeSolver{cached: []bool{false}}
+	reg := &fakeRegistry{}
+	r, _, env := testRunner(t, s, reg, true)
+	r.cfg.Tags, r.cfg.PushByDigest, r.cfg.Platforms, r.platform = nil, true, []string{"linux/arm64"}, "linux/arm64"
+	env["GITHUB_RUN_ID"], env["GITHUB_RUN_ATTEMPT"] = "7", "2"
+	runPhases(t, r)
+	attrs := s.calls[0].Exports[0].Attrs
+	if attrs["name"] != repo || attrs["push"] != "true" || attrs["push-by-digest"] != "true" || attrs["name-canonical"] != "true" {
+		t.Errorf("image exporter attributes %q; want the repository pushed by digest", attrs)
+	}
+	digest := "sha256:" + strings.Repeat("a", 64)
+	o := outputs(t, env)
+	if o["image"] != repo+"@"+digest || o["digest"] != digest || o["platform"] != "linux/arm64" || o["pushed"] != "true" {
+		t.Errorf("outputs %v", o)
+	}
+	stage := repo + ":" + cacheref.Tag(cacheref.DefaultPrefix, cacheref.Key{Kind: "stage", Name: "7-2"}, "", "linux/arm64")
+	if want := []string{repo + "@" + digest + " as " + stage + " (linux/arm64)"}; !slices.Equal(reg.staged, want) {
+		t.Errorf("staged %q, want %q", reg.staged, want)
+	}
+	if !strings.HasPrefix(stage, repo+":cache-stage-7-2-linux-arm64-") {
+		t.Errorf("staging tag %s does not read as the run's", stage)
+	}
+}
+
+// fakeWorkers answers ListWorkers with one worker of the given platforms.
+type fakeWorkers struct {
+	platforms []ocispecs.Platform
+	err       error
+}
+
+func (f fakeWorkers) ListWorkers(context.Context, ...client.ListWorkersOption) ([]*client.WorkerInfo, error) {
+	return []*client.WorkerInfo{{Platforms: f.platforms}}, f.err
+}
+
+// Only a push-by-digest build keys its cache on the builder's own platform
+// when no platforms are given; it cannot go on without knowing it.
+func TestBuilderPlatformKeysOnlyPushByDigestCaches(t *testing.T) {
+	t.Parallel()
+	arm := fakeWorkers{platforms: []ocispecs.Platform{{OS: "linux", Architecture: "arm64", Variant: "v8"}, {OS: "linux", Architecture: "amd64"}}}
+	broken := fakeWorkers{err: errors.New("unavailable")}
+	for _, tc := range []struct {
+		name         string
+		pushByDigest bool
+		platforms    []string
+		workers      fakeWorkers
+		want, err    string
+		exportTag    string
+	}{
+		{"push-by-digest: the builder's platform", true, nil, arm, "linux/arm64", "", "cache-feature-linux-arm64-"},
+		{"other builds keep their key", false, nil, arm, "linux/arm64", "", "cache-feature-"},
+		{"the input wins", true, []string{"linux/386"}, arm, "linux/386", "", "cache-feature-linux-386-"},
+		{"several", false, []string{"linux/amd64", "linux/arm64/v8"}, arm, "linux/amd64,linux/arm64", "", "cache-feature-"},
+		{"unknown: push-by-digest fails", true, nil, broken, "", "set the platforms input", ""},
+		{"unknown: other builds go on", false, nil, broken, "", "", "cache-feature-"},
+	} {
+		r, _, _ := testRunner(t, &fakeSolver{}, &fakeRegistry{}, true)
+		r.cfg.PushByDigest, r.cfg.Platforms = tc.pushByDigest, tc.platforms
+		got, tr, err := buildPlatform(context.Background(), r.a, r.cfg, tc.workers, decided(t, r))
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%s: error %v, want %q", tc.name, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("%s: %q, %v; want %q", tc.name, got, err, tc.want)
+			continue
+		}
+		plan, err := tr.Plan(repo)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The tag without a platform is the branch's slug and hash alone.
+		if rest, ok := strings.CutPrefix(plan.ExportTag, tc.exportTag); !ok || (tc.exportTag == "cache-feature-" && len(rest) != 16) {
+			t.Errorf("%s: export tag %q, want %s...", tc.name, plan.ExportTag, tc.exportTag)
+		}
 	}
 }

@@ -17,34 +17,31 @@ type cachePlan struct {
 	probed  []registry.Ref
 	imports []string // the probed refs BuildKit imports, priority order
 	push    bool     // whether the image is pushed
+	why     string   // why the run is untrusted, when it is
 }
 
 // plan derives the cache refs for the target and probes them.
-func (r *runner) plan(ctx context.Context, tgt target, tr trust) (cachePlan, error) {
-	var p cachePlan
+func (r *runner) plan(ctx context.Context, tgt target, tr cacheref.Decision) (cachePlan, error) {
+	p := cachePlan{why: tr.Reason}
 	if tgt.offline() {
-		p.Plan = cacheref.Plan{Untrusted: true, ExportReason: tr.why}
+		p.Plan, _ = tr.Plan("") // the offline plan cannot fail
 	} else {
 		var err error
-		p.Plan, err = cacheref.Derive(r.cfg.Event, cacheref.Options{
-			Repository:    tgt.host + "/" + r.cfg.CacheRepository,
-			Prefix:        r.cfg.CacheTagPrefix,
-			Scope:         r.cfg.CacheScope,
-			DefaultBranch: r.cfg.DefaultBranch,
-			Export:        r.cfg.CacheExport,
-			ExtraFrom:     r.cfg.CacheFrom,
-		})
+		p.Plan, err = tr.Plan(tgt.host + "/" + r.cfg.CacheRepository)
 		if err != nil {
 			return p, fmt.Errorf("derive cache references: %w", err)
 		}
-		if p.Untrusted && r.cfg.Push {
-			r.a.Noticef("%s: the image is built but not pushed", tr.why)
+		switch {
+		case p.Untrusted && r.cfg.Push && r.cfg.UntrustedPush:
+			r.a.Noticef("%s: the image is pushed anyway (untrusted-push: true); the cache is not written", tr.Reason)
+		case p.Untrusted && r.cfg.Push:
+			r.a.Noticef("%s: the image is built but not pushed (set untrusted-push: true to publish it knowingly)", tr.Reason)
 		}
 		if err := tgt.checkCacheRepository(ctx, r.a, r.cfg.CacheRepository, p.Plan); err != nil {
 			return p, err
 		}
 	}
-	p.push = r.cfg.Push && !p.Untrusted && !tgt.offline()
+	p.push = r.cfg.Push && (!p.Untrusted || r.cfg.UntrustedPush) && !tgt.offline()
 	if p.Export == "" {
 		r.a.Infof("cache export: none (%s)", p.ExportReason)
 	} else {

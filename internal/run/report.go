@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ecr-build-cache/ecr-build-cache/internal/build"
+	"github.com/ecr-build-cache/ecr-build-cache/internal/ghout"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/registry"
 )
 
@@ -22,15 +23,16 @@ func (r *runner) report(ctx context.Context, plan cachePlan, b built, exp export
 		return err
 	}
 	hitRef := r.servedBy(ctx, plan, b, exp)
-	image, digest := "", ""
+	digest := ""
 	if b.req.Push {
-		image, digest = b.req.Tags[0], res.Digest
+		digest = res.Digest
 	}
 	cached := res.CachedSteps()
 	outputs := []struct{ k, v string }{
 		{"digest", digest},
 		{"imageid", res.ImageID},
-		{"image", image},
+		{"image", b.pushedRef()},
+		{"platform", r.platform},
 		{"pushed", strconv.FormatBool(b.req.Push)},
 		{"metadata", meta},
 		{"cache-ref", plan.Export},
@@ -40,11 +42,13 @@ func (r *runner) report(ctx context.Context, plan cachePlan, b built, exp export
 		{"total-steps", strconv.Itoa(len(res.Steps))},
 	}
 	for _, out := range outputs {
-		r.a.SetOutput(out.k, out.v)
+		if err := ghout.SetOutput(r.a, out.k, out.v); err != nil {
+			return err
+		}
 	}
 	r.a.Infof("%d/%d steps cached; build took %s", cached, len(res.Steps), res.Duration.Round(10*time.Millisecond))
 	if r.a.Getenv("GITHUB_STEP_SUMMARY") != "" {
-		r.a.AddStepSummary(summary(r.cfg.Dockerfile, plan, b, exp, hitRef))
+		r.a.AddStepSummary(summary(r.cfg.Dockerfile, r.platform, plan, b, exp, hitRef))
 	}
 	return nil
 }
@@ -57,7 +61,7 @@ func (r *runner) servedBy(ctx context.Context, plan cachePlan, b built, exp expo
 	case len(b.req.CacheImports) == 0 || b.res.CachedSteps() == 0:
 		return ""
 	case b.req.Push:
-		ref = b.req.Tags[0]
+		ref = b.pushedRef()
 	case exp.decision.kind == exportSolve && exp.Err == nil:
 		ref = plan.Export
 	default:
@@ -65,7 +69,7 @@ func (r *runner) servedBy(ctx context.Context, plan cachePlan, b built, exp expo
 	}
 	layers, err := r.reg.Layers(ctx, ref)
 	if err != nil {
-		r.a.Warningf("could not tell which cache served the build: %v", err)
+		r.a.Warningf("could not tell which cache served the build: %s", ghout.Line(err.Error()))
 		return ""
 	}
 	var imported []registry.Ref
@@ -96,16 +100,27 @@ func metadata(resp map[string]string) (string, error) {
 	return string(b), nil
 }
 
-func summary(dockerfile string, plan cachePlan, b built, exp exported, hitRef string) string {
+func summary(dockerfile, platform string, plan cachePlan, b built, exp exported, hitRef string) string {
 	req, res := b.req, b.res
 	var sb strings.Builder
-	fmt.Fprintf(&sb, "### ecr-build-cache: `%s`\n\n", dockerfile)
+	fmt.Fprintf(&sb, "### ecr-build-cache: %s\n\n", ghout.Code(dockerfile))
 	fmt.Fprintf(&sb, "| | |\n|---|---|\n")
 	if req.Push {
-		fmt.Fprintf(&sb, "| Image | `%s` |\n", strings.Join(req.Tags, "`, `"))
-		fmt.Fprintf(&sb, "| Digest | `%s` |\n", res.Digest)
+		refs := req.Tags
+		if req.PushByDigest {
+			refs = []string{b.pushedRef()}
+		}
+		tags := make([]string, len(refs))
+		for i, t := range refs {
+			tags[i] = ghout.Code(t)
+		}
+		fmt.Fprintf(&sb, "| Image | %s |\n", strings.Join(tags, ", "))
+		fmt.Fprintf(&sb, "| Digest | %s |\n", ghout.Code(res.Digest))
 	} else {
 		fmt.Fprintf(&sb, "| Image | not pushed |\n")
+	}
+	if platform != "" {
+		fmt.Fprintf(&sb, "| Platform | %s |\n", ghout.Code(platform))
 	}
 	fmt.Fprintf(&sb, "| Cached steps | %d/%d |\n", res.CachedSteps(), len(res.Steps))
 	fmt.Fprintf(&sb, "| Build time | %s |\n", res.Duration.Round(10*time.Millisecond))
@@ -114,17 +129,17 @@ func summary(dockerfile string, plan cachePlan, b built, exp exported, hitRef st
 		if slices.Contains(b.damaged, p.Ref) {
 			state = "damaged: the build failed with it and succeeded without it"
 		}
-		fmt.Fprintf(&sb, "| Cache import | `%s` (%s) |\n", p.Ref, state)
+		fmt.Fprintf(&sb, "| Cache import | %s (%s) |\n", ghout.Code(p.Ref), state)
 	}
 	switch {
 	case plan.Export == "":
-		fmt.Fprintf(&sb, "| Cache export | none: %s |\n", plan.ExportReason)
+		fmt.Fprintf(&sb, "| Cache export | none: %s |\n", ghout.Cell(plan.ExportReason))
 	case exp.Err != nil:
-		fmt.Fprintf(&sb, "| Cache export | `%s` **failed** (image is fine) |\n", plan.Export)
+		fmt.Fprintf(&sb, "| Cache export | %s **failed** (image is fine): %s |\n", ghout.Code(plan.Export), ghout.Cell(exp.Err.Msg))
 	case exp.note != "":
-		fmt.Fprintf(&sb, "| Cache export | `%s` %s |\n", plan.Export, exp.note)
+		fmt.Fprintf(&sb, "| Cache export | %s %s |\n", ghout.Code(plan.Export), exp.note)
 	default:
-		fmt.Fprintf(&sb, "| Cache export | `%s` (%s) |\n", plan.Export, exp.Duration.Round(10*time.Millisecond))
+		fmt.Fprintf(&sb, "| Cache export | %s (%s) |\n", ghout.Code(plan.Export), exp.Duration.Round(10*time.Millisecond))
 	}
 	if slow := build.Slowest(res.Steps, 10); len(slow) > 0 {
 		fmt.Fprintf(&sb, "\n| Step | Cache | Seconds |\n|---|---|---|\n")
@@ -133,7 +148,7 @@ func summary(dockerfile string, plan cachePlan, b built, exp exported, hitRef st
 			if s.Cached {
 				state = "cached"
 			}
-			fmt.Fprintf(&sb, "| `%s` | %s | %.2f |\n", strings.ReplaceAll(s.Name, "|", `\|`), state, s.Duration.Seconds())
+			fmt.Fprintf(&sb, "| %s | %s | %.2f |\n", ghout.Code(s.Name), state, s.Duration.Seconds())
 		}
 	}
 	return sb.String()

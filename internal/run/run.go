@@ -4,6 +4,11 @@
 //	inputs (config) -> target (builder, registry, credentials)
 //	-> cache plan (derived refs, probed) -> build -> cache export -> report
 //
+// A merge run (merge.go) stops after the target: it pushes an image index of
+// images that push-by-digest builds (digest.go) pushed.
+// On a deleted branch or a closed pull request, a cleanup (cleanup.go)
+// replaces everything after the inputs: it deletes that key's cache tags.
+//
 // The phases after the target reach the network only through two small
 // interfaces, build.Solver (BuildKit) and Registry, so their decisions are
 // tested with fakes; the real ones run in the integration tests.
@@ -11,13 +16,13 @@ package run
 
 import (
 	"context"
-	"io"
 
 	"github.com/moby/buildkit/session"
 	"github.com/sethvargo/go-githubactions"
 
 	"github.com/ecr-build-cache/ecr-build-cache/internal/build"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/config"
+	"github.com/ecr-build-cache/ecr-build-cache/internal/ghout"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/registry"
 )
 
@@ -28,38 +33,52 @@ type Registry interface {
 	Tag(ctx context.Context, from registry.Ref, to string) error
 	Layers(ctx context.Context, ref string) (map[string]bool, error)
 	Insecure(ref string) bool
+	Stage(ctx context.Context, image, ref, platform string, annotations map[string]string) error
 }
 
-// Run performs the action's main step. Build progress goes to out, which should
-// be the writer a prints its workflow commands to.
-func Run(ctx context.Context, a *githubactions.Action, out io.Writer) error {
-	cfg, err := config.Read(a)
+// Run performs the action's main step. a must print its workflow commands
+// through out.Commands(); the build's output goes through out itself. environ
+// is the step's environment, where undeclared inputs show as INPUT_*.
+func Run(ctx context.Context, a *githubactions.Action, out *ghout.Writer, environ []string) error {
+	cfg, err := config.Read(a, environ)
 	if err != nil {
 		return err
 	}
-	maskSecrets(a, cfg)
-	trust, err := decideTrust(cfg)
+	if cfg.Cleanup {
+		return cleanup(ctx, a, cfg)
+	}
+	tr, err := decide(a, cfg)
 	if err != nil {
 		return err
+	}
+	if cfg.Merge {
+		return merge(ctx, a, cfg, tr)
 	}
 	// The builder first: a wrong address fails before any registry or ECR call.
-	solver, err := connectBuilder(ctx, a, cfg)
+	solver, err := connectBuilder(ctx, a, cfg, tr)
 	if err != nil {
 		return err
 	}
 	defer solver.Close()
-	tgt, err := resolveTarget(ctx, a, cfg, trust)
+	platform, tr, err := buildPlatform(ctx, a, cfg, solver, tr)
 	if err != nil {
 		return err
 	}
-	r := &runner{a: a, cfg: cfg, out: out, solver: solver, reg: tgt.client, host: tgt.host,
-		session: []session.Attachable{tgt.creds.Attachable()}}
-	plan, err := r.plan(ctx, tgt, trust)
+	tgt, err := resolveTarget(ctx, a, cfg, tr)
+	if err != nil {
+		return err
+	}
+	r := &runner{a: a, cfg: cfg, out: out, solver: solver, reg: tgt.client, host: tgt.host, platform: platform,
+		session: []session.Attachable{tgt.creds.Attachable()}, refresh: tgt.refresher(cfg.CacheRepository)}
+	plan, err := r.plan(ctx, tgt, tr)
 	if err != nil {
 		return err
 	}
 	b, err := r.build(ctx, plan)
 	if err != nil {
+		return err
+	}
+	if err := r.stage(ctx, b); err != nil {
 		return err
 	}
 	exp, err := r.export(ctx, plan, b)
@@ -73,20 +92,17 @@ func Run(ctx context.Context, a *githubactions.Action, out io.Writer) error {
 type runner struct {
 	a      *githubactions.Action
 	cfg    *config.Config
-	out    io.Writer
+	out    *ghout.Writer
 	solver build.Solver
 	reg    Registry
 	// host is the registry that bare tags name; "" when offline.
 	host string
+	// platform is what the build targets (comma separated), or the builder's
+	// native platform when no platforms are given and it is known.
+	platform string
 	// session carries the registry credentials to BuildKit.
 	session []session.Attachable
-}
-
-func maskSecrets(a *githubactions.Action, cfg *config.Config) {
-	if cfg.Password != "" {
-		a.AddMask(cfg.Password)
-	}
-	for _, v := range cfg.SecretValues() {
-		a.AddMask(v)
-	}
+	// refresh keeps a cache tag whose export is skipped young for ECR's
+	// lifecycle rules; nil for other registries.
+	refresh refresher
 }

@@ -48,10 +48,21 @@ func pushRun(t *testing.T, s *teststack.Stack, repo, branch string, extra map[st
 // mustRun runs the action and returns its outputs.
 func mustRun(t *testing.T, r *teststack.ActionRun) map[string]string {
 	t.Helper()
-	if err := run.Run(context.Background(), r.Action(), r.Writer()); err != nil {
+	o, err := tryRun(t, r)
+	if err != nil {
 		t.Fatalf("run: %v\n%s", err, r.Stdout())
 	}
-	return r.Outputs(t)
+	return o
+}
+
+// tryRun runs the action and returns its outputs and error.
+func tryRun(t *testing.T, r *teststack.ActionRun) (map[string]string, error) {
+	t.Helper()
+	err := run.Run(context.Background(), r.Action(), r.Writer(), r.Environ())
+	if err != nil {
+		return nil, err
+	}
+	return r.Outputs(t), nil
 }
 
 func steps(t *testing.T, o map[string]string) (cached, total int) {

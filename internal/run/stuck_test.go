@@ -23,7 +23,7 @@ func TestStuckHostsCostABoundedWait(t *testing.T) {
 	runBounded := func(t *testing.T, r *teststack.ActionRun) error {
 		ctx, cancel := context.WithTimeout(context.Background(), bound)
 		defer cancel()
-		err := run.Run(ctx, r.Action(), r.Writer())
+		err := run.Run(ctx, r.Action(), r.Writer(), r.Environ())
 		if ctx.Err() != nil {
 			t.Fatalf("the run was still going after %s:\n%s", bound, r.Stdout())
 		}

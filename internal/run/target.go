@@ -12,35 +12,62 @@ import (
 	"github.com/ecr-build-cache/ecr-build-cache/internal/cacheref"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/config"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/ecr"
+	"github.com/ecr-build-cache/ecr-build-cache/internal/ghout"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/registry"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/registryauth"
 )
 
-// trust is whether the code this run builds may write anything, decided once.
-type trust struct {
-	untrusted bool
-	why       string
+// decide reads the event once: whether the code this run builds may write
+// anything, and which cache keys it reads and writes.
+func decide(a *githubactions.Action, cfg *config.Config) (cacheref.Decision, error) {
+	d, err := decision(cfg, cfg.SinglePlatform())
+	if err != nil {
+		return d, err
+	}
+	for _, note := range d.Notes {
+		a.Warningf("%s", note)
+	}
+	return d, nil
 }
 
-func decideTrust(cfg *config.Config) (trust, error) {
-	untrusted, why, err := cacheref.Untrusted(cfg.Event)
+// decision is the cache policy's decision for a build of platform ("" for
+// several or unknown).
+func decision(cfg *config.Config, platform string) (cacheref.Decision, error) {
+	d, err := cacheref.Decide(cfg.Event, cacheref.Options{
+		Prefix:        cfg.CacheTagPrefix,
+		Scope:         cfg.CacheScope,
+		Platform:      platform,
+		DefaultBranch: cfg.DefaultBranch,
+		Export:        cfg.CacheExport,
+		ExtraFrom:     cfg.CacheFrom,
+	})
 	if err != nil {
-		return trust{}, fmt.Errorf("read the GitHub event: %w", err)
+		return d, fmt.Errorf("derive cache references: %w", err)
 	}
-	return trust{untrusted: untrusted, why: why}, nil
+	return d, nil
 }
 
 // connectBuilder resolves and dials the BuildKit daemon.
-func connectBuilder(ctx context.Context, a *githubactions.Action, cfg *config.Config) (*client.Client, error) {
-	ep, err := buildkitconn.Resolve(ctx, buildkitconn.Options{Host: cfg.BuildkitHost, Builder: cfg.Builder, TLS: cfg.TLS, Getenv: a.Getenv})
+func connectBuilder(ctx context.Context, a *githubactions.Action, cfg *config.Config, tr cacheref.Decision) (*client.Client, error) {
+	ep, err := buildkitconn.Resolve(ctx, buildkitconn.Options{
+		Host: cfg.BuildkitHost, Builder: cfg.Builder, TLS: cfg.TLS, Getenv: a.Getenv,
+		AllowInsecureTCP: cfg.BuildkitAllowInsecureTCP, HostNetwork: cfg.BuildkitHostNetwork,
+		// Saved before it exists, so the post step removes it whatever happens next.
+		Starting: func(name string) error {
+			if err := ghout.SaveState(a, buildkitconn.StateContainer, name); err != nil {
+				return fmt.Errorf("save the BuildKit container's name for the post step: %w", err)
+			}
+			return nil
+		},
+	})
 	if err != nil {
 		return nil, err
 	}
-	if ep.Container != "" {
-		// Saved before connecting, so the post step removes it whatever happens next.
-		a.SaveState(buildkitconn.StateContainer, ep.Container)
-	}
 	a.Infof("BuildKit: %s (from %s)", ep.Addr, ep.Source)
+	if tr.Untrusted && ep.Container == "" {
+		a.Warningf("%s, on a builder this action did not start (%s): untrusted code can poison a shared daemon's local cache and cache mounts; "+
+			"give untrusted workflows an ephemeral builder (see the README's security model)", tr.Reason, ep.Source)
+	}
 	return buildkitconn.Connect(ctx, ep)
 }
 
@@ -60,7 +87,7 @@ func (t target) offline() bool { return t.host == "" }
 
 // resolveTarget logs in: ECR (registry empty or an ECR host) through the AWS
 // SDK, any other host through the username/password inputs or the docker config.
-func resolveTarget(ctx context.Context, a *githubactions.Action, cfg *config.Config, tr trust) (target, error) {
+func resolveTarget(ctx context.Context, a *githubactions.Action, cfg *config.Config, tr cacheref.Decision) (target, error) {
 	t := target{host: cfg.Registry, insecure: cfg.Insecure, creds: registryauth.New(cfg.DockerConfigDir)}
 	account, region, isECR := ecr.ParseHost(cfg.Registry)
 	switch {
@@ -70,13 +97,17 @@ func resolveTarget(ctx context.Context, a *githubactions.Action, cfg *config.Con
 		}
 	default:
 		err := t.loginECR(ctx, a, cfg, account, region)
-		if tr.untrusted && errors.Is(err, ecr.ErrNotConfigured) {
-			a.Noticef("%s, and AWS is not configured (as usual for a fork): building without the registry: no image push, no cache import or export", tr.why)
+		if tr.Untrusted && errors.Is(err, ecr.ErrNotConfigured) {
+			a.Noticef("%s, and AWS is not configured (as usual for a fork): building without the registry: no image push, no cache import or export", tr.Reason)
+			t.creds.Restrict()
 			return target{creds: t.creds, client: registry.New(t.creds, "")}, nil
 		}
 		if err != nil {
 			return target{}, err
 		}
+	}
+	if tr.Untrusted {
+		t.creds.Restrict(t.host)
 	}
 	insecureHost := ""
 	if t.insecure {

@@ -2,13 +2,14 @@ package teststack
 
 import (
 	"bytes"
-	"io"
 	"os"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/sethvargo/go-githubactions"
+
+	"github.com/ecr-build-cache/ecr-build-cache/internal/ghout"
 )
 
 // ActionRun is one in-process run of the action as a runner would start it:
@@ -20,6 +21,8 @@ type ActionRun struct {
 	OutputFile  string
 	SummaryFile string
 	out         syncBuffer
+	w           *ghout.Writer
+	once        sync.Once
 }
 
 // NewActionRun prepares a run with the given inputs (names as in action.yml) for
@@ -41,12 +44,25 @@ func (r *ActionRun) Event(t testing.TB, name, ref, payload string) {
 func (r *ActionRun) Action() *githubactions.Action {
 	return githubactions.New(
 		githubactions.WithGetenv(func(k string) string { return r.Env[k] }),
-		githubactions.WithWriter(&r.out),
+		githubactions.WithWriter(r.Writer().Commands()),
 	)
 }
 
-// Writer is where the run prints: pass it to run.Run with Action.
-func (r *ActionRun) Writer() io.Writer { return &r.out }
+// Environ is the run's environment as the process would see it.
+func (r *ActionRun) Environ() []string {
+	env := make([]string, 0, len(r.Env))
+	for k, v := range r.Env {
+		env = append(env, k+"="+v)
+	}
+	return env
+}
+
+// Writer is where the run prints, as on a runner's stdout: pass it to run.Run
+// with Action.
+func (r *ActionRun) Writer() *ghout.Writer {
+	r.once.Do(func() { r.w = ghout.NewWriter(&r.out) })
+	return r.w
+}
 
 // Stdout is what the run printed: workflow commands and build progress.
 func (r *ActionRun) Stdout() string { return r.out.String() }

@@ -1,0 +1,107 @@
+package config
+
+import (
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// action.yml declares exactly the inputs Read knows, none with a default: key
+// (the defaults live in inputDefaults only, so a runner injects none and an
+// in-process run sees what a runner run sees), and each description states the
+// default Read applies.
+func TestActionYAMLMatchesInputs(t *testing.T) {
+	t.Parallel()
+	b, err := os.ReadFile("../../action.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var action struct {
+		Inputs map[string]map[string]string
+	}
+	if err := yaml.Unmarshal(b, &action); err != nil {
+		t.Fatal(err)
+	}
+	declared := slices.Sorted(maps.Keys(action.Inputs))
+	if known := slices.Sorted(maps.Keys(inputDefaults)); !slices.Equal(declared, known) {
+		t.Errorf("action.yml inputs:\n%q\nconfig's inputs:\n%q", declared, known)
+	}
+	for name, fields := range action.Inputs {
+		if d, ok := fields["default"]; ok {
+			t.Errorf("action.yml: %s has default %q; defaults live in config's inputDefaults only", name, d)
+		}
+		if def := inputDefaults[name]; def != "" && !strings.Contains(fields["description"], "(default "+def) {
+			t.Errorf("action.yml: %s's description does not state its default (default %s): %q", name, def, fields["description"])
+		}
+	}
+}
+
+// Defaults apply when the runner passes nothing (as it does now that
+// action.yml holds none).
+func TestReadDefaults(t *testing.T) {
+	t.Parallel()
+	env := validEnv(appDir(t))
+	env["INPUT_FILE"] = filepath.Join(env["INPUT_CONTEXT"], "Dockerfile")
+	delete(env, "INPUT_CONTEXT")
+	delete(env, "INPUT_TAGS")
+	env["INPUT_PUSH"] = "false" // no tags to push
+	c, err := Read(action(env), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Context != "." || c.CacheMode != "max" || c.CacheTagPrefix != "cache" || c.CacheExport != "auto" ||
+		c.NoCache || c.UntrustedPush || c.UntrustedSecrets || c.BuildkitAllowInsecureTCP {
+		t.Errorf("defaults: %+v", c)
+	}
+	delete(env, "INPUT_PUSH")
+	if _, err := Read(action(env), nil); err == nil || !strings.Contains(err.Error(), "tags: at least one tag is needed to push") {
+		t.Errorf("push should default to true, so no tags is an error: %v", err)
+	}
+}
+
+// Every with: key the action does not declare fails the run, named, with the
+// likely intended input or what to do instead.
+func TestReadUnknownInputs(t *testing.T) {
+	t.Parallel()
+	env := validEnv(appDir(t))
+	environ := []string{"PATH=/usr/bin", "GITHUB_REF=refs/heads/main"}
+	for k, v := range env {
+		environ = append(environ, k+"="+v)
+	}
+	for _, tc := range []struct {
+		given string // as the runner names it
+		want  string
+	}{
+		{"INPUT_CACHE-TO=type=registry,ref=x/app:cache,mode=max", "cache-to: not an input of this action: this action derives the cache ref; see cache-tag-prefix/cache-scope/cache-from"},
+		{"INPUT_SSH=default", "ssh: docker/build-push-action's input is not supported yet"},
+		{"INPUT_LOAD=true", "load: docker/build-push-action's input is not supported yet"},
+		{"INPUT_GITHUB-TOKEN=", "github-token: docker/build-push-action's input is not supported yet"},
+		{"INPUT_ATTESTS=type=sbom", "attests: not an input of this action: use provenance and sbom"},
+		{"INPUT_CACHE_MODE=min", "cache_mode: not an input of this action; did you mean cache-mode?"},
+		{"INPUT_TAG=latest", "tag: not an input of this action; did you mean tags?"},
+		{"INPUT_BUILD-ARG=A=1", "build-arg: not an input of this action; did you mean build-args?"},
+		{"INPUT_CACHE-SCOPES=x", "cache-scopes: not an input of this action; did you mean cache-scope?"},
+		{"INPUT_IMAGE-NAME=x", "image-name: not an input of this action (action.yml lists the inputs)"},
+	} {
+		_, err := Read(action(env), append(slices.Clone(environ), tc.given))
+		if err == nil {
+			t.Errorf("%s: accepted", tc.given)
+			continue
+		}
+		if msg := err.Error(); !strings.Contains(msg, "(1 problems)") || !strings.Contains(msg, tc.want) {
+			t.Errorf("%s: want one problem %q, got:\n%s", tc.given, tc.want, msg)
+		}
+	}
+	// Declared inputs in any case the runner passes, and nil environ, are fine.
+	if _, err := Read(action(env), append(environ, "INPUT_UNTRUSTED-PUSH=false")); err != nil {
+		t.Errorf("declared inputs only: %v", err)
+	}
+	if _, err := Read(action(env), nil); err != nil {
+		t.Errorf("nil environ: %v", err)
+	}
+}
