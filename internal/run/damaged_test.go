@@ -163,7 +163,7 @@ func TestImageOnTheCacheTagNeverServedTheHits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	own := s.Registry + "/image-on-cache-tag:" + cacheTag(cacheref.BranchKey("feature"), "", platform)
+	own := s.Registry + "/image-on-cache-tag:" + cacheTag(cacheref.BranchKey("feature"), "", "")
 	dst, err := name.NewTag(own, name.Insecure)
 	if err != nil {
 		t.Fatal(err)

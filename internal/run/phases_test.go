@@ -352,7 +352,7 @@ func TestPushByDigestReportsAndStagesTheImage(t *testing.T) {
 	r.cfg.Tags, r.cfg.PushByDigest, r.cfg.Platforms, r.platform = nil, true, []string{"linux/arm64"}, "linux/arm64"
 	env["GITHUB_RUN_ID"], env["GITHUB_RUN_ATTEMPT"] = "7", "2"
 	runPhases(t, r)
-	attrs := s.calls[0].Exports[0].Attrs
+	attrs := s.calls[1].Exports[0].Attrs // the build, then the push
 	if attrs["name"] != repo || attrs["push"] != "true" || attrs["push-by-digest"] != "true" || attrs["name-canonical"] != "true" {
 		t.Errorf("image exporter attributes %q; want the repository pushed by digest", attrs)
 	}
