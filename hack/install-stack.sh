@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the local test stack needs and prints the directory holding the
 # built tools. Idempotent and safe to run from several processes at once.
-#   apt: runc (OCI runtime), docker-registry (CNCF distribution), busybox-static (base image)
+#   apt: runc (OCI runtime), docker-registry (CNCF distribution), busybox-static (base image),
+#        docker.io (a Docker engine for the load input's test), openssh-client (ssh-agent for
+#        the ssh input's test)
 #   go:  buildkitd and buildctl at the version go.mod pins, built once into a cache
 #        outside the repository; nektos/act likewise when asked for with --act.
 set -euo pipefail
@@ -16,7 +18,7 @@ exec 9>"$cache/.lock"
 flock 9
 
 missing=()
-for pkg in runc docker-registry busybox-static; do
+for pkg in runc docker-registry busybox-static docker.io openssh-client; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed' || missing+=("$pkg")
 done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -27,6 +29,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   # The Debian package starts a registry on :5000 as a service; the stack runs its own.
   if [[ " ${missing[*]} " == *" docker-registry "* ]] && command -v systemctl >/dev/null; then
     systemctl disable --now docker-registry >/dev/null 2>&1 || true
+  fi
+  # Likewise the Docker engine: the test starts its own, off the host's network.
+  if [[ " ${missing[*]} " == *" docker.io "* ]] && command -v systemctl >/dev/null; then
+    systemctl disable --now docker.service docker.socket containerd.service >/dev/null 2>&1 || true
   fi
 fi
 
