@@ -48,6 +48,21 @@ type Request struct {
 	Annotations map[string]string
 	// Secrets reach RUN --mount=type=secret through the session, in memory.
 	Secrets map[string][]byte
+	// SSH reaches RUN --mount=type=ssh: agent sockets and key files.
+	SSH []SSH
+	// Contexts are named build contexts by name: a local directory, or what the
+	// frontend reads itself (see ClassifyContext).
+	Contexts map[string]string
+	// Pull resolves every image from its registry, never the builder's store.
+	Pull           bool
+	NoCacheFilters []string // stages built without cache
+	Entitlements   []string // e.g. network.host, security.insecure
+	// Network is the RUN steps' network: "" (the builder's), "host" or "none".
+	Network      string
+	AddHosts     []string // host=ip, into every RUN step's /etc/hosts
+	ShmSize      int64    // bytes of /dev/shm; 0 is the builder's default
+	Ulimits      []string // name=soft[:hard]
+	CgroupParent string
 
 	Tags []string // full image references
 	Push bool
@@ -58,6 +73,11 @@ type Request struct {
 	Repository   string // full repository name (host/path), for PushByDigest
 	// PushTimeout bounds one image push (Push); zero means no bound.
 	PushTimeout time.Duration
+	// ImageAttrs are further image exporter attributes (an outputs input's
+	// type=image entry: push-by-digest, name-canonical, ...).
+	ImageAttrs map[string]string
+	// Outputs are further places the result goes (outputs, load).
+	Outputs []Output
 
 	CacheImports []string  // full refs, highest priority first
 	CacheExport  string    // full ref; "" exports no cache
@@ -136,7 +156,7 @@ func Build(ctx context.Context, s Solver, req Request, progress io.Writer) (*Res
 	}
 	t := newTally()
 	start := time.Now()
-	resp, err := solve(ctx, s, opt, progress, t.add)
+	resp, err := solve(ctx, solveWith(s, opt), progress, t.add)
 	res := &Result{Steps: t.result(), Warnings: t.warnings, Duration: time.Since(start)}
 	if err != nil {
 		return res, fmt.Errorf("build %s: %w", req.Dockerfile, err)
@@ -157,14 +177,15 @@ func (r *Result) exported(resp map[string]string) {
 // timeout, so a registry that stops answering would hold the push forever. On
 // success res names the pushed image.
 func Push(ctx context.Context, s Solver, req Request, res *Result, progress io.Writer) error {
-	req.CacheExport, req.Push = "", true
+	// The outputs were written by Build: this solve only pushes.
+	req.CacheExport, req.Push, req.Outputs = "", true, nil
 	opt, err := solveOpt(req)
 	if err != nil {
 		return err
 	}
 	pushCtx, cancel := context.WithTimeout(ctx, cmp.Or(req.PushTimeout, time.Duration(math.MaxInt64)))
 	defer cancel()
-	resp, err := solve(pushCtx, s, opt, progress, func(*client.SolveStatus) {}, only("exporting to image"))
+	resp, err := solve(pushCtx, solveWith(s, opt), progress, func(*client.SolveStatus) {}, only("exporting to image"))
 	switch {
 	case ctx.Err() != nil:
 		return ctx.Err()
@@ -214,7 +235,7 @@ type Export struct {
 // step is in the builder's cache, so this solve only writes req.CacheExport. A
 // failure is in the Export (the image stands); only ctx's end is an error.
 func ExportCache(ctx context.Context, s Solver, req Request, progress io.Writer) (Export, error) {
-	req.Tags, req.Push, req.PushByDigest = nil, false, false
+	req.Tags, req.Push, req.PushByDigest, req.ImageAttrs, req.Outputs = nil, false, false, nil, nil
 	opt, err := solveOpt(req)
 	if err != nil {
 		return Export{}, err
@@ -223,7 +244,7 @@ func ExportCache(ctx context.Context, s Solver, req Request, progress io.Writer)
 	defer cancel()
 	t := newTally()
 	start := time.Now()
-	resp, err := solve(exportCtx, s, opt, progress, t.add, only("exporting cache", "importing cache"))
+	resp, err := solve(exportCtx, solveWith(s, opt), progress, t.add, only("exporting cache", "importing cache"))
 	e := Export{Duration: time.Since(start)}
 	switch {
 	case ctx.Err() != nil:
@@ -243,16 +264,25 @@ func ExportCache(ctx context.Context, s Solver, req Request, progress io.Writer)
 // exportedCacheKey is the solve response's descriptor of an exported registry cache.
 const exportedCacheKey = "cache.manifest"
 
-// solve runs one Solve, feeding every status to observe and those that pass the
+// solveFunc runs one solve on the daemon, sending its statuses to ch and closing it.
+type solveFunc func(ctx context.Context, ch chan *client.SolveStatus) (*client.SolveResponse, error)
+
+func solveWith(s Solver, opt client.SolveOpt) solveFunc {
+	return func(ctx context.Context, ch chan *client.SolveStatus) (*client.SolveResponse, error) {
+		return s.Solve(ctx, nil, opt, ch)
+	}
+}
+
+// solve runs one solve, feeding every status to observe and those that pass the
 // filters to a plain progress display on progress.
-func solve(ctx context.Context, s Solver, opt client.SolveOpt, progress io.Writer, observe func(*client.SolveStatus), filters ...func(*client.SolveStatus) *client.SolveStatus) (*client.SolveResponse, error) {
+func solve(ctx context.Context, run solveFunc, progress io.Writer, observe func(*client.SolveStatus), filters ...func(*client.SolveStatus) *client.SolveStatus) (*client.SolveResponse, error) {
 	var resp *client.SolveResponse
 	solveCh := make(chan *client.SolveStatus)
 	displayCh := make(chan *client.SolveStatus)
 	eg, egctx := errgroup.WithContext(ctx)
 	eg.Go(func() error {
 		var err error
-		resp, err = s.Solve(egctx, nil, opt, solveCh)
+		resp, err = run(egctx, solveCh)
 		return err
 	})
 	eg.Go(func() error {
@@ -339,10 +369,14 @@ func solveOpt(req Request) (client.SolveOpt, error) {
 		LocalMounts:   map[string]fsutil.FS{"context": ctxFS, "dockerfile": dfFS},
 		Session:       req.Session,
 	}
+	opt.Session = slices.Clone(opt.Session)
 	if len(req.Secrets) > 0 {
-		opt.Session = append(slices.Clone(opt.Session), secretsprovider.FromMap(req.Secrets))
+		opt.Session = append(opt.Session, secretsprovider.FromMap(req.Secrets))
 	}
-	if len(req.Tags) > 0 || req.Push {
+	if err := addRunOptions(&opt, req); err != nil {
+		return client.SolveOpt{}, err
+	}
+	if len(req.Tags) > 0 || req.Push || len(req.ImageAttrs) > 0 {
 		names := req.imageNames()
 		img := map[string]string{
 			"name": strings.Join(names, ","),
@@ -357,9 +391,11 @@ func solveOpt(req Request) (client.SolveOpt, error) {
 		if slices.ContainsFunc(names, req.insecure) {
 			img["registry.insecure"] = "true"
 		}
+		maps.Copy(img, req.ImageAttrs)
 		maps.Copy(img, req.Annotations)
 		opt.Exports = []client.ExportEntry{{Type: client.ExporterImage, Attrs: img}}
 	}
+	addOutputs(&opt, req)
 	for _, ref := range req.CacheImports {
 		opt.CacheImports = append(opt.CacheImports, client.CacheOptionsEntry{Type: "registry", Attrs: req.registryAttrs(ref)})
 	}
