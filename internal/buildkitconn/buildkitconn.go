@@ -20,15 +20,19 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
 	"time"
+
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 
 	// Registers docker-container:// addresses with BuildKit's client, for buildx
 	// docker-container builders and the container this package starts.
@@ -68,6 +72,12 @@ type Options struct {
 	// HostNetwork runs a started BuildKit container on the runner's network:
 	// RUN steps then reach the runner's localhost and instance metadata.
 	HostNetwork bool
+	// Daemon configures a started container's buildkitd; it is an error when
+	// the run builds on a daemon this action does not start.
+	Daemon Daemon
+	// Platforms are the build's platforms: a multi-node buildx builder builds
+	// on the node that serves them.
+	Platforms []string
 	// Getenv reads the run's environment: BUILDKIT_HOST, DOCKER_CONFIG and HOME
 	// (buildx's store), PATH and DOCKER_* (the docker CLI). Never the process's
 	// own, so that tests stay parallel.
@@ -92,17 +102,33 @@ func Resolve(ctx context.Context, opt Options) (Endpoint, error) {
 	if getenv == nil {
 		getenv = func(string) string { return "" }
 	}
+	notStarted := func(source string) error {
+		if opt.Daemon.Set() {
+			return fmt.Errorf("buildkit-image, buildkitd-config-inline and buildkitd-flags configure the BuildKit container this action starts, "+
+				"but this run builds on %s: configure that daemon instead, or remove them", source)
+		}
+		return nil
+	}
 	switch {
 	case opt.Host != "":
+		if err := notStarted("the buildkit-host input's daemon"); err != nil {
+			return Endpoint{}, err
+		}
 		return fromAddr(opt.Host, "buildkit-host input", opt.TLS, opt.AllowInsecureTCP)
 	case getenv("BUILDKIT_HOST") != "":
+		if err := notStarted("BUILDKIT_HOST's daemon"); err != nil {
+			return Endpoint{}, err
+		}
 		return fromAddr(getenv("BUILDKIT_HOST"), "BUILDKIT_HOST", opt.TLS, opt.AllowInsecureTCP)
 	}
 	if opt.TLS.set() {
 		return Endpoint{}, errors.New("buildkit-tls-* inputs: they secure a tcp:// buildkitd, so set buildkit-host (or BUILDKIT_HOST) to its tcp://host:port address")
 	}
 	if opt.Builder != "" {
-		return fromBuilder(opt.Builder, getenv, opt.AllowInsecureTCP)
+		if err := notStarted("the buildx builder " + opt.Builder); err != nil {
+			return Endpoint{}, err
+		}
+		return fromBuilder(ctx, opt.Builder, opt.Platforms, getenv, opt.AllowInsecureTCP)
 	}
 	docker := dockerCLI{getenv: getenv}
 	engineErr := docker.ping(ctx)
@@ -114,7 +140,7 @@ func Resolve(ctx context.Context, opt Options) (Endpoint, error) {
 		"  - the BUILDKIT_HOST environment variable, same forms\n"+
 		"  - builder: the name output of docker/setup-buildx-action\n"+
 		"  - a Docker engine on the runner (GitHub-hosted Linux runners have one), to start %s for this job\n"+
-		"(no Docker engine answered: %v)", Image, engineErr)
+		"(no Docker engine answered: %v)", opt.Daemon.image(), engineErr)
 }
 
 var schemes = []string{"unix://", "tcp://", "docker-container://"}
@@ -164,22 +190,27 @@ func fromAddr(addr, source string, tls TLS, allowInsecure bool) (Endpoint, error
 }
 
 // nodeGroup is the part of a buildx builder ($DOCKER_CONFIG/buildx/instances/<name>,
-// JSON of buildx's store.NodeGroup) that tells how to reach its first node.
+// JSON of buildx's store.NodeGroup) that tells how to reach its nodes.
 type nodeGroup struct {
 	Name   string
 	Driver string
-	Nodes  []struct {
-		Name       string
-		Endpoint   string
-		DriverOpts map[string]string
-	}
+	Nodes  []node
+	// allowInsecure allows a remote node's plain TCP (buildkit-allow-insecure-tcp).
+	allowInsecure bool
+}
+
+type node struct {
+	Name       string
+	Endpoint   string
+	Platforms  []ocispecs.Platform // as given to buildx create --platform
+	DriverOpts map[string]string
 }
 
 // builderName is buildx's rule for builder names; it also keeps the name from
 // leaving the store directory.
 var builderName = regexp.MustCompile(`^[a-zA-Z][a-zA-Z0-9.\-_+]*$`)
 
-func fromBuilder(name string, getenv func(string) string, allowInsecure bool) (Endpoint, error) {
+func fromBuilder(ctx context.Context, name string, platforms []string, getenv func(string) string, allowInsecure bool) (Endpoint, error) {
 	if !builderName.MatchString(name) {
 		return Endpoint{}, fmt.Errorf("builder: %q is not a buildx builder name", name)
 	}
@@ -188,21 +219,29 @@ func fromBuilder(name string, getenv func(string) string, allowInsecure bool) (E
 		dir = filepath.Join(getenv("HOME"), ".docker")
 	}
 	// buildx stores builders under their lowercased name.
-	path := filepath.Join(dir, "buildx", "instances", strings.ToLower(name))
-	b, err := os.ReadFile(path)
+	store := filepath.Join(dir, "buildx", "instances", strings.ToLower(name))
+	b, err := os.ReadFile(store)
 	if err != nil {
 		return Endpoint{}, fmt.Errorf("builder %q: not found in buildx's store (%w); create it before this step, e.g. with docker/setup-buildx-action, and keep DOCKER_CONFIG the same", name, err)
 	}
 	var ng nodeGroup
 	if err := json.Unmarshal(b, &ng); err != nil {
-		return Endpoint{}, fmt.Errorf("builder %q: read %s: %w", name, path, err)
+		return Endpoint{}, fmt.Errorf("builder %q: read %s: %w", name, store, err)
 	}
 	if len(ng.Nodes) == 0 {
 		return Endpoint{}, fmt.Errorf("builder %q has no nodes", name)
 	}
-	// A multi-node builder splits platforms across nodes; one build goes to the first.
-	n := ng.Nodes[0]
-	source := fmt.Sprintf("buildx builder %s (%s driver, node %s)", name, ng.Driver, n.Name)
+	ng.allowInsecure = allowInsecure
+	i, err := pickNode(ctx, ng, platforms)
+	if err != nil {
+		return Endpoint{}, err
+	}
+	return ng.endpoint(ng.Nodes[i])
+}
+
+// endpoint is how to reach one of the builder's nodes.
+func (ng nodeGroup) endpoint(n node) (Endpoint, error) {
+	source := fmt.Sprintf("buildx builder %s (%s driver, node %s)", ng.Name, ng.Driver, n.Name)
 	switch ng.Driver {
 	case "docker-container":
 		// buildx names the node's container buildx_buildkit_<node>; its endpoint
@@ -214,9 +253,9 @@ func fromBuilder(name string, getenv func(string) string, allowInsecure bool) (E
 		return Endpoint{Addr: addr, Source: source}, nil
 	case "remote":
 		o := n.DriverOpts
-		return fromAddr(n.Endpoint, source, TLS{CACert: o["cacert"], Cert: o["cert"], Key: o["key"], ServerName: o["servername"]}, allowInsecure)
+		return fromAddr(n.Endpoint, source, TLS{CACert: o["cacert"], Cert: o["cert"], Key: o["key"], ServerName: o["servername"]}, ng.allowInsecure)
 	default:
-		return Endpoint{}, fmt.Errorf("builder %q uses the %s driver, which this action cannot reach; use a docker-container builder (docker/setup-buildx-action's default) or a remote one, or set buildkit-host", name, ng.Driver)
+		return Endpoint{}, fmt.Errorf("builder %q uses the %s driver, which this action cannot reach; use a docker-container builder (docker/setup-buildx-action's default) or a remote one, or set buildkit-host", ng.Name, ng.Driver)
 	}
 }
 
@@ -227,9 +266,14 @@ type dockerCLI struct{ getenv func(string) string }
 var dockerEnv = []string{"PATH", "HOME", "XDG_RUNTIME_DIR", "DOCKER_HOST", "DOCKER_CONTEXT", "DOCKER_CONFIG", "DOCKER_CERT_PATH", "DOCKER_TLS_VERIFY", "DOCKER_API_VERSION"}
 
 func (d dockerCLI) run(ctx context.Context, args ...string) (string, error) {
+	return d.runWithInput(ctx, nil, args...)
+}
+
+// command is the docker CLI with the run's environment.
+func (d dockerCLI) command(ctx context.Context, args ...string) (*exec.Cmd, error) {
 	path, err := d.lookPath()
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	cmd := exec.CommandContext(ctx, path, args...)
 	for _, k := range dockerEnv {
@@ -237,6 +281,15 @@ func (d dockerCLI) run(ctx context.Context, args ...string) (string, error) {
 			cmd.Env = append(cmd.Env, k+"="+v)
 		}
 	}
+	return cmd, nil
+}
+
+func (d dockerCLI) runWithInput(ctx context.Context, stdin io.Reader, args ...string) (string, error) {
+	cmd, err := d.command(ctx, args...)
+	if err != nil {
+		return "", err
+	}
+	cmd.Stdin = stdin
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return "", fmt.Errorf("docker %s: %w: %s", args[0], err, strings.TrimSpace(string(out)))
@@ -263,8 +316,10 @@ func (d dockerCLI) ping(ctx context.Context) error {
 	return err
 }
 
-// startContainer starts Image for this job and waits until its buildkitd
-// answers. On GitHub-hosted runners this pulls the image (tens of MB) first.
+// startContainer starts the daemon's image for this job, as buildx's
+// docker-container driver does (create, copy the config in, start), and waits
+// until its buildkitd answers. On GitHub-hosted runners this pulls the image
+// (tens of MB) first.
 func startContainer(ctx context.Context, d dockerCLI, opt Options) (Endpoint, error) {
 	suffix := make([]byte, 6)
 	_, _ = rand.Read(suffix)
@@ -274,19 +329,38 @@ func startContainer(ctx context.Context, d dockerCLI, opt Options) (Endpoint, er
 			return Endpoint{}, err
 		}
 	}
+	daemon := opt.Daemon
+	image := daemon.image()
 	// Privileged, as buildx's docker-container driver runs it, and on Docker's
 	// default network unless asked: RUN steps of untrusted code must not reach
 	// the runner's localhost or its cloud instance metadata.
-	args := []string{"run", "-d", "--name", name, "--privileged"}
+	args := []string{"create", "--name", name, "--privileged"}
 	if opt.HostNetwork {
 		args = append(args, "--network", "host")
 	}
-	if _, err := d.run(ctx, append(args, Image)...); err != nil {
-		// docker run can fail after creating the container.
+	args = append(append(args, image), daemon.Args(ConfigPath)...)
+	err := func() error {
+		if _, err := d.run(ctx, args...); err != nil {
+			return err
+		}
+		if daemon.Config != "" {
+			archive, err := daemon.configArchive()
+			if err != nil {
+				return err
+			}
+			if _, err := d.runWithInput(ctx, archive, "cp", "-", name+":"+path.Dir(path.Dir(ConfigPath))); err != nil {
+				return err
+			}
+		}
+		_, err := d.run(ctx, "start", name)
+		return err
+	}()
+	if err != nil {
+		// docker create can fail after creating the container.
 		_ = Stop(context.WithoutCancel(ctx), d.getenv, name)
-		return Endpoint{}, fmt.Errorf("start a BuildKit container (%s): %w", Image, err)
+		return Endpoint{}, fmt.Errorf("start a BuildKit container (%s): %w", image, err)
 	}
-	ep := Endpoint{Addr: "docker-container://" + name, Source: "container " + name + " started from " + Image, Container: name}
+	ep := Endpoint{Addr: "docker-container://" + name, Source: "container " + name + " started from " + image, Container: name}
 	wctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	for {
@@ -296,8 +370,9 @@ func startContainer(ctx context.Context, d dockerCLI, opt Options) (Endpoint, er
 		}
 		select {
 		case <-wctx.Done():
+			logs, _ := d.run(context.WithoutCancel(ctx), "logs", "--tail", "20", name)
 			_ = Stop(context.WithoutCancel(ctx), d.getenv, name)
-			return Endpoint{}, fmt.Errorf("BuildKit container %s did not become ready: %w", name, err)
+			return Endpoint{}, fmt.Errorf("BuildKit container %s did not become ready: %w\nits log ends:\n%s", name, err, logs)
 		case <-time.After(500 * time.Millisecond):
 		}
 	}

@@ -1,11 +1,14 @@
 package buildkitconn_test
 
 import (
+	"archive/tar"
 	"context"
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -247,52 +250,179 @@ func TestStopRemovesOnlyItsOwnContainers(t *testing.T) {
 	}
 }
 
+// fakeDocker is a docker CLI script that records its calls (one line each)
+// and what `docker cp -` reads, and answers like an engine: no privileged
+// container can run in this sandbox.
+func fakeDocker(t *testing.T) (getenv func(string) string, calls func() []string, copied string) {
+	t.Helper()
+	bin, dir := t.TempDir(), t.TempDir()
+	log, copied := filepath.Join(dir, "docker.log"), filepath.Join(dir, "cp.tar")
+	script := "#!/bin/sh\necho \"$*\" >> " + log + "\ncase $1 in version) echo 20.10.24;; create) echo 0123abcd;; cp) cat > " + copied + ";; esac\n"
+	if err := os.WriteFile(filepath.Join(bin, "docker"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return env(map[string]string{"PATH": bin + ":/usr/bin:/bin"}), func() []string {
+		b, err := os.ReadFile(log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.Split(strings.TrimSpace(string(b)), "\n")
+	}, copied
+}
+
+// callOf is the first recorded call of a docker command.
+func callOf(calls []string, cmd string) string {
+	for _, c := range calls {
+		if strings.HasPrefix(c, cmd+" ") {
+			return c
+		}
+	}
+	return ""
+}
+
 // The container the action starts runs on Docker's default network unless the
 // workflow opts into the host's: RUN steps must not reach the runner's localhost
-// or instance metadata. No privileged container can run in this sandbox, so the
-// runner's docker CLI is a script that records what it is asked to do.
+// or instance metadata.
 func TestStartedContainerIsOffTheHostNetworkUnlessAsked(t *testing.T) {
 	t.Parallel()
 	for _, hostNet := range []bool{false, true} {
-		bin, log := t.TempDir(), filepath.Join(t.TempDir(), "docker.log")
-		script := "#!/bin/sh\necho \"$*\" >> " + log + "\ncase $1 in version) echo 20.10.24;; run) echo 0123abcd;; esac\n"
-		if err := os.WriteFile(filepath.Join(bin, "docker"), []byte(script), 0o755); err != nil {
-			t.Fatal(err)
-		}
+		getenv, calls, _ := fakeDocker(t)
 		saved := ""
 		starting := func(name string) error {
-			if _, err := os.Stat(log); err == nil && strings.Contains(string(must(os.ReadFile(log))), "run ") {
-				t.Error("the container's name was saved after docker run: a cancel in between would leak it")
+			if callOf(calls(), "create") != "" {
+				t.Error("the container's name was saved after docker create: a cancel in between would leak it")
 			}
 			saved = name
 			return nil
 		}
-		ep := resolve(t, buildkitconn.Options{HostNetwork: hostNet, Starting: starting, Getenv: env(map[string]string{"PATH": bin + ":/usr/bin:/bin"})})
-		calls, err := os.ReadFile(log)
-		if err != nil {
-			t.Fatal(err)
-		}
+		ep := resolve(t, buildkitconn.Options{HostNetwork: hostNet, Starting: starting, Getenv: getenv})
 		if saved == "" || ep.Container != saved {
 			t.Errorf("saved %q for the post step, started %q", saved, ep.Container)
 		}
-		var run string
-		for _, l := range strings.Split(string(calls), "\n") {
-			if strings.HasPrefix(l, "run ") {
-				run = l
-			}
+		create := callOf(calls(), "create")
+		if !strings.HasPrefix(ep.Addr, "docker-container://ecr-build-cache-buildkit-") || !strings.HasSuffix(create, " "+buildkitconn.Image) {
+			t.Fatalf("endpoint %s after docker %q", ep.Addr, create)
 		}
-		if !strings.HasPrefix(ep.Addr, "docker-container://ecr-build-cache-buildkit-") || !strings.HasSuffix(run, " "+buildkitconn.Image) {
-			t.Fatalf("endpoint %s after docker %q", ep.Addr, run)
-		}
-		if strings.Contains(run, "--network host") != hostNet {
-			t.Errorf("host network %v: docker %s", hostNet, run)
+		if strings.Contains(create, "--network host") != hostNet {
+			t.Errorf("host network %v: docker %s", hostNet, create)
 		}
 	}
 }
 
-func must[T any](v T, err error) T {
+// buildkit-image, buildkitd-config-inline and buildkitd-flags shape the
+// started container as buildx's docker-container driver does: created from
+// the image with the flags, the config copied in, then started.
+func TestStartedContainerGetsTheImageConfigAndFlags(t *testing.T) {
+	t.Parallel()
+	const config = "[registry.\"docker.io\"]\n  mirrors = [\"mirror.gcr.io\"]\n"
+	d, err := buildkitconn.ParseDaemon("123456789012.dkr.ecr.us-east-1.amazonaws.com/mirror/buildkit:v0.34.2", config, "--debug --allow-insecure-entitlement 'network.host'")
 	if err != nil {
-		panic(err)
+		t.Fatal(err)
 	}
-	return v
+	getenv, calls, copied := fakeDocker(t)
+	ep := resolve(t, buildkitconn.Options{Daemon: d, Getenv: getenv})
+	all := calls()
+	name := strings.TrimPrefix(ep.Addr, "docker-container://")
+	want := []string{
+		"create --name " + name + " --privileged " + d.Image + " --config " + buildkitconn.ConfigPath + " --debug --allow-insecure-entitlement network.host",
+		"cp - " + name + ":/etc",
+		"start " + name,
+	}
+	var got []string
+	for _, c := range all {
+		if !strings.HasPrefix(c, "version ") && !strings.HasPrefix(c, "exec ") {
+			got = append(got, c)
+		}
+	}
+	if !slices.Equal(got, want) || !strings.Contains(ep.Source, d.Image) {
+		t.Fatalf("docker calls:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	// What docker cp unpacks into /etc: buildkit/buildkitd.toml, the config.
+	f, err := os.Open(copied)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	files := map[string]string{}
+	tr := tar.NewReader(f)
+	for h, err := tr.Next(); err == nil; h, err = tr.Next() {
+		b, _ := io.ReadAll(tr)
+		files[h.Name] = string(b)
+	}
+	if files["buildkit/buildkitd.toml"] != config {
+		t.Errorf("copied into /etc: %q", files)
+	}
+
+	// Without a config nothing is copied, and no --config is passed.
+	getenv, calls, _ = fakeDocker(t)
+	resolve(t, buildkitconn.Options{Getenv: getenv})
+	if c := calls(); callOf(c, "cp") != "" || strings.Contains(callOf(c, "create"), "--config") {
+		t.Errorf("no config, yet: %q", c)
+	}
+}
+
+// The daemon inputs configure only the container the action starts: with any
+// other daemon they would be silently ignored, so they are refused.
+func TestDaemonInputsNeedTheStartedContainer(t *testing.T) {
+	t.Parallel()
+	d, err := buildkitconn.ParseDaemon("", "debug = true\n", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, opt := range map[string]buildkitconn.Options{
+		"buildkit-host": {Host: "unix:///run/buildkit/buildkitd.sock", Daemon: d},
+		"BUILDKIT_HOST": {Daemon: d, Getenv: env(map[string]string{"BUILDKIT_HOST": "tcp://127.0.0.1:1234"})},
+		"builder":       {Builder: "ci", Daemon: d},
+	} {
+		_, err := buildkitconn.Resolve(context.Background(), opt)
+		if err == nil || !strings.Contains(err.Error(), "configure the BuildKit container this action starts") {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
+
+// A multi-node buildx builder builds on the node that serves the platforms, as
+// buildx picks it: a node configured for them (buildx create --platform), else
+// one whose workers serve them; platforms on different nodes are an error
+// naming them, never a silent first-node build.
+func TestMultiNodeBuilderPicksTheNodeServingThePlatforms(t *testing.T) {
+	t.Parallel()
+	s := teststack.Get(t)
+	cfg := t.TempDir()
+	opts := map[string]string{"cacert": s.Certs.CA, "cert": s.Certs.ClientCert, "key": s.Certs.ClientKey}
+	const down = "tcp://127.0.0.1:1" // nothing listens: a node that must not be dialled
+	platform := func(arch string) []map[string]string { return []map[string]string{{"os": "linux", "architecture": arch}} }
+	writeBuilder(t, cfg, map[string]any{"Name": "multi", "Driver": "remote", "Nodes": []map[string]any{
+		{"Name": "arm", "Endpoint": down, "Platforms": platform("arm64"), "DriverOpts": opts},
+		{"Name": "amd", "Endpoint": s.TLSAddr, "Platforms": platform("amd64"), "DriverOpts": opts},
+	}})
+	writeBuilder(t, cfg, map[string]any{"Name": "probed", "Driver": "remote", "Nodes": []map[string]any{
+		{"Name": "arm", "Endpoint": down, "Platforms": platform("arm64"), "DriverOpts": opts},
+		{"Name": "any", "Endpoint": s.TLSAddr, "DriverOpts": opts},
+	}})
+	getenv := env(map[string]string{"DOCKER_CONFIG": cfg})
+	for _, tc := range []struct {
+		builder   string
+		platforms []string
+		node      string
+	}{
+		{"multi", []string{"linux/amd64"}, "amd"},
+		{"multi", []string{"linux/arm64"}, "arm"},
+		{"multi", nil, "arm"},                   // no platforms: the first node, as buildx
+		{"probed", []string{"linux/386"}, "any"}, // configured nowhere: the node whose workers serve it
+	} {
+		ep := resolve(t, buildkitconn.Options{Builder: tc.builder, Platforms: tc.platforms, Getenv: getenv})
+		if !strings.Contains(ep.Source, "node "+tc.node+")") {
+			t.Errorf("%s %v: resolved %+v, want node %s", tc.builder, tc.platforms, ep, tc.node)
+		}
+		if tc.node == "amd" {
+			if got := buildOn(t, s, ep); got != "built by "+t.Name() {
+				t.Errorf("build output %q", got)
+			}
+		}
+	}
+	_, err := buildkitconn.Resolve(context.Background(), buildkitconn.Options{Builder: "multi", Platforms: []string{"linux/amd64", "linux/arm64"}, Getenv: getenv})
+	if err == nil || !strings.Contains(err.Error(), "served by different nodes (arm: linux/arm64; amd: linux/amd64)") {
+		t.Errorf("platforms on two nodes: %v", err)
+	}
 }
