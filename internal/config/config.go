@@ -20,6 +20,7 @@ import (
 	"github.com/distribution/reference"
 	"github.com/sethvargo/go-githubactions"
 
+	"github.com/ecr-build-cache/ecr-build-cache/internal/build"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/buildkitconn"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/cacheref"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/ecr"
@@ -62,6 +63,29 @@ type Config struct {
 	SBOM       Attestation
 	Target     string
 	NoCache    bool
+
+	// The rest of docker/build-push-action's inputs (buildopts.go).
+	SSH      []build.SSH
+	Contexts map[string]string // build-contexts, by name
+	// ImageExport says whether the image is exported (named, and pushed when
+	// Push): false when outputs is given without a type=image entry or push.
+	ImageExport bool
+	// ImageAttrs are the outputs input's type=image entry's further exporter
+	// attributes (push-by-digest, name-canonical, ...).
+	ImageAttrs     map[string]string
+	Outputs        []build.Output // the other outputs (local, tar, oci, docker with dest)
+	Load           bool           // load the image into the runner's Docker engine
+	Pull           bool
+	NoCacheFilters []string
+	Allow          []string // entitlements
+	Network        string   // "", "host" or "none"
+	AddHosts       []string // host=ip
+	ShmSize        int64
+	Ulimits        []string
+	CgroupParent   string
+	Call           *build.Call // nil: build
+	// Daemon configures the BuildKit container the action starts.
+	Daemon buildkitconn.Daemon
 
 	CacheRepository string
 	CacheTagPrefix  string
@@ -189,6 +213,7 @@ func Read(a *githubactions.Action, environ []string) (*Config, error) {
 	c.CacheRefreshAfter = refreshAfter(&p, in("cache-refresh-days"))
 
 	c.readMerge(&p, a, list)
+	c.readBuildOptions(&p, a, m, in, boolean, list)
 
 	c.readRegistry(&p, in("registry"))
 	c.checkRefs(&p)

@@ -60,16 +60,24 @@ var inputDefaults = map[string]string{
 	"cache-cleanup":               "true",
 	"cache-cleanup-scopes":        "",
 	"cache-refresh-days":          "7", // half of the README's 14-day lifecycle rule
-}
-
-// buildPushActionInputs are docker/build-push-action's inputs (its action.yml):
-// a workflow moved from it may still give those this action lacks.
-var buildPushActionInputs = []string{
-	"add-hosts", "allow", "annotations", "attests", "build-args", "build-contexts",
-	"builder", "cache-from", "cache-to", "call", "cgroup-parent", "context", "file",
-	"github-token", "labels", "load", "network", "no-cache", "no-cache-filters",
-	"outputs", "platforms", "provenance", "pull", "push", "sbom", "secret-envs",
-	"secret-files", "secrets", "shm-size", "ssh", "tags", "target", "ulimit",
+	"ssh":                         "",
+	"build-contexts":              "",
+	"secret-envs":                 "",
+	"github-token":                "",
+	"outputs":                     "",
+	"load":                        "false",
+	"pull":                        "false",
+	"no-cache-filters":            "",
+	"allow":                       "",
+	"network":                     "",
+	"add-hosts":                   "",
+	"shm-size":                    "",
+	"ulimit":                      "",
+	"cgroup-parent":               "",
+	"call":                        "build",
+	"buildkit-image":              "",
+	"buildkitd-config-inline":     "",
+	"buildkitd-flags":             "",
 }
 
 // insteadOf says what replaces a build-push-action input this action handles
@@ -105,8 +113,6 @@ func checkUnknownInputs(p *problems, environ []string) {
 		switch {
 		case insteadOf[name] != "":
 			p.add("%s: not an input of this action: %s", name, insteadOf[name])
-		case slices.Contains(buildPushActionInputs, name):
-			p.add("%s: docker/build-push-action's input is not supported yet by this action; remove it (the build would differ without it)", name)
 		default:
 			if s := closestInput(name); s != "" {
 				p.add("%s: not an input of this action; did you mean %s?", name, s)

@@ -78,7 +78,7 @@ func (c *Config) readSecrets(p *problems, a *githubactions.Action, m *masker, ra
 
 func (c *Config) addSecret(p *problems, id string, v []byte) {
 	if _, dup := c.Secrets[id]; dup {
-		p.add("secrets: id %q is given twice (secrets and secret-files share ids)", id)
+		p.add("secrets: id %q is given twice (secrets, secret-files, secret-envs and github-token share ids)", id)
 		return
 	}
 	if c.Secrets == nil {
