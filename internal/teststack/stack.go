@@ -140,22 +140,42 @@ func freeAddr() (string, error) {
 }
 
 func (s *Stack) spawn(logName string, name string, args ...string) error {
-	logf, err := os.Create(filepath.Join(s.Dir, logName))
+	p, err := startProc(filepath.Join(s.Dir, logName), name, args...)
 	if err != nil {
 		return err
 	}
+	s.procs = append(s.procs, p)
+	return nil
+}
+
+// startProc starts a daemon logging to logPath, in its own process group so
+// that stop ends it and whatever it started.
+func startProc(logPath, name string, args ...string) (proc, error) {
+	logf, err := os.Create(logPath)
+	if err != nil {
+		return proc{}, err
+	}
 	cmd := exec.Command(name, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	// Own process group, so Close can stop the daemon and whatever it started.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		logf.Close()
-		return fmt.Errorf("start %s: %w", name, err)
+		return proc{}, fmt.Errorf("start %s: %w", name, err)
 	}
 	p := proc{cmd: cmd, exited: make(chan struct{})}
 	go func() { _ = cmd.Wait(); logf.Close(); close(p.exited) }()
-	s.procs = append(s.procs, p)
-	return nil
+	return p, nil
+}
+
+// stop ends the process group: SIGTERM, then SIGKILL after 10 s.
+func (p proc) stop() {
+	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGTERM)
+	select {
+	case <-p.exited:
+	case <-time.After(10 * time.Second):
+		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+		<-p.exited
+	}
 }
 
 func (s *Stack) startRegistry(ctx context.Context) error {
@@ -194,18 +214,38 @@ http:
 	})
 }
 
+// RegistryConfig is the buildkitd.toml entry that lets a daemon pull from the
+// stack's plain-HTTP registry.
+func (s *Stack) RegistryConfig() string {
+	return fmt.Sprintf("[registry.%q]\n  http = true\n  insecure = true\n", s.Registry)
+}
+
+// buildkitdArgs are the arguments of a buildkitd with its state in dir.
+func buildkitdArgs(dir, addr string) []string {
+	return []string{"--root", filepath.Join(dir, "buildkit"), "--addr", addr, "--oci-worker=true", "--containerd-worker=false"}
+}
+
+// waitBuildkitd waits until the buildkitd at addr answers.
+func waitBuildkitd(ctx context.Context, addr, logPath string) error {
+	return waitFor(ctx, "buildkitd at "+addr, logPath, func() error {
+		c, err := client.New(ctx, addr)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		_, err = c.ListWorkers(ctx)
+		return err
+	})
+}
+
 func (s *Stack) startBuildkitd(ctx context.Context, withTLS bool) error {
 	// FROM lines pull the base image over plain HTTP from the stack's registry.
-	conf := fmt.Sprintf("[registry.%q]\n  http = true\n  insecure = true\n", s.Registry)
 	confPath := filepath.Join(s.Dir, "buildkitd.toml")
-	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
+	if err := os.WriteFile(confPath, []byte(s.RegistryConfig()), 0o644); err != nil {
 		return err
 	}
 	s.BuildkitAddr = "unix://" + filepath.Join(s.Dir, "buildkitd.sock")
-	args := []string{"--config", confPath,
-		"--root", filepath.Join(s.Dir, "buildkit"),
-		"--addr", s.BuildkitAddr,
-		"--oci-worker=true", "--containerd-worker=false"}
+	args := append([]string{"--config", confPath}, buildkitdArgs(s.Dir, s.BuildkitAddr)...)
 	if withTLS {
 		addr, err := freeAddr()
 		if err != nil {
@@ -221,15 +261,7 @@ func (s *Stack) startBuildkitd(ctx context.Context, withTLS bool) error {
 	if err := s.spawn("buildkitd.log", s.Tool("buildkitd"), args...); err != nil {
 		return err
 	}
-	return waitFor(ctx, "buildkitd at "+s.BuildkitAddr, filepath.Join(s.Dir, "buildkitd.log"), func() error {
-		c, err := client.New(ctx, s.BuildkitAddr)
-		if err != nil {
-			return err
-		}
-		defer c.Close()
-		_, err = c.ListWorkers(ctx)
-		return err
-	})
+	return waitBuildkitd(ctx, s.BuildkitAddr, filepath.Join(s.Dir, "buildkitd.log"))
 }
 
 // waitFor polls ready until it succeeds, for up to a minute.
@@ -315,22 +347,20 @@ func (s *Stack) Prune(ctx context.Context) error {
 
 // Close stops the daemons and removes the stack's directory.
 func (s *Stack) Close() error {
-	var errs []error
 	for i := len(s.procs) - 1; i >= 0; i-- {
-		p := s.procs[i]
-		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGTERM)
-		select {
-		case <-p.exited:
-		case <-time.After(10 * time.Second):
-			_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-			<-p.exited
-		}
+		s.procs[i].stop()
 	}
-	// buildkitd leaves overlay mounts under its root if it was killed; unmount them first.
-	if out, err := exec.Command("sh", "-c", "grep -o ' "+s.Dir+"[^ ]*' /proc/mounts | sort -r | xargs -r -n1 umount -l").CombinedOutput(); err != nil {
-		errs = append(errs, fmt.Errorf("unmount %s: %w: %s", s.Dir, err, out))
+	return removeDir(s.Dir)
+}
+
+// removeDir removes a daemon's directory, unmounting first what buildkitd (or
+// dockerd) leaves mounted under it when it was killed.
+func removeDir(dir string) error {
+	var errs []error
+	if out, err := exec.Command("sh", "-c", "grep -o ' "+dir+"[^ ]*' /proc/mounts | sort -r | xargs -r -n1 umount -l").CombinedOutput(); err != nil {
+		errs = append(errs, fmt.Errorf("unmount %s: %w: %s", dir, err, out))
 	}
-	if err := os.RemoveAll(s.Dir); err != nil {
+	if err := os.RemoveAll(dir); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
