@@ -40,35 +40,23 @@ var pushWaits = []time.Duration{2 * time.Second, 4 * time.Second, 8 * time.Secon
 // be broken in a way no check sees; a cache must never make a build fail.
 func (r *runner) build(ctx context.Context, plan cachePlan) (built, error) {
 	cfg := r.cfg
-	req := build.Request{
-		ContextDir:         cfg.Context,
-		Dockerfile:         cfg.Dockerfile,
-		Target:             cfg.Target,
-		BuildArgs:          cfg.BuildArgs,
-		Labels:             cfg.Labels,
-		NoCache:            cfg.NoCache,
-		Platforms:          cfg.Platforms,
-		Attests:            attests(cfg),
-		Annotations:        cfg.Annotations,
-		Secrets:            cfg.Secrets,
-		Push:               plan.push,
-		PushTimeout:        pushTimeout,
-		CacheImports:       plan.imports,
-		CacheExport:        plan.Export,
-		CacheMode:          build.CacheMode(cfg.CacheMode),
-		CacheExportTimeout: cfg.CacheExportTimeout,
-		Insecure:           r.reg.Insecure,
-		Session:            r.session,
-	}
-	if plan.Untrusted && len(req.Secrets) > 0 && !cfg.UntrustedSecrets {
-		r.a.Noticef("%s: secrets and secret-files are withheld from this build (set untrusted-secrets: true to pass them)", plan.why)
-		req.Secrets = nil
-	}
-	if len(cfg.Tags) > 0 && r.host != "" {
+	req := r.request(plan.Untrusted, plan.why)
+	req.Push = plan.push
+	req.PushTimeout = pushTimeout
+	req.ImageAttrs = cfg.ImageAttrs
+	req.CacheImports = plan.imports
+	req.CacheExport = plan.Export
+	req.CacheMode = build.CacheMode(cfg.CacheMode)
+	req.CacheExportTimeout = cfg.CacheExportTimeout
+	if len(cfg.Tags) > 0 && r.host != "" && cfg.ImageExport {
 		req.Tags = cfg.ImageRefs(r.host) // named even when not pushed: the metadata shows them
 	}
 	if cfg.PushByDigest && r.host != "" {
 		req.PushByDigest, req.Repository = true, r.host+"/"+cfg.Repository
+	}
+	var err error
+	if req.Outputs, err = r.outputs(ctx); err != nil {
+		return built{req: req}, err
 	}
 
 	if leak, err := build.LeaksGitCredentials(cfg.Context, cfg.Dockerfile); err != nil {
@@ -92,12 +80,12 @@ func (r *runner) build(ctx context.Context, plan cachePlan) (built, error) {
 	r.a.EndGroup()
 	if b.res != nil {
 		for _, w := range b.res.Warnings {
-			r.annotate(w.Location).Warningf("%s", w.Message)
+			r.annotate(w.Location, "").Warningf("%s", w.Message)
 		}
 	}
 	if err != nil {
 		if ls := build.ErrorLocations(err); len(ls) > 0 {
-			r.annotate(&ls[0]).Errorf("%s", err)
+			r.annotate(&ls[0], "").Errorf("%s", err)
 			return b, annotated{err}
 		}
 		return b, err
@@ -178,28 +166,81 @@ func Annotated(err error) bool {
 }
 
 // pushedRef is the pushed image's reference: its first tag, or by digest for
-// push-by-digest; "" when nothing was pushed.
+// push-by-digest (the input, or an outputs type=image entry's attribute); ""
+// when nothing was pushed.
 func (b built) pushedRef() string {
 	switch {
 	case !b.req.Push:
 		return ""
 	case b.req.PushByDigest:
 		return b.req.Repository + "@" + b.res.Digest
+	case b.byDigest():
+		return b.req.Tags[0] + "@" + b.res.Digest
 	}
 	return b.req.Tags[0]
 }
 
+// byDigest tells whether the image was pushed without its tags.
+func (b built) byDigest() bool {
+	on, _ := strconv.ParseBool(b.req.ImageAttrs["push-by-digest"])
+	return b.req.PushByDigest || on
+}
+
+// request is what a build or a call asks of BuildKit, from the inputs: all
+// but the image export and the cache. An untrusted run gets no secrets or ssh
+// unless untrusted-secrets allows them.
+func (r *runner) request(untrusted bool, why string) build.Request {
+	cfg := r.cfg
+	req := build.Request{
+		ContextDir:     cfg.Context,
+		Dockerfile:     cfg.Dockerfile,
+		Target:         cfg.Target,
+		BuildArgs:      cfg.BuildArgs,
+		Labels:         cfg.Labels,
+		NoCache:        cfg.NoCache,
+		Platforms:      cfg.Platforms,
+		Attests:        attests(cfg),
+		Annotations:    cfg.Annotations,
+		Secrets:        cfg.Secrets,
+		SSH:            cfg.SSH,
+		Contexts:       cfg.Contexts,
+		Pull:           cfg.Pull,
+		NoCacheFilters: cfg.NoCacheFilters,
+		Entitlements:   cfg.Allow,
+		Network:        cfg.Network,
+		AddHosts:       cfg.AddHosts,
+		ShmSize:        cfg.ShmSize,
+		Ulimits:        cfg.Ulimits,
+		CgroupParent:   cfg.CgroupParent,
+		Insecure:       r.reg.Insecure,
+		Session:        r.session,
+	}
+	if untrusted && (len(req.Secrets) > 0 || len(req.SSH) > 0) && !cfg.UntrustedSecrets {
+		r.a.Noticef("%s: secrets, secret-files, secret-envs, github-token and ssh are withheld from this build (set untrusted-secrets: true to pass them)", why)
+		req.Secrets, req.SSH = nil, nil
+	}
+	return req
+}
+
 // annotate points a workflow command at a Dockerfile line, so GitHub shows it
-// on the file; the frontend names the Dockerfile by its base name.
-func (r *runner) annotate(l *build.Location) *githubactions.Action {
-	if l == nil {
+// on the file, under title when one is given; the frontend names the
+// Dockerfile by its base name.
+func (r *runner) annotate(l *build.Location, title string) *githubactions.Action {
+	fields := map[string]string{}
+	if title != "" {
+		fields["title"] = title
+	}
+	if l != nil {
+		file := l.File
+		if file == filepath.Base(r.cfg.Dockerfile) {
+			file = r.cfg.Dockerfile
+		}
+		fields["file"], fields["line"] = file, strconv.Itoa(l.Line)
+	}
+	if len(fields) == 0 {
 		return r.a
 	}
-	file := l.File
-	if file == filepath.Base(r.cfg.Dockerfile) {
-		file = r.cfg.Dockerfile
-	}
-	return r.a.WithFieldsMap(map[string]string{"file": file, "line": strconv.Itoa(l.Line)})
+	return r.a.WithFieldsMap(fields)
 }
 
 func attests(cfg *config.Config) map[string]string {

@@ -107,7 +107,7 @@ func summary(dockerfile, platform string, plan cachePlan, b built, exp exported,
 	fmt.Fprintf(&sb, "| | |\n|---|---|\n")
 	if req.Push {
 		refs := req.Tags
-		if req.PushByDigest {
+		if b.byDigest() {
 			refs = []string{b.pushedRef()}
 		}
 		tags := make([]string, len(refs))

@@ -70,6 +70,9 @@ func Run(ctx context.Context, a *githubactions.Action, out *ghout.Writer, enviro
 	}
 	r := &runner{a: a, cfg: cfg, out: out, solver: solver, reg: tgt.client, host: tgt.host, platform: platform,
 		session: []session.Attachable{tgt.creds.Attachable()}, refresh: tgt.refresher(cfg.CacheRepository)}
+	if cfg.Call != nil { // check, outline or targets instead of a build
+		return r.call(ctx, solver, tr)
+	}
 	plan, err := r.plan(ctx, tgt, tr)
 	if err != nil {
 		return err

@@ -52,6 +52,7 @@ func connectBuilder(ctx context.Context, a *githubactions.Action, cfg *config.Co
 	ep, err := buildkitconn.Resolve(ctx, buildkitconn.Options{
 		Host: cfg.BuildkitHost, Builder: cfg.Builder, TLS: cfg.TLS, Getenv: a.Getenv,
 		AllowInsecureTCP: cfg.BuildkitAllowInsecureTCP, HostNetwork: cfg.BuildkitHostNetwork,
+		Daemon: cfg.Daemon, Platforms: cfg.Platforms,
 		// Saved before it exists, so the post step removes it whatever happens next.
 		Starting: func(name string) error {
 			if err := ghout.SaveState(a, buildkitconn.StateContainer, name); err != nil {
