@@ -391,7 +391,9 @@ func TestMultiNodeBuilderPicksTheNodeServingThePlatforms(t *testing.T) {
 	cfg := t.TempDir()
 	opts := map[string]string{"cacert": s.Certs.CA, "cert": s.Certs.ClientCert, "key": s.Certs.ClientKey}
 	const down = "tcp://127.0.0.1:1" // nothing listens: a node that must not be dialled
-	platform := func(arch string) []map[string]string { return []map[string]string{{"os": "linux", "architecture": arch}} }
+	platform := func(arch string) []map[string]string {
+		return []map[string]string{{"os": "linux", "architecture": arch}}
+	}
 	writeBuilder(t, cfg, map[string]any{"Name": "multi", "Driver": "remote", "Nodes": []map[string]any{
 		{"Name": "arm", "Endpoint": down, "Platforms": platform("arm64"), "DriverOpts": opts},
 		{"Name": "amd", "Endpoint": s.TLSAddr, "Platforms": platform("amd64"), "DriverOpts": opts},
@@ -408,7 +410,7 @@ func TestMultiNodeBuilderPicksTheNodeServingThePlatforms(t *testing.T) {
 	}{
 		{"multi", []string{"linux/amd64"}, "amd"},
 		{"multi", []string{"linux/arm64"}, "arm"},
-		{"multi", nil, "arm"},                   // no platforms: the first node, as buildx
+		{"multi", nil, "arm"},                    // no platforms: the first node, as buildx
 		{"probed", []string{"linux/386"}, "any"}, // configured nowhere: the node whose workers serve it
 	} {
 		ep := resolve(t, buildkitconn.Options{Builder: tc.builder, Platforms: tc.platforms, Getenv: getenv})

@@ -266,7 +266,6 @@ func (c *Config) readOutputs(p *problems, raw string, pushGiven bool) {
 			c.Outputs = append(c.Outputs, build.Output{Type: typ, Dest: dest, Attrs: attrs})
 		}
 	}
-	c.ImageExport = !given
 	if !given {
 		return
 	}
@@ -291,7 +290,7 @@ func (c *Config) readOutputs(p *problems, raw string, pushGiven bool) {
 		c.ImageAttrs = image
 	}
 	c.Push = push
-	c.ImageExport = image != nil || push
+	c.OutputsOnly = image == nil && !push
 }
 
 // parseOutput reads one --output value as buildx does: a bare path is a local

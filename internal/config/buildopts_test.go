@@ -65,8 +65,8 @@ func TestOutputsDecideThePushAsBuildPushActionDoes(t *testing.T) {
 			t.Errorf("%s: %v", tc.name, err)
 			continue
 		}
-		if c.Push != tc.push || c.ImageExport != tc.image {
-			t.Errorf("%s: push %v image export %v, want %v %v", tc.name, c.Push, c.ImageExport, tc.push, tc.image)
+		if c.Push != tc.push || c.OutputsOnly == tc.image {
+			t.Errorf("%s: push %v outputs only %v, want push %v, an image export %v", tc.name, c.Push, c.OutputsOnly, tc.push, tc.image)
 		}
 		if tc.tags != nil && !reflect.DeepEqual(c.Tags, tc.tags) {
 			t.Errorf("%s: tags %q, want %q", tc.name, c.Tags, tc.tags)

@@ -67,9 +67,9 @@ type Config struct {
 	// The rest of docker/build-push-action's inputs (buildopts.go).
 	SSH      []build.SSH
 	Contexts map[string]string // build-contexts, by name
-	// ImageExport says whether the image is exported (named, and pushed when
-	// Push): false when outputs is given without a type=image entry or push.
-	ImageExport bool
+	// OutputsOnly is set when outputs has no type=image entry and push is
+	// false: the image goes to the outputs only, not to an image export.
+	OutputsOnly bool
 	// ImageAttrs are the outputs input's type=image entry's further exporter
 	// attributes (push-by-digest, name-canonical, ...).
 	ImageAttrs     map[string]string

@@ -48,7 +48,7 @@ func (r *runner) build(ctx context.Context, plan cachePlan) (built, error) {
 	req.CacheExport = plan.Export
 	req.CacheMode = build.CacheMode(cfg.CacheMode)
 	req.CacheExportTimeout = cfg.CacheExportTimeout
-	if len(cfg.Tags) > 0 && r.host != "" && cfg.ImageExport {
+	if len(cfg.Tags) > 0 && r.host != "" && !cfg.OutputsOnly {
 		req.Tags = cfg.ImageRefs(r.host) // named even when not pushed: the metadata shows them
 	}
 	if cfg.PushByDigest && r.host != "" {

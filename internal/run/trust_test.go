@@ -64,7 +64,7 @@ func TestUntrustedRunWithholdsSecretsAndPushesOnlyWhenAsked(t *testing.T) {
 		switch {
 		case !optIn:
 			// testdata/inputs needs its secrets: withheld, the build fails, and says why.
-			if err == nil || !strings.Contains(r.Stdout(), "secrets and secret-files are withheld") || pushed {
+			if err == nil || !strings.Contains(r.Stdout(), "secrets, secret-files, secret-envs, github-token and ssh are withheld") || pushed {
 				t.Errorf("without opt-in: err %v, pushed %v; want the secret step to fail with the notice, nothing pushed\n%s", err, pushed, r.Stdout())
 			}
 		case err != nil:
