@@ -26,17 +26,7 @@ func (s *Stack) StartBuildkitd(t testing.TB, config string, args func(configPath
 		t.Fatal(err)
 	}
 	addr := "unix://" + filepath.Join(dir, "buildkitd.sock")
-	logPath := filepath.Join(dir, "buildkitd.log")
-	p, err := startProc(logPath, s.Tool("buildkitd"), append(buildkitdArgs(dir, addr), args(confPath)...)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		p.stop()
-		if err := removeDir(dir); err != nil {
-			t.Error(err)
-		}
-	})
+	logPath := startForTest(t, dir, "buildkitd.log", s.Tool("buildkitd"), append(buildkitdArgs(dir, addr), args(confPath)...)...)
 	if err := waitBuildkitd(context.Background(), addr, logPath); err != nil {
 		t.Fatal(err)
 	}
@@ -56,19 +46,9 @@ func StartDocker(t testing.TB) string {
 		t.Fatal(err)
 	}
 	host := "unix://" + filepath.Join(dir, "docker.sock")
-	logPath := filepath.Join(dir, "dockerd.log")
-	p, err := startProc(logPath, "dockerd", "--iptables=false", "--bridge=none",
+	logPath := startForTest(t, dir, "dockerd.log", "dockerd", "--iptables=false", "--bridge=none",
 		"--data-root", filepath.Join(dir, "root"), "--exec-root", filepath.Join(dir, "exec"),
 		"--pidfile", filepath.Join(dir, "dockerd.pid"), "-H", host)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		p.stop()
-		if err := removeDir(dir); err != nil {
-			t.Error(err)
-		}
-	})
 	err = waitFor(context.Background(), "dockerd at "+host, logPath, func() error {
 		out, err := Docker(host, "version", "--format", "{{.Server.Version}}")
 		if err != nil {
@@ -90,4 +70,23 @@ func Docker(host string, args ...string) (string, error) {
 	cmd.Env = append(os.Environ(), "DOCKER_HOST="+host)
 	out, err := cmd.CombinedOutput()
 	return string(out), err
+}
+
+// startForTest starts a daemon with its state in dir, logging to logName
+// there, and stops it and removes dir at the test's end. It returns the log's
+// path.
+func startForTest(t testing.TB, dir, logName, name string, args ...string) string {
+	t.Helper()
+	logPath := filepath.Join(dir, logName)
+	p, err := startProc(logPath, name, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		p.stop()
+		if err := removeDir(dir); err != nil {
+			t.Error(err)
+		}
+	})
+	return logPath
 }
