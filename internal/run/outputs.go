@@ -57,7 +57,7 @@ func (r *runner) imageNames() []string {
 	}
 	var out []string
 	for _, t := range r.cfg.ImageRefs("") {
-		if !strings.HasPrefix(t, "/") {
+		if !strings.HasPrefix(t, "/") { // a bare tag: "/<repository>:<tag>" without a registry
 			out = append(out, t)
 		}
 	}
