@@ -90,7 +90,7 @@ type Config struct {
 	CacheRepository string
 	CacheTagPrefix  string
 	CacheScope      string
-	CacheMode       string
+	CacheMode       build.CacheMode
 	CacheExport     cacheref.ExportMode
 	// CacheExportTimeout bounds a hung cache export (the image stands).
 	CacheExportTimeout time.Duration
@@ -179,7 +179,7 @@ func Read(a *githubactions.Action, environ []string) (*Config, error) {
 		CacheRepository:  in("cache-repository"),
 		CacheTagPrefix:   in("cache-tag-prefix"),
 		CacheScope:       in("cache-scope"),
-		CacheMode:        in("cache-mode"),
+		CacheMode:        build.CacheMode(in("cache-mode")),
 		CacheFrom:        list("cache-from", true),
 		DefaultBranch:    in("default-branch"),
 		AWSRegion:        cmp.Or(in("aws-region"), a.Getenv("AWS_REGION"), a.Getenv("AWS_DEFAULT_REGION")),
@@ -356,7 +356,7 @@ func (c *Config) checkCache(p *problems, export, timeout string) {
 		p.add("cache-export-timeout: %q is not a positive duration such as 10m or 90s", timeout)
 	}
 	c.CacheExportTimeout = d
-	if c.CacheMode != "max" && c.CacheMode != "min" {
+	if c.CacheMode != build.CacheModeMax && c.CacheMode != build.CacheModeMin {
 		p.add("cache-mode: %q is not max or min", c.CacheMode)
 	}
 	mode, err := cacheref.ParseExportMode(export)

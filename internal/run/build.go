@@ -46,7 +46,7 @@ func (r *runner) build(ctx context.Context, plan cachePlan) (built, error) {
 	req.ImageAttrs = cfg.ImageAttrs
 	req.CacheImports = plan.imports
 	req.CacheExport = plan.Export
-	req.CacheMode = build.CacheMode(cfg.CacheMode)
+	req.CacheMode = cfg.CacheMode
 	req.CacheExportTimeout = cfg.CacheExportTimeout
 	if len(cfg.Tags) > 0 && r.host != "" && !cfg.OutputsOnly {
 		req.Tags = cfg.ImageRefs(r.host) // named even when not pushed: the metadata shows them
