@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -78,18 +79,64 @@ time="2026-11-27T00:13:44Z" level=error msg="response completed with error" http
 // TestRender checks that a full report renders from samples of every kind, with
 // a number where a number is due.
 func TestRender(t *testing.T) {
-	r := &results{runs: 2, samples: map[key][]sample{}, imageBytes: map[string]int64{"app": 106e6, "steps": 1.1e6},
-		scopes: map[string][][]sample{}, scopeRefs: map[string][]string{}}
+	r := fullResults()
+	out := r.render()
+	for _, want := range []string{
+		"MISS  matrix rebuild fully cached",
+		"PASS  warm <= 5% of cold (action, app)",
+		"1 of 1 runs: [deps 4/4] RUN x",
+		"PASS  action/buildctl <= 1.00 on cold (realistic, paired)",
+		"MISS  action/buildctl <= 0.35 on warm (realistic, paired)",
+		"MISS  200-step warm <= 4x the 50-step warm (action)",
+		"16.0x (20.00s vs 1.25s)",
+		"realistic  partial              56.7 MB    13.3 MB",
+		"71.28%  github.com/moby/buildkit/worker/base.(*Worker).FromRemote",
+		"buildkitd's CPU time during the warm builds: 10.00s for 200 steps, 625ms for 50 (16.0x); its profile puts 71.28% of the samples in",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "NaN") {
+		t.Errorf("report shows NaN:\n%s", out)
+	}
+	md := markdown(machine{buildkit: "v0.34.2"}, r, out)
+	if strings.Contains(md, "%!") || !strings.Contains(md, "## Finding: warm builds grow") || !strings.Contains(md, out) {
+		t.Errorf("BENCHMARKS.md does not render:\n%s", md)
+	}
+}
+
+// TestRenderPartial checks that a run of some parts reports only those.
+func TestRenderPartial(t *testing.T) {
+	r := fullResults()
+	r.parts = map[string]bool{fxRealistic: true}
+	out := r.render()
+	for _, absent := range []string{"== app:", "== matrix:", "== scale:", "(action, app)", "matrix rebuild"} {
+		if strings.Contains(out, absent) {
+			t.Errorf("report of realistic alone shows %q:\n%s", absent, out)
+		}
+	}
+	if !strings.Contains(out, "== realistic:") || strings.Contains(out, "NaN") {
+		t.Errorf("report of realistic alone:\n%s", out)
+	}
+}
+
+// fullResults are samples of every kind a full run records.
+func fullResults() *results {
+	parts, _ := selectParts("")
+	r := &results{runs: 2, parts: parts, samples: map[key][]sample{}, imageBytes: map[string]int64{"app": 106e6, "steps": 1.1e6, fxRealistic: 61e6},
+		scopes: map[string][][]sample{}, scopeRefs: map[string][]string{}, bandwidth: bandwidth{up: 150e6, down: 1.2e9, size: bandwidthBlob}}
 	s := func(sec float64, cached, total int) sample {
-		return sample{took: time.Duration(sec * float64(time.Second)), startup: 20 * time.Millisecond, cached: cached, total: total,
-			traffic: traffic{requests: 30, getBytes: 10e3}}
+		return sample{took: time.Duration(sec * float64(time.Second)), daemonCPU: time.Duration(sec * float64(time.Second) / 2), startup: 20 * time.Millisecond, cached: cached, total: total,
+			traffic: traffic{requests: 30, getBytes: 10e3}, floor: &floorBytes{down: 56683641, up: 13332438}}
 	}
 	for _, f := range fixtures {
-		for _, tool := range tools {
-			r.samples[key{f.name, "cold", tool}] = []sample{s(10, 0, 8), s(11, 0, 8)}
-			r.samples[key{f.name, "warm", tool}] = []sample{s(0.3, 8, 8), s(0.4, 8, 8)}
-			r.samples[key{f.name, "new branch", tool}] = []sample{s(0.3, 8, 8), s(9, 0, 8)}
-			r.samples[key{f.name, "partial", tool}] = []sample{s(1, 5, 8), s(1.2, 5, 8)}
+		for _, tool := range f.tools {
+			r.samples[key{f.name, scCold, tool}] = []sample{s(10, 0, 8), s(11, 0, 8)}
+			r.samples[key{f.name, scWarm, tool}] = []sample{s(0.3, 8, 8), s(0.4, 8, 8)}
+			r.samples[key{f.name, scNewBranch, tool}] = []sample{s(0.3, 8, 8), s(9, 0, 8)}
+			r.samples[key{f.name, scBranchChanged, tool}] = []sample{s(2, 5, 8), s(2, 5, 8)}
+			r.samples[key{f.name, scPartial, tool}] = []sample{s(1, 5, 8), s(1.2, 5, 8)}
 		}
 	}
 	for _, tool := range tools {
@@ -100,14 +147,184 @@ func TestRender(t *testing.T) {
 	}
 	for _, n := range importCounts {
 		r.samples[key{"app", fmt.Sprintf("%d refs", n), toolBuildctl}] = []sample{{missed: []string{"[deps 4/4] RUN x"}}}
+		r.samples[key{"app", fmt.Sprintf("%d refs", n), toolAction}] = []sample{s(0.2, 8, 8)}
 	}
-	out := r.render()
-	for _, want := range []string{"MISS  matrix rebuild fully cached", "PASS  warm <= 5% of cold (action, app)", "1 of 1 runs: [deps 4/4] RUN x"} {
-		if !strings.Contains(out, want) {
-			t.Errorf("report lacks %q:\n%s", want, out)
+	for _, n := range stepCounts {
+		r.samples[genKey(n, scCold)] = []sample{s(float64(n)/5, 0, n)}
+		r.samples[genKey(n, scWarm)] = []sample{s(float64(n*n)/2000, n, n)}
+	}
+	for _, sc := range []string{scCold, scWarm} {
+		r.samples[key{"steps", sc + ", cache-mode=min", toolAction}] = []sample{s(1, 0, 54)}
+	}
+	top, err := os.ReadFile(filepath.Join("testdata", "pprof-top.txt"))
+	if err != nil {
+		panic(err)
+	}
+	r.profile = parseTop(string(top))
+	return r
+}
+
+func TestParseTop(t *testing.T) {
+	top, err := os.ReadFile(filepath.Join("testdata", "pprof-top.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := parseTop(string(top))
+	if p.header != "Duration: 75.03s, Total samples = 60.31s (80.39%)" {
+		t.Errorf("header = %q", p.header)
+	}
+	if p.fromRemote != "71.28%" {
+		t.Errorf("FromRemote's share = %q, want 71.28%%", p.fromRemote)
+	}
+	if len(p.top) != profileTop {
+		t.Fatalf("%d functions, want %d", len(p.top), profileTop)
+	}
+	if p.top[0].name != profileKey || p.top[0].cum != "71.28%" {
+		t.Errorf("first function %+v, want FromRemote at 71.28%%", p.top[0])
+	}
+	for _, l := range p.top {
+		if strings.HasPrefix(l.name, "runtime.") || strings.Contains(l.name, "errgroup") {
+			t.Errorf("listed %q, which is not BuildKit's", l.name)
 		}
 	}
-	if strings.Contains(out, "NaN") {
-		t.Errorf("report shows NaN:\n%s", out)
+}
+
+func TestSelectParts(t *testing.T) {
+	for _, tc := range []struct {
+		only string
+		want []string
+		err  string
+	}{
+		{only: "", want: partNames},
+		{only: "realistic, scale", want: []string{"realistic", "scale"}},
+		{only: "refs", err: "refs imports the matrix scopes' caches: add matrix"},
+		{only: "realistc,scal", err: `unknown part "realistc"`},
+	} {
+		got, err := selectParts(tc.only)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("-only %q: error %v, want one with %q", tc.only, err, tc.err)
+			}
+			if tc.only == "realistc,scal" && !strings.Contains(err.Error(), `unknown part "scal"`) {
+				t.Errorf("-only %q: error %v does not name every unknown part", tc.only, err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("-only %q: %v", tc.only, err)
+		}
+		if len(got) != len(tc.want) {
+			t.Errorf("-only %q: parts %v, want %v", tc.only, got, tc.want)
+		}
+		for _, p := range tc.want {
+			if !got[p] {
+				t.Errorf("-only %q: %s not selected", tc.only, p)
+			}
+		}
 	}
+}
+
+// TestFloorOf reads a real main cache, the cache and image a partial build
+// left (one source file changed; buildctl, the realistic fixture) and the base
+// image; the partial build had to download the final stage's base (busybox and
+// the dependency layer) and upload three new layers.
+func TestFloorOf(t *testing.T) {
+	read := func(name string) refState {
+		t.Helper()
+		m, err := os.ReadFile(filepath.Join("testdata", "floor", name+".manifest.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := stateOf(m, func() ([]byte, error) { return os.ReadFile(filepath.Join("testdata", "floor", name+".config.json")) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	mainCache, partialCache, image, base := read("cache-main"), read("cache-partial"), read("image-partial"), read("base")
+	none := refState{}
+	for _, tc := range []struct {
+		name             string
+		imported         []refState
+		image, exported  refState
+		wantDown, wantUp int64
+	}{
+		// Every step ran on the base image; every layer but the base's is new.
+		{name: "cold", imported: nil, image: none, exported: mainCache, wantDown: 1067831, wantUp: 124558620},
+		// Nothing ran, nothing is new: the export was skipped.
+		{name: "warm", imported: []refState{mainCache}, image: none, exported: mainCache},
+		{name: "partial", imported: []refState{mainCache}, image: image, exported: partialCache, wantDown: 56683641, wantUp: 13332438},
+	} {
+		got := floorOf(tc.imported, base, tc.image, tc.exported)
+		if got.down != tc.wantDown || got.up != tc.wantUp {
+			t.Errorf("%s: floor down %d up %d, want %d and %d", tc.name, got.down, got.up, tc.wantDown, tc.wantUp)
+		}
+	}
+}
+
+// TestGenerateRealistic checks that the realistic fixture is the same bytes on
+// every run, at the size the issue describes, and that the partial and
+// new-branch contexts each change one different source file.
+func TestGenerateRealistic(t *testing.T) {
+	a, err := generateRealistic(t.TempDir(), "run 1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := generateRealistic(t.TempDir(), "run 1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := func(dir string) map[string]string {
+		m := map[string]string{}
+		err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return err
+			}
+			c, err := os.ReadFile(p)
+			m[strings.TrimPrefix(p, dir+"/")] = string(c)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	base := files(a.base)
+	if diff := differing(base, files(b.base)); len(diff) != 0 {
+		t.Errorf("two generations differ in %v", diff)
+	}
+	src := 0
+	for p := range base {
+		if strings.HasPrefix(p, "src/") {
+			src++
+		}
+	}
+	if src != 8000 {
+		t.Errorf("%d source files, want 8,000", src)
+	}
+	if n := strings.Count(base["deps.lock"], "\n"); n != 1200 {
+		t.Errorf("deps.lock locks %d packages, want 1,200", n)
+	}
+	if d := differing(base, files(a.partial)); len(d) != 1 || d[0] != partialFile {
+		t.Errorf("partial changes %v, want [%s]", d, partialFile)
+	}
+	if d := differing(base, files(a.branch)); len(d) != 1 || d[0] != branchFile {
+		t.Errorf("new branch changes %v, want [%s]", d, branchFile)
+	}
+}
+
+func differing(a, b map[string]string) []string {
+	var d []string
+	for p, c := range a {
+		if b[p] != c {
+			d = append(d, p)
+		}
+	}
+	for p := range b {
+		if _, ok := a[p]; !ok {
+			d = append(d, p)
+		}
+	}
+	slices.Sort(d)
+	return d
 }

@@ -9,45 +9,101 @@ import (
 	"github.com/ecr-build-cache/ecr-build-cache/internal/teststack"
 )
 
-// A fixture is a build context under hack/bench/fixtures with a Dockerfile, an
-// early deps.txt (another branch's dependency bump changes it) and a late
-// src/late.txt (the partial scenario changes it).
+// A fixture is a build context with a Dockerfile, the tools that build it and
+// the scenarios they build, in order.
 type fixture struct {
 	name string
 	// what describes it in the report.
-	what string
+	what      string
+	tools     []string
+	scenarios []scenario
+	// prepare writes the contexts of one run into dir; runTag makes a run's
+	// changes its own.
+	prepare func(dir, runTag string) (contexts, error)
 }
 
-var fixtures = []fixture{
-	{"app", "multi-stage: seconds of CPU and a 100 MiB layer early, sources late"},
-	{"steps", "54 small RUN/COPY steps, config first, sources last"},
+// scenario is one build of a fixture by every tool of the fixture.
+type scenario struct {
+	name    string
+	branch  string
+	context func(contexts) string
+	// fallback makes buildctl import main's cache ref after its own, as a
+	// hand-written fallback for a branch's first build does.
+	fallback bool
 }
 
 // contexts are the variants of a fixture's build context one run builds.
 type contexts struct {
-	base    string // as committed
-	partial string // src/late.txt changed
-	other   string // deps.txt bumped: another branch's content
+	base    string // as committed (or generated)
+	partial string // one late source file changed
+	other   string // deps bumped: another branch's content
+	branch  string // another late source file changed: a new branch's change
 }
 
-// prepare copies the fixture into dir three times; the committed files are
-// never changed.
-func (f fixture) prepare(dir, runTag string) (contexts, error) {
-	src := filepath.Join(teststack.RepoRoot(), "hack", "bench", "fixtures", f.name)
-	c := contexts{
-		base:    filepath.Join(dir, "base"),
-		partial: filepath.Join(dir, "partial"),
-		other:   filepath.Join(dir, "other"),
-	}
-	for _, d := range []string{c.base, c.partial, c.other} {
-		if err := os.CopyFS(d, os.DirFS(src)); err != nil {
-			return c, fmt.Errorf("copy fixture %s: %w", f.name, err)
+// Scenario names shared by the report.
+const (
+	scCold          = "cold"
+	scWarm          = "warm"
+	scNewBranch     = "new branch"
+	scPartial       = "partial"
+	scBranchChanged = "new branch+change"
+)
+
+var fixtures = []fixture{
+	{name: "app", what: "multi-stage: seconds of CPU and a 100 MiB layer early, sources late",
+		tools: tools, scenarios: sameContentScenarios, prepare: committed("app")},
+	{name: "steps", what: "54 small RUN/COPY steps, config first, sources last",
+		tools: tools, scenarios: sameContentScenarios, prepare: committed("steps")},
+	{name: "realistic", what: "dependency stage (1,200 files, ~120 MB, seconds of CPU), source stage over 8,000 files, final stage copying both",
+		tools: []string{toolAction, toolBuildctl}, prepare: generateRealistic, scenarios: []scenario{
+			{name: scCold, branch: "main", context: base},
+			{name: scWarm, branch: "main", context: base},
+			{name: scBranchChanged, branch: "feature/change", context: func(c contexts) string { return c.branch }, fallback: true},
+			{name: scPartial, branch: "main", context: func(c contexts) string { return c.partial }},
+		}},
+}
+
+// sameContentScenarios are the app and steps fixtures' scenarios: the new
+// branch builds main's content.
+var sameContentScenarios = []scenario{
+	{name: scCold, branch: "main", context: base},
+	{name: scWarm, branch: "main", context: base},
+	{name: scNewBranch, branch: "feature/new", context: base},
+	{name: scPartial, branch: "main", context: func(c contexts) string { return c.partial }},
+}
+
+func base(c contexts) string { return c.base }
+
+func fixtureNamed(name string) fixture {
+	for _, f := range fixtures {
+		if f.name == name {
+			return f
 		}
 	}
-	if err := appendLine(filepath.Join(c.partial, "src", "late.txt"), "changed in "+runTag); err != nil {
-		return c, err
+	panic("no fixture " + name)
+}
+
+// committed prepares a fixture committed under hack/bench/fixtures/NAME, whose
+// deps.txt another branch bumps and whose src/late.txt the partial scenario
+// changes. The committed files are never changed.
+func committed(name string) func(dir, runTag string) (contexts, error) {
+	return func(dir, runTag string) (contexts, error) {
+		src := filepath.Join(teststack.RepoRoot(), "hack", "bench", "fixtures", name)
+		c := contexts{
+			base:    filepath.Join(dir, "base"),
+			partial: filepath.Join(dir, "partial"),
+			other:   filepath.Join(dir, "other"),
+		}
+		for _, d := range []string{c.base, c.partial, c.other} {
+			if err := os.CopyFS(d, os.DirFS(src)); err != nil {
+				return c, fmt.Errorf("copy fixture %s: %w", name, err)
+			}
+		}
+		if err := appendLine(filepath.Join(c.partial, "src", "late.txt"), "changed in "+runTag); err != nil {
+			return c, err
+		}
+		return c, appendLine(filepath.Join(c.other, "deps.txt"), "libnew 1.0.0 (dependency bump on another branch)")
 	}
-	return c, appendLine(filepath.Join(c.other, "deps.txt"), "libnew 1.0.0 (dependency bump on another branch)")
 }
 
 func appendLine(path, line string) error {

@@ -12,6 +12,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -27,10 +28,21 @@ import (
 
 func main() {
 	runs := flag.Int("runs", 3, "runs per scenario (the report shows medians)")
-	out := flag.String("out", filepath.Join(teststack.RepoRoot(), "BENCHMARKS.md"), "where to write the report")
+	out := flag.String("out", "", "where to write the report (default BENCHMARKS.md at the repository root; a run with -only writes none unless given)")
+	profiles := flag.String("profiles", "", "keep buildkitd's CPU profiles (pprof) of the scale study's largest warm build in this directory")
+	only := flag.String("only", "", "comma-separated parts to run, for iterating: "+strings.Join(partNames, ", ")+" (refs needs matrix); every part when empty")
 	flag.Parse()
+	parts, err := selectParts(*only)
+	if err == nil && *out == "" && *only == "" {
+		*out = filepath.Join(teststack.RepoRoot(), "BENCHMARKS.md")
+	}
+	if err == nil && *profiles != "" {
+		err = os.MkdirAll(*profiles, 0o755)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := realMain(ctx, *runs, *out)
+	if err == nil {
+		err = realMain(ctx, *runs, *out, *profiles, parts)
+	}
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -38,13 +50,13 @@ func main() {
 	}
 }
 
-func realMain(ctx context.Context, runs int, out string) error {
+func realMain(ctx context.Context, runs int, out, profiles string, parts map[string]bool) error {
 	if runs < 1 {
 		return fmt.Errorf("-runs %d: need at least one", runs)
 	}
 	began, load := time.Now(), loadavg()
 	fmt.Fprintln(os.Stderr, "bench: starting the local stack (the first run installs packages and builds buildkitd: minutes)")
-	s, err := teststack.Start(ctx, teststack.Options{Log: os.Stderr})
+	s, err := teststack.Start(ctx, teststack.Options{Log: os.Stderr, Debug: true})
 	if err != nil {
 		return err
 	}
@@ -59,37 +71,77 @@ func realMain(ctx context.Context, runs int, out string) error {
 	if err != nil {
 		return err
 	}
-	b := &bench{s: s, bin: bin, dir: dir, reg: newRegLog(s.RegistryLog, s.Registry), began: time.Now()}
-	res := &results{runs: runs, samples: map[key][]sample{}, imageBytes: map[string]int64{},
+	b := &bench{s: s, bin: bin, dir: dir, profiles: profiles, reg: newRegLog(s.RegistryLog, s.Registry), began: time.Now()}
+	res := &results{runs: runs, parts: parts, samples: map[key][]sample{}, imageBytes: map[string]int64{},
 		scopes: map[string][][]sample{}, scopeRefs: map[string][]string{}}
+	if res.bandwidth, err = b.measureBandwidth(ctx); err != nil {
+		return fmt.Errorf("measure the registry's bandwidth: %w", err)
+	}
+	b.logf("registry loopback bandwidth: upload %s/s, download %s/s", fmtBytes(res.bandwidth.up), fmtBytes(res.bandwidth.down))
 
 	for _, f := range fixtures {
-		if err := b.scenarios(ctx, f, res); err != nil {
-			return err
+		if parts[f.name] {
+			if err := b.scenarios(ctx, f, res); err != nil {
+				return err
+			}
 		}
 	}
-	if err := b.matrix(ctx, res); err != nil {
-		return err
-	}
-	if err := b.scaleRefs(ctx, res); err != nil {
-		return err
-	}
-	if err := b.modeMin(ctx, res); err != nil {
-		return err
-	}
-	if err := b.scaleSteps(ctx, res); err != nil {
-		return err
+	for _, p := range []struct {
+		name string
+		run  func(context.Context, *results) error
+	}{{"matrix", b.matrix}, {"refs", b.scaleRefs}, {"min", b.modeMin}, {"scale", b.scaleSteps}} {
+		if parts[p.name] {
+			if err := p.run(ctx, res); err != nil {
+				return err
+			}
+		}
 	}
 
 	m := describeMachine(load)
 	m.took = time.Since(began).Round(time.Second).String()
 	report := res.render()
 	fmt.Print("\n" + report)
+	if out == "" {
+		fmt.Printf("\nbench: done in %s; a partial run (-only) writes no report file\n", m.took)
+		return nil
+	}
 	fmt.Printf("\nbench: done in %s; writing %s\n", m.took, out)
 	return os.WriteFile(out, []byte(markdown(m, res, report)), 0o644)
 }
 
-// scenarios runs cold, warm, new branch and partial for every tool, runs times.
+// partNames are what -only selects: the fixtures' scenarios, then the studies.
+var partNames = func() []string {
+	var n []string
+	for _, f := range fixtures {
+		n = append(n, f.name)
+	}
+	return append(n, "matrix", "refs", "min", "scale")
+}()
+
+// selectParts reads -only; every part when it is empty.
+func selectParts(only string) (map[string]bool, error) {
+	parts := map[string]bool{}
+	if only == "" {
+		for _, p := range partNames {
+			parts[p] = true
+		}
+		return parts, nil
+	}
+	var errs []error
+	for _, p := range strings.Split(only, ",") {
+		p = strings.TrimSpace(p)
+		if !slices.Contains(partNames, p) {
+			errs = append(errs, fmt.Errorf("-only: unknown part %q; the parts are %s", p, strings.Join(partNames, ", ")))
+		}
+		parts[p] = true
+	}
+	if parts["refs"] && !parts["matrix"] {
+		errs = append(errs, errors.New("-only: refs imports the matrix scopes' caches: add matrix"))
+	}
+	return parts, errors.Join(errs...)
+}
+
+// scenarios runs the fixture's scenarios for each of its tools, runs times.
 // Tools take turns within a scenario (their order rotates per run) so that a
 // slow spell of the machine hits all of them alike.
 func (b *bench) scenarios(ctx context.Context, f fixture, res *results) error {
@@ -99,14 +151,9 @@ func (b *bench) scenarios(ctx context.Context, f fixture, res *results) error {
 			return err
 		}
 		repo := func(tool string) string { return fmt.Sprintf("bench/%s-r%d-%s", f.name, r, tool) }
-		for _, sc := range []struct{ name, branch, context string }{
-			{"cold", "main", cx.base},
-			{"warm", "main", cx.base},
-			{"new branch", "feature/new", cx.base},
-			{"partial", "main", cx.partial},
-		} {
-			for _, tool := range rotate(tools, r-1) {
-				if sc.name == "new branch" && tool == toolPeer {
+		for _, sc := range f.scenarios {
+			for _, tool := range rotate(f.tools, r-1) {
+				if sc.name == scNewBranch && tool == toolPeer {
 					// With one fixed ref, the last writer wins: another branch that
 					// bumped a dependency built (and exported) after main did.
 					j := job{tool: tool, repo: repo(tool), branch: "feature/deps-bump", context: cx.other}
@@ -115,15 +162,19 @@ func (b *bench) scenarios(ctx context.Context, f fixture, res *results) error {
 					}
 					b.logf("%s run %d: peer: feature/deps-bump wrote %s last", f.name, r, j.cacheRef(b.s.Registry))
 				}
-				smp, err := b.measure(ctx, job{tool: tool, repo: repo(tool), branch: sc.branch, context: sc.context})
+				j := job{tool: tool, repo: repo(tool), branch: sc.branch, context: sc.context(cx)}
+				if sc.fallback && tool == toolBuildctl {
+					j.extraImports = []string{job{tool: tool, repo: j.repo, branch: "main"}.cacheRef(b.s.Registry)}
+				}
+				smp, err := b.measureFloor(ctx, j)
 				if err != nil {
 					return err
 				}
 				k := key{f.name, sc.name, tool}
 				res.samples[k] = append(res.samples[k], smp)
-				b.logf("%s run %d/%d %-10s %-8s %s", f.name, r, res.runs, sc.name, tool, smp)
+				b.logf("%s run %d/%d %-17s %-8s %s", f.name, r, res.runs, sc.name, tool, smp)
 			}
-			if r == 1 && sc.name == "warm" {
+			if r == 1 && sc.name == scWarm {
 				n, err := imageBytes(fmt.Sprintf("%s/%s:main", b.s.Registry, repo(toolAction)))
 				if err != nil {
 					return err
@@ -140,7 +191,7 @@ var scopes = []string{"a", "b", "c", "d"}
 // matrix builds the app fixture in 4 cache scopes at once (one variant each, as a
 // matrix of targets), once per tool, then rebuilds all 4 at once, runs times.
 func (b *bench) matrix(ctx context.Context, res *results) error {
-	cx, err := fixtures[0].prepare(filepath.Join(b.dir, "matrix"), "matrix")
+	cx, err := fixtureNamed("app").prepare(filepath.Join(b.dir, "matrix"), "matrix")
 	if err != nil {
 		return err
 	}
@@ -183,7 +234,7 @@ var importCounts = []int{1, 2, 4}
 // scaleRefs rebuilds matrix scope a (fully cached from its own ref) while also
 // importing the other scopes' caches: what extra cache-from refs cost.
 func (b *bench) scaleRefs(ctx context.Context, res *results) error {
-	cx, err := fixtures[0].prepare(filepath.Join(b.dir, "refs"), "refs")
+	cx, err := fixtureNamed("app").prepare(filepath.Join(b.dir, "refs"), "refs")
 	if err != nil {
 		return err
 	}
@@ -209,23 +260,29 @@ func (b *bench) scaleRefs(ctx context.Context, res *results) error {
 // modeMin rebuilds the steps fixture with the action's cache-mode=min: how much
 // of a warm build of many small steps is the mode=max cache export.
 func (b *bench) modeMin(ctx context.Context, res *results) error {
-	cx, err := fixtures[1].prepare(filepath.Join(b.dir, "min"), "min")
+	cx, err := fixtureNamed("steps").prepare(filepath.Join(b.dir, "min"), "min")
 	if err != nil {
 		return err
 	}
 	j := job{tool: toolAction, repo: "bench/steps-min", branch: "main", context: cx.base, cacheMode: "min"}
-	return b.coldThenWarm(ctx, j, "steps", ", cache-mode=min", res.runs, res)
+	return b.coldThenWarm(ctx, j, "steps", ", cache-mode=min", res.runs, res, nil)
 }
 
 // coldThenWarm builds j once on its empty repository, then warm times more,
-// recorded under fixture fx as scenarios "cold"+suffix and "warm"+suffix.
-func (b *bench) coldThenWarm(ctx context.Context, j job, fx, suffix string, warm int, res *results) error {
+// recorded under fixture fx as scenarios "cold"+suffix and "warm"+suffix. With
+// prof set, buildkitd's CPU is profiled during the warm builds.
+func (b *bench) coldThenWarm(ctx context.Context, j job, fx, suffix string, warm int, res *results, prof *profiler) error {
 	for i := 0; i <= warm; i++ {
-		sc := "warm" + suffix
+		sc := scWarm + suffix
 		if i == 0 {
-			sc = "cold" + suffix
+			sc = scCold + suffix
+		} else if prof != nil {
+			prof.start(ctx)
 		}
 		smp, err := b.measure(ctx, j)
+		if i > 0 && prof != nil {
+			err = errors.Join(err, prof.stop())
+		}
 		if err != nil {
 			return err
 		}
@@ -237,10 +294,11 @@ func (b *bench) coldThenWarm(ctx context.Context, j job, fx, suffix string, warm
 }
 
 // stepCounts are the generated Dockerfiles' sizes in the scale study.
-var stepCounts = []int{10, 50, 200}
+var stepCounts = []int{10, 50, 100, 200}
 
 // scaleSteps builds generated Dockerfiles with the action: cold once, warm runs
-// times, except the 200-step warm build (minutes on its own here) once.
+// times, except the warm builds above 50 steps (a minute or more each here)
+// once. buildkitd's CPU is profiled during the largest one's warm build.
 func (b *bench) scaleSteps(ctx context.Context, res *results) error {
 	for _, n := range stepCounts {
 		dir, err := generate(b.dir, n)
@@ -252,8 +310,17 @@ func (b *bench) scaleSteps(ctx context.Context, res *results) error {
 		if n > 50 {
 			warm = 1
 		}
-		if err := b.coldThenWarm(ctx, j, fmt.Sprintf("gen-%d", n), "", warm, res); err != nil {
+		var prof *profiler
+		if n == stepCounts[len(stepCounts)-1] {
+			prof = b.newProfiler(fmt.Sprintf("gen-%d-warm", n))
+		}
+		if err := b.coldThenWarm(ctx, j, genKey(n, scCold).fixture, "", warm, res, prof); err != nil {
 			return err
+		}
+		if prof != nil {
+			if res.profile, err = summarize(ctx, prof.files); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

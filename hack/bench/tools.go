@@ -52,22 +52,28 @@ type sample struct {
 	cached  int
 	total   int
 	traffic
-	cacheRef string // the ref the build exported its cache to
+	cacheRef string      // the ref the build exported its cache to
+	imports  []string    // the action's imported cache refs (its cache-from output)
+	floor    *floorBytes // the build's floor (action builds of the fixtures only)
 	// BuildKit's own phases, from buildctl's progress (the action runs the same).
 	// stepsPhase runs from the first step's start to the last step's end.
 	stepsPhase, cacheExport, imageExport time.Duration
 	missed                               []string // steps buildctl ran (not served from cache)
 	// solves are the builds buildkitd recorded for this one, with their durations.
 	solves []time.Duration
+	// daemonCPU is the CPU time buildkitd used during the build (single builds).
+	daemonCPU time.Duration
 }
 
 // bench holds what every build needs.
 type bench struct {
-	s     *teststack.Stack
-	bin   string // the action binary
-	dir   string // scratch: proxy sockets, run directories
-	reg   *regLog
-	began time.Time
+	s   *teststack.Stack
+	bin string // the action binary
+	dir string // scratch: proxy sockets, run directories
+	// profiles is where to keep buildkitd's CPU profiles; "" keeps none.
+	profiles string
+	reg      *regLog
+	began    time.Time
 }
 
 func (j job) imageRef(registry string) string {
@@ -175,6 +181,7 @@ func (b *bench) runAction(ctx context.Context, j job, p *connProxy, smp *sample)
 		return fmt.Errorf("output total-steps: %w", err)
 	}
 	smp.cacheRef = o["cache-ref"]
+	smp.imports = strings.Fields(o["cache-from"])
 	return os.RemoveAll(dir)
 }
 
@@ -295,6 +302,10 @@ func (b *bench) measureGroup(ctx context.Context, jobs []job) ([]sample, error) 
 	if err != nil {
 		return nil, err
 	}
+	cpu0, err := b.s.BuildkitdCPU()
+	if err != nil {
+		return nil, err
+	}
 	start := time.Now()
 	out := make([]sample, len(jobs))
 	errs := make([]error, len(jobs))
@@ -316,7 +327,13 @@ func (b *bench) measureGroup(ctx context.Context, jobs []job) ([]sample, error) 
 		return nil, err
 	}
 	if len(jobs) == 1 {
+		cpu1, err := b.s.BuildkitdCPU()
+		if err != nil {
+			return nil, err
+		}
+		out[0].daemonCPU = cpu1 - cpu0
 		out[0].solves, err = b.solves(ctx, start)
+		return out, err
 	}
-	return out, err
+	return out, nil
 }

@@ -19,6 +19,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -44,8 +45,12 @@ type Stack struct {
 	// its CA and a client certificate; set with Options.TLS.
 	TLSAddr string
 	Certs   Certs
+	// DebugAddr is buildkitd's debug HTTP address, host:port (/debug/pprof/...);
+	// set with Options.Debug.
+	DebugAddr string
 
-	procs []proc
+	procs    []proc
+	buildkit *exec.Cmd
 }
 
 type proc struct {
@@ -61,6 +66,8 @@ type Options struct {
 	WithAct bool
 	// TLS makes buildkitd also listen on TCP with mTLS, as a remote builder does.
 	TLS bool
+	// Debug makes buildkitd serve its debug handlers (pprof) on a loopback port.
+	Debug bool
 }
 
 // RepoRoot is the repository's top directory, found from this file's location so
@@ -110,7 +117,7 @@ func Start(ctx context.Context, opt Options) (_ *Stack, err error) {
 	if err := s.startRegistry(ctx); err != nil {
 		return nil, err
 	}
-	if err := s.startBuildkitd(ctx, opt.TLS); err != nil {
+	if err := s.startBuildkitd(ctx, opt); err != nil {
 		return nil, err
 	}
 	if err := s.pushBaseImage(ctx, opt.Log); err != nil {
@@ -238,7 +245,7 @@ func waitBuildkitd(ctx context.Context, addr, logPath string) error {
 	})
 }
 
-func (s *Stack) startBuildkitd(ctx context.Context, withTLS bool) error {
+func (s *Stack) startBuildkitd(ctx context.Context, opt Options) error {
 	// FROM lines pull the base image over plain HTTP from the stack's registry.
 	confPath := filepath.Join(s.Dir, "buildkitd.toml")
 	if err := os.WriteFile(confPath, []byte(s.RegistryConfig()), 0o644); err != nil {
@@ -246,7 +253,15 @@ func (s *Stack) startBuildkitd(ctx context.Context, withTLS bool) error {
 	}
 	s.BuildkitAddr = "unix://" + filepath.Join(s.Dir, "buildkitd.sock")
 	args := append([]string{"--config", confPath}, buildkitdArgs(s.Dir, s.BuildkitAddr)...)
-	if withTLS {
+	if opt.Debug {
+		addr, err := freeAddr()
+		if err != nil {
+			return err
+		}
+		s.DebugAddr = addr
+		args = append(args, "--debugaddr", addr)
+	}
+	if opt.TLS {
 		addr, err := freeAddr()
 		if err != nil {
 			return err
@@ -261,6 +276,7 @@ func (s *Stack) startBuildkitd(ctx context.Context, withTLS bool) error {
 	if err := s.spawn("buildkitd.log", s.Tool("buildkitd"), args...); err != nil {
 		return err
 	}
+	s.buildkit = s.procs[len(s.procs)-1].cmd
 	return waitBuildkitd(ctx, s.BuildkitAddr, filepath.Join(s.Dir, "buildkitd.log"))
 }
 
@@ -343,6 +359,31 @@ func (s *Stack) Prune(ctx context.Context) error {
 		}
 	}
 	return errors.New("prune buildkitd: records remain after three prunes")
+}
+
+// BuildkitdCPU is the CPU time buildkitd has used so far (user and system,
+// its own threads; not the containers it ran): a machine shared with other
+// work slows a build's wall time far more than its CPU time.
+func (s *Stack) BuildkitdCPU() (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.buildkit.Process.Pid))
+	if err != nil {
+		return 0, err
+	}
+	// The command name (field 2) is in parentheses and may hold spaces.
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(f) < 13 {
+		return 0, fmt.Errorf("buildkitd /proc stat: %d fields", len(f))
+	}
+	var ticks int64
+	for _, v := range f[11:13] { // utime, stime: fields 14 and 15
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("buildkitd /proc stat: %w", err)
+		}
+		ticks += n
+	}
+	// /proc counts in USER_HZ, 100 on Linux.
+	return time.Duration(ticks) * 10 * time.Millisecond, nil
 }
 
 // Close stops the daemons and removes the stack's directory.
