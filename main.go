@@ -11,11 +11,16 @@ import (
 
 	"github.com/sethvargo/go-githubactions"
 
+	"github.com/ecr-build-cache/ecr-build-cache/internal/cachemount"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/ghout"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/run"
 )
 
 func main() {
+	// Inside the builder, as the cache mounts' helper (see internal/cachemount).
+	if len(os.Args) > 1 && os.Args[1] == cachemount.HelperCommand {
+		os.Exit(cachemount.HelperMain(os.Args[2:]))
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := realMain(ctx)
 	stop()

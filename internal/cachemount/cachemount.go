@@ -1,0 +1,339 @@
+// Package cachemount keeps the contents of a Dockerfile's RUN
+// --mount=type=cache mounts (Go's build cache, ~/.npm, ~/.cargo/registry, ...)
+// warm across ephemeral builders, in the cache repository next to the layer
+// cache: one OCI artifact per cache key, under the same keys, fallback order
+// and trust rules (cacheref; Tag and Refs).
+//
+// Before the build, Seed finds the first artifact of the run's imports and
+// puts each mount's contents into the builder's cache mount through BuildKit
+// itself: an exec of the action's own static binary (the helper, mounted from
+// the client through the session, so no image is pulled) with the cache
+// mounted under the same id, sharing and ownership as the Dockerfile's RUN.
+// After the build, Save runs the helper again to tar each mount
+// deterministically: a mount whose content digest is the imported one is not
+// uploaded, and an artifact that did not change is not pushed. Nothing here
+// fails the build: problems are warnings, and only the run's end is an error.
+package cachemount
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/containerd/platforms"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/moby/buildkit/client"
+	"github.com/moby/buildkit/client/llb"
+
+	"github.com/ecr-build-cache/ecr-build-cache/internal/registry"
+)
+
+// Builder is the part of *client.Client the mounts need.
+type Builder interface {
+	Solve(ctx context.Context, def *llb.Definition, opt client.SolveOpt, ch chan *client.SolveStatus) (*client.SolveResponse, error)
+	ListWorkers(ctx context.Context, opts ...client.ListWorkersOption) ([]*client.WorkerInfo, error)
+}
+
+// Registry is the part of *registry.Client the mounts need.
+type Registry interface {
+	Artifact(ctx context.Context, ref string) (*registry.Artifact, error)
+	Download(ctx context.Context, ref string, dgst v1.Hash, w io.Writer) error
+	PushArtifact(ctx context.Context, ref string, blobs []registry.Blob, manifest []byte) error
+}
+
+// Logger is where the mounts report (a *githubactions.Action).
+type Logger interface {
+	Infof(format string, args ...any)
+	Warningf(format string, args ...any)
+}
+
+// Options are one run's cache mounts.
+type Options struct {
+	Builder  Builder
+	Registry Registry
+	Log      Logger
+	// Helper is a static Linux executable of this action (os.Executable()).
+	Helper     string
+	Dockerfile string
+	// Spec is the cache-mounts input: ["auto"], or names of mounts.
+	Spec      []string
+	BuildArgs map[string]string
+	Platforms []string
+	Target    string
+	// Imports are the artifact refs to read, in priority order (Refs); Export
+	// the one to write, "" for none.
+	Imports []string
+	Export  string
+	// MaxSize is the largest mount (its tar) saved, in bytes.
+	MaxSize int64
+	// Timeout bounds the seeding and the saving, each.
+	Timeout time.Duration
+}
+
+// Session is what Seed found, for Save.
+type Session struct {
+	opt    Options
+	mounts []Mount
+	from   *registry.Artifact       // the imported artifact; nil for none
+	prev   map[string]v1.Descriptor // its layers by mount key
+}
+
+// Seed discovers the mounts and seeds them from the first artifact found. It
+// returns nil when no mount is to be kept (none found or named, or a builder
+// that cannot run the helper). Only ctx's end is an error.
+func Seed(ctx context.Context, opt Options) (*Session, error) {
+	s := &Session{opt: opt}
+	if err := s.discover(ctx); err != nil || len(s.mounts) == 0 {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if err != nil {
+			opt.Log.Warningf("cache mounts: not kept: %v", err)
+		}
+		return nil, nil
+	}
+	err := bounded(ctx, opt.Timeout, s.seed)
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	if err != nil {
+		opt.Log.Warningf("cache mounts: not seeded, the build starts with what the builder has: %v", err)
+	}
+	return s, nil
+}
+
+// bounded runs f within timeout, naming the timeout when it was the cause.
+func bounded(ctx context.Context, timeout time.Duration, f func(context.Context) error) error {
+	fctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	err := f(fctx)
+	if err != nil && errors.Is(fctx.Err(), context.DeadlineExceeded) && ctx.Err() == nil {
+		err = fmt.Errorf("not done within %s (cache-export-timeout): %w", timeout, err)
+	}
+	return err
+}
+
+// discover lists the Dockerfile's mounts, picks those the input names and
+// checks that the builder can run the helper.
+func (s *Session) discover(ctx context.Context) error {
+	workers, err := s.opt.Builder.ListWorkers(ctx)
+	if err != nil {
+		return fmt.Errorf("list the builder's workers: %w", err)
+	}
+	if !canRun(workers) {
+		return fmt.Errorf("the builder cannot run this action's %s/%s binary, which copies the mounts (add the platform with QEMU, or use a %s builder)",
+			helperPlatform.OS, helperPlatform.Architecture, helperPlatform.Architecture)
+	}
+	df, err := os.ReadFile(s.opt.Dockerfile)
+	if err != nil {
+		return err
+	}
+	found, skips, err := Discover(df, DiscoverOptions{BuildArgs: s.opt.BuildArgs, BuildPlatform: platforms.Format(workers[0].Platforms[0]),
+		TargetPlatforms: s.opt.Platforms, Target: s.opt.Target})
+	if err != nil {
+		return err
+	}
+	for _, sk := range skips {
+		s.opt.Log.Warningf("cache mounts: %s line %d: the cache mount at %q is not kept: %s", filepath.Base(s.opt.Dockerfile), sk.Line, sk.Target, sk.Why)
+	}
+	var unknown []string
+	s.mounts, unknown = Select(found, s.opt.Spec)
+	for _, u := range unknown {
+		s.opt.Log.Warningf("cache mounts: %q names no RUN --mount=type=cache of %s (by id or target)", u, filepath.Base(s.opt.Dockerfile))
+	}
+	if len(s.mounts) == 0 && len(unknown) == 0 && len(skips) == 0 {
+		s.opt.Log.Infof("cache mounts: %s has no RUN --mount=type=cache", filepath.Base(s.opt.Dockerfile))
+	}
+	return nil
+}
+
+// seed imports the first mounts artifact of the imports, downloads the blobs
+// of the chosen mounts and extracts them in the builder.
+func (s *Session) seed(ctx context.Context) error {
+	for _, ref := range s.opt.Imports {
+		a, err := s.opt.Registry.Artifact(ctx, ref)
+		switch {
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case err != nil:
+			s.opt.Log.Warningf("cache mounts: %s could not be read, skipped: %v", ref, err)
+		case a == nil:
+		case layers(a) == nil:
+			s.opt.Log.Warningf("cache mounts: %s holds something else than cache mounts, skipped", ref)
+		default:
+			s.from, s.prev = a, layers(a)
+		}
+		if s.from != nil {
+			break
+		}
+	}
+	if s.from == nil {
+		s.opt.Log.Infof("cache mounts: none saved yet (looked for %s): the mounts start empty", joinRefs(s.opt.Imports))
+		return nil
+	}
+	dir, err := os.MkdirTemp("", "ebc-mounts-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	var req helperRequest
+	var seeded []Mount
+	var downloaded int64
+	for i, m := range s.mounts {
+		l, ok := s.prev[m.Key()]
+		if !ok {
+			s.opt.Log.Infof("cache mounts: %s holds no %s: it starts empty", s.from.Ref, describe(m))
+			continue
+		}
+		name := strconv.Itoa(i) + ".tar.zst"
+		if err := download(ctx, s.opt.Registry, s.from.Ref, l.Digest, filepath.Join(dir, "in", name)); err != nil {
+			return err
+		}
+		downloaded += l.Size
+		req.Mounts = append(req.Mounts, helperMount{Blob: name})
+		seeded = append(seeded, m)
+	}
+	if len(seeded) == 0 {
+		return nil
+	}
+	req.Op = "seed"
+	res, err := runHelper(ctx, s.opt.Builder, s.opt.Helper, req, seeded, filepath.Join(dir, "in"), filepath.Join(dir, "out"))
+	if err != nil {
+		return err
+	}
+	s.opt.Log.Infof("cache mounts: imported %s (%s downloaded)", s.from.Ref, size(downloaded))
+	for i, m := range seeded {
+		switch r := res.Mounts[i]; r.State {
+		case stateSeeded:
+			s.opt.Log.Infof("cache mounts: %s seeded: %d entries, %s", describe(m), r.Entries, size(r.Size))
+		case stateNotEmpty:
+			s.opt.Log.Infof("cache mounts: %s already holds files in this builder: kept as it is", describe(m))
+		}
+	}
+	return nil
+}
+
+func download(ctx context.Context, reg Registry, ref string, dgst v1.Hash, path string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := reg.Download(ctx, ref, dgst, f); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// Save stores the mounts whose contents changed in the export artifact. It
+// does nothing for a run that exports no cache. Only ctx's end is an error.
+func (s *Session) Save(ctx context.Context) error {
+	if s == nil || s.opt.Export == "" {
+		return nil
+	}
+	err := bounded(ctx, s.opt.Timeout, s.save)
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if err != nil {
+		s.opt.Log.Warningf("cache mounts: not saved to %s (the image is fine): %v", s.opt.Export, err)
+	}
+	return nil
+}
+
+func (s *Session) save(ctx context.Context) error {
+	dir, err := os.MkdirTemp("", "ebc-mounts-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	req := helperRequest{Op: "save", Max: s.opt.MaxSize, Mounts: make([]helperMount, len(s.mounts))}
+	for i, m := range s.mounts {
+		req.Mounts[i].Prev = s.prev[m.Key()].Annotations[annotationSum]
+	}
+	res, err := runHelper(ctx, s.opt.Builder, s.opt.Helper, req, s.mounts, "", dir)
+	if err != nil {
+		return err
+	}
+	var ls []v1.Descriptor
+	var blobs []registry.Blob
+	var upload int64
+	for i, m := range s.mounts {
+		r := res.Mounts[i]
+		prev, had := s.prev[m.Key()]
+		switch r.State {
+		case stateUnchanged:
+			ls = append(ls, prev)
+			s.opt.Log.Infof("cache mounts: %s unchanged", describe(m))
+		case stateChanged:
+			l, err := layer(m, r)
+			if err != nil {
+				return err
+			}
+			ls = append(ls, l)
+			blobs = append(blobs, fileBlob(l, filepath.Join(dir, r.Blob)))
+			upload += l.Size
+			s.opt.Log.Infof("cache mounts: %s changed: %d entries, %s (%s compressed)", describe(m), r.Entries, size(r.Size), size(l.Size))
+		case stateTooBig:
+			note := "not saved"
+			if had {
+				ls = append(ls, prev)
+				note = "the saved contents are kept"
+			}
+			s.opt.Log.Warningf("cache mounts: %s is larger than cache-mounts-max-size (%s): %s", describe(m), size(s.opt.MaxSize), note)
+		case stateEmpty:
+			s.opt.Log.Infof("cache mounts: %s is empty: not saved", describe(m))
+		}
+	}
+	if len(ls) == 0 {
+		return nil
+	}
+	raw, err := manifest(ls)
+	if err != nil {
+		return err
+	}
+	if h, _, _ := v1.SHA256(bytes.NewReader(raw)); s.from != nil && s.from.Ref == s.opt.Export && h == s.from.Digest {
+		s.opt.Log.Infof("cache mounts: %s is up to date: nothing uploaded", s.opt.Export)
+		return nil
+	}
+	if err := s.opt.Registry.PushArtifact(ctx, s.opt.Export, append([]registry.Blob{configBlob()}, blobs...), raw); err != nil {
+		return err
+	}
+	s.opt.Log.Infof("cache mounts: saved to %s (%s uploaded)", s.opt.Export, size(upload))
+	return nil
+}
+
+// describe names a mount for the log: the Dockerfile's text is quoted.
+func describe(m Mount) string {
+	return fmt.Sprintf("%q (line %d)", m.Name, m.Line)
+}
+
+func joinRefs(refs []string) string {
+	if len(refs) == 0 {
+		return "no ref: the run has no cache key"
+	}
+	return strings.Join(refs, ", ")
+}
+
+// size formats a byte count for the log.
+func size(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
