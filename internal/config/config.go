@@ -96,6 +96,10 @@ type Config struct {
 	CacheExportTimeout time.Duration
 	CacheFrom          []string
 	DefaultBranch      string
+	// CacheMounts is the cache-mounts input: nil for none, ["auto"], or mount
+	// ids or targets; CacheMountsMaxSize the largest mount saved, in bytes.
+	CacheMounts        []string
+	CacheMountsMaxSize int64
 
 	Username, Password string
 
@@ -225,6 +229,7 @@ func Read(a *githubactions.Action, environ []string) (*Config, error) {
 		c.checkPushByDigest(&p)
 	}
 	c.checkCache(&p, in("cache-export"), in("cache-export-timeout"))
+	c.readMounts(&p, in)
 	c.checkBuildkit(&p)
 	if (c.Username == "") != (c.Password == "") {
 		p.add("username and password: give both or neither")

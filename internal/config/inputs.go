@@ -40,6 +40,8 @@ var inputDefaults = map[string]string{
 	"cache-export":                string(cacheref.ExportAuto),
 	"cache-export-timeout":        "10m", // far above a healthy large export, far below the 6-hour job limit
 	"cache-from":                  "",
+	"cache-mounts":                "",
+	"cache-mounts-max-size":       "2GiB",
 	"default-branch":              "",
 	"aws-region":                  "",
 	"username":                    "",

@@ -1,0 +1,26 @@
+package config
+
+import (
+	"slices"
+	"strings"
+
+	"github.com/docker/go-units"
+)
+
+// readMounts reads cache-mounts and cache-mounts-max-size.
+func (c *Config) readMounts(p *problems, in func(string) string) {
+	l, err := List(in("cache-mounts"), true)
+	if err != nil {
+		p.add("cache-mounts: %w", err)
+	}
+	if len(l) > 1 && slices.ContainsFunc(l, func(e string) bool { return strings.EqualFold(e, "auto") }) {
+		p.add("cache-mounts: auto keeps every cache mount; give it alone, or list mount ids or targets without it")
+	}
+	c.CacheMounts = l
+	v := in("cache-mounts-max-size")
+	n, err := units.RAMInBytes(v)
+	if err != nil || n <= 0 {
+		p.add("cache-mounts-max-size: %q is not a positive size such as 2GiB or 500MiB", v)
+	}
+	c.CacheMountsMaxSize = n
+}
