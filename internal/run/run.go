@@ -2,7 +2,8 @@
 // typed results to each other:
 //
 //	inputs (config) -> target (builder, registry, credentials)
-//	-> cache plan (derived refs, probed) -> build -> cache export -> report
+//	-> cache plan (derived refs, probed) -> [cache mounts seeded] -> build
+//	-> cache export -> [cache mounts saved] -> report
 //
 // A merge run (merge.go) stops after the target: it pushes an image index of
 // images that push-by-digest builds (digest.go) pushed.
@@ -77,6 +78,10 @@ func Run(ctx context.Context, a *githubactions.Action, out *ghout.Writer, enviro
 	if err != nil {
 		return err
 	}
+	mounts, err := r.seedMounts(ctx, solver, tgt, tr, plan)
+	if err != nil {
+		return err
+	}
 	b, err := r.build(ctx, plan)
 	if err != nil {
 		return err
@@ -86,6 +91,9 @@ func Run(ctx context.Context, a *githubactions.Action, out *ghout.Writer, enviro
 	}
 	exp, err := r.export(ctx, plan, b)
 	if err != nil {
+		return err
+	}
+	if err := r.saveMounts(ctx, mounts); err != nil {
 		return err
 	}
 	return r.report(ctx, plan, b, exp)

@@ -38,6 +38,9 @@ func BuildBinary(ctx context.Context, dir string) (string, error) {
 	bin := filepath.Join(dir, "ecr-build-cache")
 	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, ".")
 	cmd.Dir = RepoRoot()
+	// Static, as the launcher and make dist build it: the cache mounts run it
+	// inside the builder, on an empty root file system.
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("build the action: %w\n%s", err, out)
 	}

@@ -1,0 +1,56 @@
+package run
+
+import (
+	"context"
+	"os"
+
+	"github.com/ecr-build-cache/ecr-build-cache/internal/cachemount"
+	"github.com/ecr-build-cache/ecr-build-cache/internal/cacheref"
+)
+
+// seedMounts is the cache-mounts phase before the build: it seeds the
+// Dockerfile's cache mounts from the registry (internal/cachemount). It
+// returns what saveMounts needs, nil when there is nothing to save (no input,
+// no mount kept, or a run that writes no cache); only the run's end is an
+// error.
+func (r *runner) seedMounts(ctx context.Context, b cachemount.Builder, tgt target, tr cacheref.Decision, plan cachePlan) (*cachemount.Session, error) {
+	if len(r.cfg.CacheMounts) == 0 {
+		return nil, nil
+	}
+	if tgt.offline() {
+		r.a.Infof("cache mounts: not kept: this run has no registry")
+		return nil, nil
+	}
+	helper, err := os.Executable()
+	if err != nil {
+		r.a.Warningf("cache mounts: not kept: cannot find this action's binary to copy them with: %v", err)
+		return nil, nil
+	}
+	imports, export := cachemount.Refs(tr, tgt.host+"/"+r.cfg.CacheRepository, r.cfg.CacheTagPrefix, r.cfg.CacheScope, r.cfg.SinglePlatform())
+	if export == "" {
+		r.a.Infof("cache mounts: read only: %s", plan.ExportReason)
+	}
+	r.a.Group("Seed cache mounts")
+	defer r.a.EndGroup()
+	s, err := cachemount.Seed(ctx, cachemount.Options{
+		Builder: b, Registry: tgt.client, Log: r.a, Helper: helper,
+		Dockerfile: r.cfg.Dockerfile, Spec: r.cfg.CacheMounts, BuildArgs: r.cfg.BuildArgs,
+		Platforms: r.cfg.Platforms, Target: r.cfg.Target,
+		Imports: imports, Export: export, MaxSize: r.cfg.CacheMountsMaxSize, Timeout: r.cfg.CacheExportTimeout,
+	})
+	if export == "" {
+		return nil, err // nothing to save
+	}
+	return s, err
+}
+
+// saveMounts is the cache-mounts phase after the build and the cache export:
+// it stores the mounts that changed, when the run writes its cache.
+func (r *runner) saveMounts(ctx context.Context, s *cachemount.Session) error {
+	if s == nil {
+		return nil
+	}
+	r.a.Group("Save cache mounts")
+	defer r.a.EndGroup()
+	return s.Save(ctx)
+}

@@ -1,0 +1,184 @@
+package run_test
+
+import (
+	"bytes"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ecr-build-cache/ecr-build-cache/internal/cachemount"
+	"github.com/ecr-build-cache/ecr-build-cache/internal/cacheref"
+	"github.com/ecr-build-cache/ecr-build-cache/internal/teststack"
+)
+
+// mountsRun prepares a push of testdata/mounts to branch with cache-mounts:
+// auto, appending runID to each cache mount.
+func mountsRun(t *testing.T, s *teststack.Stack, repo, branch, runID string) *teststack.ActionRun {
+	t.Helper()
+	dir, err := filepath.Abs("testdata/mounts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pushRun(t, s, repo, branch, map[string]string{
+		"context":      dir,
+		"build-args":   "BASE=" + s.BaseImage + "\nRUN_ID=" + runID,
+		"cache-mounts": "auto",
+	})
+}
+
+// seen reads what the last pushed image saw in its cache mounts.
+func seen(t *testing.T, s *teststack.Stack, repo string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for _, f := range []string{"seen-app", "seen-owned", "seen-locked", "owned-perm"} {
+		v, err := teststack.ImageFile(s.Registry+"/"+repo+":latest", "/"+f, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[f] = strings.TrimSpace(v)
+	}
+	return out
+}
+
+func wantSeen(t *testing.T, got map[string]string, log string) {
+	t.Helper()
+	for _, f := range []string{"seen-app", "seen-owned", "seen-locked"} {
+		if got[f] != log {
+			t.Errorf("%s: the cache mount held %q, want %q", f, got[f], log)
+		}
+	}
+	if got["owned-perm"] != "1000:1000 700" {
+		t.Errorf("the uid/gid/mode cache mount is %q, want 1000:1000 700", got["owned-perm"])
+	}
+}
+
+// mountsDigest is the manifest digest of the mounts artifact of key ("" when none).
+func mountsDigest(t *testing.T, s *teststack.Stack, repo string, key cacheref.Key) string {
+	t.Helper()
+	d, found, err := teststack.Manifest(s.Registry+"/"+repo+":"+cachemount.Tag(cacheref.DefaultPrefix, key, "", ""), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !found {
+		return ""
+	}
+	return d.Digest.String()
+}
+
+// What a RUN writes into its cache mounts survives a pruned builder: the next
+// run of the branch sees it, a new branch's first run sees the default
+// branch's, a run whose mounts did not change uploads nothing, and an untrusted
+// run reads them but writes no artifact.
+func TestCacheMountsPersistAcrossPrunedBuilders(t *testing.T) {
+	s := teststack.Get(t)
+	const repo = "mounts-app"
+	main, feature := cacheref.BranchKey("main"), cacheref.BranchKey("feature/x")
+	step := func(name, branch, runID string, edit func(*teststack.ActionRun)) *teststack.ActionRun {
+		t.Helper()
+		prune(t, s)
+		r := mountsRun(t, s, repo, branch, runID)
+		if edit != nil {
+			edit(r)
+		}
+		if err := execRun(t, r); err != nil {
+			t.Fatalf("%s: %v\n%s", name, err, r.Stdout())
+		}
+		return r
+	}
+
+	r := step("first run", "main", "a", nil)
+	wantSeen(t, seen(t, s, repo), "a")
+	first := mountsDigest(t, s, repo, main)
+	if first == "" {
+		t.Fatalf("the first run saved no cache mounts artifact\n%s", r.Stdout())
+	}
+
+	step("second run of main", "main", "b", nil)
+	wantSeen(t, seen(t, s, repo), "a\nb")
+	second := mountsDigest(t, s, repo, main)
+	if second == first {
+		t.Error("the second run changed the mounts but not their artifact")
+	}
+
+	step("new branch", "feature/x", "c", nil)
+	wantSeen(t, seen(t, s, repo), "a\nb\nc")
+	if mountsDigest(t, s, repo, feature) == "" {
+		t.Error("the new branch saved no artifact of its own")
+	}
+	if mountsDigest(t, s, repo, main) != second {
+		t.Error("the new branch's run rewrote main's artifact")
+	}
+
+	// The same build again: the RUN comes from the layer cache, so the seeded
+	// mounts stay as they were and nothing is uploaded.
+	mark := registryMark(t, s)
+	r = step("unchanged", "main", "b", nil)
+	if n := uploads(t, s, mark, repo, cachemount.Tag(cacheref.DefaultPrefix, main, "", "")); n != 0 {
+		t.Errorf("unchanged mounts: %d blob uploads or mounts tag puts in %s, want none\n%s", n, repo, r.Stdout())
+	}
+	if mountsDigest(t, s, repo, main) != second {
+		t.Error("unchanged mounts: main's artifact changed")
+	}
+
+	// A fork's pull request reads main's mounts (its base, develop, has none)
+	// and writes no artifact, whatever it put in them.
+	tagsBefore := tags(t, s.Registry+"/"+repo)
+	step("fork pull request", "main", "d", func(r *teststack.ActionRun) {
+		r.Env["INPUT_UNTRUSTED-PUSH"] = "true"
+		fixtureEvent(t, r, "pull_request", "refs/pull/43/merge", "pull_request_fork.json")
+	})
+	wantSeen(t, seen(t, s, repo), "a\nb\nd")
+	for _, tag := range tags(t, s.Registry+"/"+repo) {
+		if !strings.Contains(strings.Join(tagsBefore, " "), tag) {
+			t.Errorf("the untrusted run wrote tag %s", tag)
+		}
+	}
+	if mountsDigest(t, s, repo, main) != second {
+		t.Error("the untrusted run rewrote main's artifact")
+	}
+}
+
+// registryMark returns an offset of the registry's access log after which
+// every earlier request is logged: distribution writes a request's line after
+// its response, so a sentinel request is sent and its line awaited.
+func registryMark(t *testing.T, s *teststack.Stack) int64 {
+	t.Helper()
+	id := "mounts-mark=" + time.Now().Format(time.RFC3339Nano)
+	resp, err := http.Get("http://" + s.Registry + "/v2/?" + id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	for range 500 {
+		b, err := os.ReadFile(s.RegistryLog)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i := bytes.Index(b, []byte(id)); i >= 0 {
+			return int64(i + bytes.IndexByte(b[i:], '\n') + 1)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatal("the registry never logged the mark")
+	return 0
+}
+
+// uploads counts the blob uploads to repo and the puts of its tag logged after from.
+func uploads(t *testing.T, s *teststack.Stack, from int64, repo, tag string) int {
+	t.Helper()
+	to := registryMark(t, s)
+	b, err := os.ReadFile(s.RegistryLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, l := range strings.Split(string(b[from:to]), "\n") {
+		if strings.Contains(l, `"POST /v2/`+repo+`/blobs/uploads/`) || strings.Contains(l, `"PUT /v2/`+repo+`/manifests/`+tag+" ") {
+			n++
+		}
+	}
+	return n
+}
