@@ -20,9 +20,9 @@ import (
 const (
 	ConfigType     = "application/vnd.ecr-build-cache.mounts.config.v1+json"
 	layerType      = types.MediaType("application/vnd.oci.image.layer.v1.tar+zstd")
-	annotationKey  = "io.github.ecr-build-cache.mount"
-	annotationSum  = "io.github.ecr-build-cache.mount.content-digest"
-	annotationSize = "io.github.ecr-build-cache.mount.size"
+	AnnotationKey  = "io.github.ecr-build-cache.mount"                // Mount.Key
+	AnnotationSum  = "io.github.ecr-build-cache.mount.content-digest" // sha256 of the tar without times
+	AnnotationSize = "io.github.ecr-build-cache.mount.size"           // the tar's size in bytes, decimal
 )
 
 var config = []byte(`{"kind":"cache-mounts","version":1}`)
@@ -44,7 +44,7 @@ func layers(a *registry.Artifact) map[string]v1.Descriptor {
 	}
 	out := map[string]v1.Descriptor{}
 	for _, l := range a.Manifest.Layers {
-		if k := l.Annotations[annotationKey]; k != "" && l.MediaType == layerType {
+		if k := l.Annotations[AnnotationKey]; k != "" && l.MediaType == layerType {
 			out[k] = l
 		}
 	}
@@ -58,7 +58,7 @@ func layer(m Mount, r mountResult) (v1.Descriptor, error) {
 		return v1.Descriptor{}, err
 	}
 	return v1.Descriptor{MediaType: layerType, Digest: h, Size: r.BlobSize, Annotations: map[string]string{
-		annotationKey: m.Key(), annotationSum: r.Digest, annotationSize: strconv.FormatInt(r.Size, 10),
+		AnnotationKey: m.Key(), AnnotationSum: r.Digest, AnnotationSize: strconv.FormatInt(r.Size, 10),
 	}}, nil
 }
 

@@ -259,7 +259,7 @@ func (s *Session) save(ctx context.Context) error {
 	defer os.RemoveAll(dir)
 	req := helperRequest{Op: "save", Max: s.opt.MaxSize, Mounts: make([]helperMount, len(s.mounts))}
 	for i, m := range s.mounts {
-		req.Mounts[i].Prev = s.prev[m.Key()].Annotations[annotationSum]
+		req.Mounts[i].Prev = s.prev[m.Key()].Annotations[AnnotationSum]
 	}
 	res, err := runHelper(ctx, s.opt.Builder, s.opt.Helper, req, s.mounts, "", dir)
 	if err != nil {
