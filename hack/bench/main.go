@@ -30,7 +30,8 @@ func main() {
 	runs := flag.Int("runs", 3, "runs per scenario (the report shows medians)")
 	out := flag.String("out", "", "where to write the report (default BENCHMARKS.md at the repository root; a run with -only writes none unless given)")
 	profiles := flag.String("profiles", "", "keep buildkitd's CPU profiles (pprof) of the scale study's largest warm build in this directory")
-	only := flag.String("only", "", "comma-separated parts to run, for iterating: "+strings.Join(partNames, ", ")+" (refs needs matrix); every part when empty")
+	only := flag.String("only", "", "comma-separated parts to run, for iterating: "+strings.Join(partNames, ", ")+
+		" (refs needs matrix; mounts alone with -out replaces only its section); every part when empty")
 	flag.Parse()
 	parts, err := selectParts(*only)
 	if err == nil && *out == "" && *only == "" {
@@ -96,17 +97,34 @@ func realMain(ctx context.Context, runs int, out, profiles string, parts map[str
 			}
 		}
 	}
+	var mres *mountsResults
+	if parts["mounts"] {
+		if mres, err = b.mounts(ctx, runs); err != nil {
+			return err
+		}
+	}
 
 	m := describeMachine(load)
 	m.took = time.Since(began).Round(time.Second).String()
+	if len(parts) == 1 && mres != nil {
+		fmt.Print("\n" + mres.render())
+		if out == "" {
+			return nil
+		}
+		fmt.Printf("\nbench: done in %s; replacing the cache mounts section of %s\n", m.took, out)
+		return spliceMounts(out, mres.markdown())
+	}
 	report := res.render()
 	fmt.Print("\n" + report)
+	if mres != nil {
+		fmt.Print("\n" + mres.render())
+	}
 	if out == "" {
 		fmt.Printf("\nbench: done in %s; a partial run (-only) writes no report file\n", m.took)
 		return nil
 	}
 	fmt.Printf("\nbench: done in %s; writing %s\n", m.took, out)
-	return os.WriteFile(out, []byte(markdown(m, res, report)), 0o644)
+	return os.WriteFile(out, []byte(markdown(m, res, report)+mres.markdown()), 0o644)
 }
 
 // partNames are what -only selects: the fixtures' scenarios, then the studies.
@@ -115,7 +133,7 @@ var partNames = func() []string {
 	for _, f := range fixtures {
 		n = append(n, f.name)
 	}
-	return append(n, "matrix", "refs", "min", "scale")
+	return append(n, "matrix", "refs", "min", "scale", "mounts")
 }()
 
 // selectParts reads -only; every part when it is empty.

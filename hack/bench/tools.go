@@ -42,6 +42,7 @@ type job struct {
 	// extraImports are further cache refs to import, after the tool's own.
 	extraImports []string
 	cacheMode    string // the action's cache-mode input; "" for its default (max)
+	cacheMounts  string // the action's cache-mounts input; "" for none
 }
 
 // sample is what one build (or one concurrent group of builds) measured.
@@ -162,6 +163,7 @@ func (b *bench) runAction(ctx context.Context, j job, p *connProxy, smp *sample)
 		"cache-scope":   j.scope,
 		"cache-from":    strings.Join(j.extraImports, "\n"),
 		"cache-mode":    j.cacheMode,
+		"cache-mounts":  j.cacheMounts,
 		"buildkit-host": p.addr(),
 	})
 	if err := r.SetPush(j.branch, "main"); err != nil {
