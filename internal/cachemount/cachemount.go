@@ -135,7 +135,7 @@ func (s *Session) discover(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	found, skips, err := Discover(df, DiscoverOptions{BuildArgs: s.opt.BuildArgs, BuildPlatform: platforms.Format(workers[0].Platforms[0]),
+	found, skips, err := Discover(df, DiscoverOptions{BuildArgs: s.opt.BuildArgs, BuildPlatform: platforms.Format(buildPlatform(workers)),
 		TargetPlatforms: s.opt.Platforms, Target: s.opt.Target})
 	if err != nil {
 		return err

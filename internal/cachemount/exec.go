@@ -48,6 +48,17 @@ func canRun(workers []*client.WorkerInfo) bool {
 	return false
 }
 
+// buildPlatform is the platform the builder builds for by default (the
+// frontend's BUILDPLATFORM): its first worker's first.
+func buildPlatform(workers []*client.WorkerInfo) ocispecs.Platform {
+	for _, w := range workers {
+		if len(w.Platforms) > 0 {
+			return w.Platforms[0]
+		}
+	}
+	return helperPlatform
+}
+
 // sharing maps the Dockerfile's sharing option to LLB's.
 func sharing(s string) llb.CacheMountSharingMode {
 	switch s {

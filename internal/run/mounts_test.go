@@ -5,33 +5,36 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-containerregistry/pkg/authn"
+
 	"github.com/ecr-build-cache/ecr-build-cache/internal/cachemount"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/cacheref"
+	"github.com/ecr-build-cache/ecr-build-cache/internal/fakeecr"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/faultproxy"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/teststack"
 )
 
-// mountsRun prepares a push of testdata/mounts to branch with cache-mounts:
-// auto, appending runID to each cache mount.
-func mountsRun(t *testing.T, s *teststack.Stack, repo, branch, runID string) *teststack.ActionRun {
+// mountsInputs build testdata/mounts with cache-mounts: auto, appending runID
+// to each cache mount.
+func mountsInputs(t *testing.T, s *teststack.Stack, runID string) map[string]string {
 	t.Helper()
 	dir, err := filepath.Abs("testdata/mounts")
 	if err != nil {
 		t.Fatal(err)
 	}
-	return pushRun(t, s, repo, branch, map[string]string{
+	return map[string]string{
 		"context":      dir,
 		"build-args":   "BASE=" + s.BaseImage + "\nRUN_ID=" + runID,
 		"cache-mounts": "auto",
-	})
+	}
 }
 
-// seen reads what the last pushed image saw in its cache mounts.
-func seen(t *testing.T, s *teststack.Stack, repo string) map[string]string {
+// seen reads what the image at ref saw in its cache mounts.
+func seen(t *testing.T, ref string, auth authn.Authenticator) map[string]string {
 	t.Helper()
 	out := map[string]string{}
 	for _, f := range []string{"seen-app", "seen-owned", "seen-locked", "owned-perm"} {
-		v, err := teststack.ImageFile(s.Registry+"/"+repo+":latest", "/"+f, nil)
+		v, err := teststack.ImageFile(ref, "/"+f, auth)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -72,11 +75,12 @@ func mountsDigest(t *testing.T, s *teststack.Stack, repo string, key cacheref.Ke
 func TestCacheMountsPersistAcrossPrunedBuilders(t *testing.T) {
 	s := teststack.Get(t)
 	const repo = "mounts-app"
+	image := s.Registry + "/" + repo + ":latest"
 	main, feature := cacheref.BranchKey("main"), cacheref.BranchKey("feature/x")
 	step := func(name, branch, runID string, edit func(*teststack.ActionRun)) *teststack.ActionRun {
 		t.Helper()
 		prune(t, s)
-		r := mountsRun(t, s, repo, branch, runID)
+		r := pushRun(t, s, repo, branch, mountsInputs(t, s, runID))
 		if edit != nil {
 			edit(r)
 		}
@@ -87,21 +91,21 @@ func TestCacheMountsPersistAcrossPrunedBuilders(t *testing.T) {
 	}
 
 	r := step("first run", "main", "a", nil)
-	wantSeen(t, seen(t, s, repo), "a")
+	wantSeen(t, seen(t, image, nil), "a")
 	first := mountsDigest(t, s, repo, main)
 	if first == "" {
 		t.Fatalf("the first run saved no cache mounts artifact\n%s", r.Stdout())
 	}
 
 	step("second run of main", "main", "b", nil)
-	wantSeen(t, seen(t, s, repo), "a\nb")
+	wantSeen(t, seen(t, image, nil), "a\nb")
 	second := mountsDigest(t, s, repo, main)
 	if second == first {
 		t.Error("the second run changed the mounts but not their artifact")
 	}
 
 	step("new branch", "feature/x", "c", nil)
-	wantSeen(t, seen(t, s, repo), "a\nb\nc")
+	wantSeen(t, seen(t, image, nil), "a\nb\nc")
 	if mountsDigest(t, s, repo, feature) == "" {
 		t.Error("the new branch saved no artifact of its own")
 	}
@@ -134,7 +138,7 @@ func TestCacheMountsPersistAcrossPrunedBuilders(t *testing.T) {
 		r.Env["INPUT_UNTRUSTED-PUSH"] = "true"
 		fixtureEvent(t, r, "pull_request", "refs/pull/43/merge", "pull_request_fork.json")
 	})
-	wantSeen(t, seen(t, s, repo), "a\nb\nd")
+	wantSeen(t, seen(t, image, nil), "a\nb\nd")
 	for _, tag := range tags(t, s.Registry+"/"+repo) {
 		if !strings.Contains(strings.Join(tagsBefore, " "), tag) {
 			t.Errorf("the untrusted run wrote tag %s", tag)
@@ -142,5 +146,39 @@ func TestCacheMountsPersistAcrossPrunedBuilders(t *testing.T) {
 	}
 	if mountsDigest(t, s, repo, main) != second {
 		t.Error("the untrusted run rewrote main's artifact")
+	}
+}
+
+// Through the ECR double, with the ECR token: the mounts artifact is pushed in
+// a form ECR's front accepts and seeds the next run on a pruned builder.
+func TestCacheMountsThroughECR(t *testing.T) {
+	s := teststack.Get(t)
+	e := startECR(t, s, fakeecr.Repository{Name: "ecr-mounts"})
+	for _, id := range []string{"a", "b"} {
+		prune(t, s)
+		r := ecrRun(t, s, e, "ecr-mounts", mountsInputs(t, s, id))
+		if err := execRun(t, r); err != nil {
+			t.Fatalf("run %s: %v\n%s", id, err, r.Stdout())
+		}
+	}
+	wantSeen(t, seen(t, e.RegistryHost+"/ecr-mounts:latest", ecrAuth(e)), "a\nb")
+}
+
+// A mount over cache-mounts-max-size is not saved, with a warning, and the
+// build succeeds.
+func TestCacheMountOverTheSizeLimitWarns(t *testing.T) {
+	s := teststack.Get(t)
+	const repo = "mounts-limit"
+	in := mountsInputs(t, s, "a")
+	in["cache-mounts"], in["cache-mounts-max-size"] = "/root/.cache/app", "1KiB"
+	r := pushRun(t, s, repo, "main", in)
+	if err := execRun(t, r); err != nil {
+		t.Fatalf("run: %v\n%s", err, r.Stdout())
+	}
+	if !strings.Contains(r.Stdout(), `::warning::cache mounts: "/root/.cache/app" (line 7) is larger than cache-mounts-max-size (1.0 KiB): not saved`) {
+		t.Errorf("no warning about the size limit:\n%s", r.Stdout())
+	}
+	if d := mountsDigest(t, s, repo, cacheref.BranchKey("main")); d != "" {
+		t.Errorf("a mounts artifact was saved: %s", d)
 	}
 }
