@@ -90,7 +90,7 @@ type Session struct {
 // that cannot run the helper). Only ctx's end is an error.
 func Seed(ctx context.Context, opt Options) (*Session, error) {
 	s := &Session{opt: opt}
-	if err := s.discover(ctx); err != nil || len(s.mounts) == 0 {
+	if err := bounded(ctx, opt.Timeout, s.discover); err != nil || len(s.mounts) == 0 {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
@@ -271,6 +271,13 @@ func (s *Session) save(ctx context.Context) error {
 	for i, m := range s.mounts {
 		r := res.Mounts[i]
 		prev, had := s.prev[m.Key()]
+		keep := func() string {
+			if !had {
+				return "not saved"
+			}
+			ls = append(ls, prev)
+			return "the saved contents are kept"
+		}
 		switch r.State {
 		case stateUnchanged:
 			ls = append(ls, prev)
@@ -285,14 +292,10 @@ func (s *Session) save(ctx context.Context) error {
 			upload += l.Size
 			s.opt.Log.Infof("cache mounts: %s changed: %d entries, %s (%s compressed)", describe(m), r.Entries, size(r.Size), size(l.Size))
 		case stateTooBig:
-			note := "not saved"
-			if had {
-				ls = append(ls, prev)
-				note = "the saved contents are kept"
-			}
-			s.opt.Log.Warningf("cache mounts: %s is larger than cache-mounts-max-size (%s): %s", describe(m), size(s.opt.MaxSize), note)
+			s.opt.Log.Warningf("cache mounts: %s is larger than cache-mounts-max-size (%s): %s", describe(m), size(s.opt.MaxSize), keep())
 		case stateEmpty:
-			s.opt.Log.Infof("cache mounts: %s is empty: not saved", describe(m))
+			// Its RUN did not run and it was not seeded (or the seeding failed).
+			s.opt.Log.Infof("cache mounts: %s is empty: %s", describe(m), keep())
 		}
 	}
 	if len(ls) == 0 {

@@ -45,9 +45,15 @@ func (r *runner) seedMounts(ctx context.Context, b cachemount.Builder, tgt targe
 }
 
 // saveMounts is the cache-mounts phase after the build and the cache export:
-// it stores the mounts that changed, when the run writes its cache.
-func (r *runner) saveMounts(ctx context.Context, s *cachemount.Session) error {
+// it stores the mounts that changed, when the run writes its cache. Only a
+// RUN changes a mount, so a build whose every step came from the cache has
+// nothing to save.
+func (r *runner) saveMounts(ctx context.Context, s *cachemount.Session, b built) error {
 	if s == nil {
+		return nil
+	}
+	if n := len(b.res.Steps); n > 0 && b.res.CachedSteps() == n {
+		r.a.Infof("cache mounts: every step came from the cache, so the mounts are as seeded: nothing to save")
 		return nil
 	}
 	r.a.Group("Save cache mounts")

@@ -1,6 +1,7 @@
 package run_test
 
 import (
+	"debug/buildinfo"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -15,8 +16,8 @@ import (
 )
 
 // mountsInputs build testdata/mounts with cache-mounts: auto, appending runID
-// to each cache mount.
-func mountsInputs(t *testing.T, s *teststack.Stack, runID string) map[string]string {
+// to each cache mount; stamp reruns only the last step.
+func mountsInputs(t *testing.T, s *teststack.Stack, runID, stamp string) map[string]string {
 	t.Helper()
 	dir, err := filepath.Abs("testdata/mounts")
 	if err != nil {
@@ -24,7 +25,7 @@ func mountsInputs(t *testing.T, s *teststack.Stack, runID string) map[string]str
 	}
 	return map[string]string{
 		"context":      dir,
-		"build-args":   "BASE=" + s.BaseImage + "\nRUN_ID=" + runID,
+		"build-args":   "BASE=" + s.BaseImage + "\nRUN_ID=" + runID + "\nSTAMP=" + stamp,
 		"cache-mounts": "auto",
 	}
 }
@@ -80,7 +81,7 @@ func TestCacheMountsPersistAcrossPrunedBuilders(t *testing.T) {
 	step := func(name, branch, runID string, edit func(*teststack.ActionRun)) *teststack.ActionRun {
 		t.Helper()
 		prune(t, s)
-		r := pushRun(t, s, repo, branch, mountsInputs(t, s, runID))
+		r := pushRun(t, s, repo, branch, mountsInputs(t, s, runID, name))
 		if edit != nil {
 			edit(r)
 		}
@@ -113,19 +114,26 @@ func TestCacheMountsPersistAcrossPrunedBuilders(t *testing.T) {
 		t.Error("the new branch's run rewrote main's artifact")
 	}
 
-	// The same build again, through a proxy that counts writes: the RUN comes
-	// from the layer cache, so the seeded mounts stay as they were and nothing
-	// is uploaded.
-	blobUploads := &faultproxy.Rule{Method: "POST", Path: "^/v2/" + repo + "/blobs/uploads/"}
-	mountsPuts := &faultproxy.Rule{Method: "PUT", Path: "^/v2/" + repo + "/manifests/" + cachemount.Tag(cacheref.DefaultPrefix, main, "", "") + "$"}
-	mountsGets := &faultproxy.Rule{Method: "GET", Path: "^/v2/" + repo + "/manifests/" + cachemount.Tag(cacheref.DefaultPrefix, main, "", "") + "$"}
-	proxy := faultyRegistry(t, s, blobUploads, mountsPuts, mountsGets)
+	// The same mounts step again, through a proxy that counts writes: it comes
+	// from the layer cache (only the last step runs), so the seeded mounts stay
+	// as they were and nothing is uploaded.
+	// The action's own registry calls are go-containerregistry's (BuildKit's
+	// image and cache uploads are not), and only the mounts upload blobs.
+	ua := map[string]string{"User-Agent": gcrUserAgent(t)}
+	mountsTag := "^/v2/" + repo + "/manifests/" + cachemount.Tag(cacheref.DefaultPrefix, main, "", "") + "$"
+	mountsGets := &faultproxy.Rule{Method: "GET", Path: mountsTag, Header: ua}
+	mountsPuts := &faultproxy.Rule{Method: "PUT", Path: mountsTag}
+	actionUploads := &faultproxy.Rule{Method: "POST", Path: "^/v2/" + repo + "/blobs/uploads/", Header: ua}
+	proxy := faultyRegistry(t, s, mountsGets, mountsPuts, actionUploads)
 	r = step("unchanged", "main", "b", func(r *teststack.ActionRun) { r.Env["INPUT_REGISTRY"] = proxy.URL })
 	if mountsGets.Matched() == 0 {
 		t.Fatalf("unchanged mounts: the run did not read its mounts through the proxy\n%s", r.Stdout())
 	}
-	if n, m := blobUploads.Matched(), mountsPuts.Matched(); n != 0 || m != 0 {
+	if n, m := actionUploads.Matched(), mountsPuts.Matched(); n != 0 || m != 0 {
 		t.Errorf("unchanged mounts: %d blob uploads and %d puts of the mounts tag, want none\n%s", n, m, r.Stdout())
+	}
+	if !strings.Contains(r.Stdout(), "is up to date: nothing uploaded") {
+		t.Errorf("unchanged mounts: the run did not compare them with the saved ones\n%s", r.Stdout())
 	}
 	if mountsDigest(t, s, repo, main) != second {
 		t.Error("unchanged mounts: main's artifact changed")
@@ -156,7 +164,7 @@ func TestCacheMountsThroughECR(t *testing.T) {
 	e := startECR(t, s, fakeecr.Repository{Name: "ecr-mounts"})
 	for _, id := range []string{"a", "b"} {
 		prune(t, s)
-		r := ecrRun(t, s, e, "ecr-mounts", mountsInputs(t, s, id))
+		r := ecrRun(t, s, e, "ecr-mounts", mountsInputs(t, s, id, ""))
 		if err := execRun(t, r); err != nil {
 			t.Fatalf("run %s: %v\n%s", id, err, r.Stdout())
 		}
@@ -169,16 +177,50 @@ func TestCacheMountsThroughECR(t *testing.T) {
 func TestCacheMountOverTheSizeLimitWarns(t *testing.T) {
 	s := teststack.Get(t)
 	const repo = "mounts-limit"
-	in := mountsInputs(t, s, "a")
+	in := mountsInputs(t, s, "a", "")
 	in["cache-mounts"], in["cache-mounts-max-size"] = "/root/.cache/app", "1KiB"
 	r := pushRun(t, s, repo, "main", in)
 	if err := execRun(t, r); err != nil {
 		t.Fatalf("run: %v\n%s", err, r.Stdout())
 	}
-	if !strings.Contains(r.Stdout(), `::warning::cache mounts: "/root/.cache/app" (line 7) is larger than cache-mounts-max-size (1.0 KiB): not saved`) {
+	if !strings.Contains(r.Stdout(), `::warning::cache mounts: "/root/.cache/app" (line 8) is larger than cache-mounts-max-size (1.0 KiB): not saved`) {
 		t.Errorf("no warning about the size limit:\n%s", r.Stdout())
 	}
 	if d := mountsDigest(t, s, repo, cacheref.BranchKey("main")); d != "" {
 		t.Errorf("a mounts artifact was saved: %s", d)
 	}
+}
+
+// A build whose every step came from the cache ran no RUN: its mounts are as
+// seeded, so they are not even read back.
+func TestCacheMountsOfAFullyCachedBuildAreNotSaved(t *testing.T) {
+	s := teststack.Get(t)
+	const repo = "mounts-cached"
+	for i := range 2 {
+		prune(t, s)
+		r := pushRun(t, s, repo, "main", mountsInputs(t, s, "a", ""))
+		if err := execRun(t, r); err != nil {
+			t.Fatalf("run %d: %v\n%s", i, err, r.Stdout())
+		}
+		if saved := strings.Contains(r.Stdout(), "Save cache mounts"); saved != (i == 0) {
+			t.Errorf("run %d: mounts saved %v, want %v\n%s", i, saved, i == 0, r.Stdout())
+		}
+	}
+}
+
+// gcrUserAgent is the User-Agent of the action's go-containerregistry calls:
+// its name and module version, read from the action binary's build info.
+func gcrUserAgent(t *testing.T) string {
+	t.Helper()
+	info, err := buildinfo.ReadFile(teststack.Binary(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range info.Deps {
+		if d.Path == "github.com/google/go-containerregistry" {
+			return "go-containerregistry/" + d.Version
+		}
+	}
+	t.Fatal("the action binary does not name go-containerregistry")
+	return ""
 }

@@ -93,7 +93,7 @@ func Run(ctx context.Context, a *githubactions.Action, out *ghout.Writer, enviro
 	if err != nil {
 		return err
 	}
-	if err := r.saveMounts(ctx, mounts); err != nil {
+	if err := r.saveMounts(ctx, mounts, b); err != nil {
 		return err
 	}
 	return r.report(ctx, plan, b, exp)
