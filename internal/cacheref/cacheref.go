@@ -206,6 +206,12 @@ func (d Decision) Plan(repository string) (Plan, error) {
 	return plan, nil
 }
 
+// MountsTag is the cache mounts tag of k under the decision's prefix, scope
+// and platform: MountsTag next to the tags Plan derives.
+func (d Decision) MountsTag(k Key) string {
+	return MountsTag(d.opt.Prefix, k, d.opt.Scope, d.opt.Platform)
+}
+
 // checkRepository rejects what would make "<repository>:<tag>" wrong.
 func checkRepository(repo string) error {
 	if strings.ContainsAny(repo, " \t\r\n@") {

@@ -125,10 +125,10 @@ func closedPullRequest(ev Event, pl payload, plErr error) (Key, string) {
 }
 
 // Owned returns the tags, in order, that provably belong to c.Key: each is
-// exactly Tag(prefix, Key, scope, platform) for a scope and a platform read
-// back from the tag's readable parts (as written, or with '-' read as '/'
-// where a platform such as linux/arm64 would have been) or given in the
-// options. A tag it cannot prove is left, whatever it looks like.
+// exactly Tag(prefix, Key, scope, platform), or MountsTag, for a scope and a
+// platform read back from the tag's readable parts (as written, or with '-'
+// read as '/' where a platform such as linux/arm64 would have been) or given
+// in the options. A tag it cannot prove is left, whatever it looks like.
 func (c Cleanup) Owned(tags []string) []string {
 	if c.Key.IsZero() {
 		return nil
@@ -142,8 +142,14 @@ func (c Cleanup) Owned(tags []string) []string {
 	return out
 }
 
+// owns proves tag is the key's layer cache tag (Tag) or cache mounts tag
+// (MountsTag).
 func (c Cleanup) owns(tag string) bool {
-	rest, ok := strings.CutPrefix(tag, c.opt.Prefix+"-")
+	return c.ownsAs(tag, c.opt.Prefix, Tag) || c.ownsAs(tag, c.opt.Prefix+mountsInfix, MountsTag)
+}
+
+func (c Cleanup) ownsAs(tag, prefix string, form func(prefix string, key Key, scope, platform string) string) bool {
+	rest, ok := strings.CutPrefix(tag, prefix+"-")
 	if !ok || len(rest) < hashLen || !isHex(rest[len(rest)-hashLen:]) {
 		return false
 	}
@@ -152,7 +158,7 @@ func (c Cleanup) owns(tag string) bool {
 		for _, split := range splits(parts) {
 			for _, scope := range readBack(split[0], c.opt.Scopes) {
 				for _, platform := range readBack(split[1], c.opt.Platforms) {
-					if Tag(c.opt.Prefix, c.Key, scope, platform) == tag {
+					if form(c.opt.Prefix, c.Key, scope, platform) == tag {
 						return true
 					}
 				}

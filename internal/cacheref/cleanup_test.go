@@ -193,3 +193,73 @@ func TestByDigest(t *testing.T) {
 		t.Errorf("shared %+v, want cache-feature-1 kept for cache-main-1", shared)
 	}
 }
+
+// A cleanup also takes the key's cache mounts tags, proven the same way, and
+// never a layer cache tag that merely reads like one.
+func TestCleanupOwnsMountsTags(t *testing.T) {
+	t.Parallel()
+	feature, lookalike := BranchKey("feature/x"), BranchKey("mnt-feature/x")
+	mounts := []string{
+		MountsTag(DefaultPrefix, feature, "", ""),
+		MountsTag(DefaultPrefix, feature, "web", "linux/arm64"),
+	}
+	others := []string{
+		Tag(DefaultPrefix, lookalike, "", ""), // cache-mnt-feature-x-<hash>, a layer cache
+		MountsTag(DefaultPrefix, BranchKey("main"), "", ""),
+		MountsTag(DefaultPrefix, lookalike, "", ""),
+		MountsTag("other", feature, "", ""),
+	}
+	all := slices.Concat(others, mounts, []string{Tag(DefaultPrefix, feature, "", "")})
+	for _, tc := range []struct {
+		branch string
+		want   []string
+	}{
+		{"feature/x", append(slices.Clone(mounts), Tag(DefaultPrefix, feature, "", ""))},
+		{"mnt-feature/x", []string{Tag(DefaultPrefix, lookalike, "", ""), MountsTag(DefaultPrefix, lookalike, "", "")}},
+	} {
+		ev := Event{Name: "delete", Ref: "refs/heads/main", Payload: []byte(`{"ref":"` + tc.branch + `","ref_type":"branch","repository":{"default_branch":"main"}}`)}
+		c, err := DecideCleanup(ev, CleanupOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := c.Owned(all); !slices.Equal(slices.Sorted(slices.Values(got)), slices.Sorted(slices.Values(tc.want))) {
+			t.Errorf("%s owns:\n got %q\nwant %q", tc.branch, got, tc.want)
+		}
+	}
+}
+
+// Mount tags read like their layer cache's, stay valid, and never equal a
+// layer-cache tag: not the same key's, and not the tag of a branch or a
+// prefix chosen to look like one.
+func TestMountsTagNeverCollidesWithLayerCache(t *testing.T) {
+	t.Parallel()
+	long := strings.Repeat("feature/very-long-branch-name-", 10)
+	for _, tc := range []struct {
+		prefix          string
+		key             Key
+		scope, platform string
+	}{
+		{"cache", BranchKey("main"), "", ""},
+		{"cache", PRKey(42), "api", "linux/arm64"},
+		{strings.Repeat("p", 32), BranchKey(long), long, "linux/arm/v7"},
+	} {
+		got := MountsTag(tc.prefix, tc.key, tc.scope, tc.platform)
+		if !tagRE.MatchString(got) {
+			t.Errorf("MountsTag(%q, %v) = %q: not a valid tag", tc.prefix, tc.key, got)
+		}
+		if !strings.HasPrefix(got, tc.prefix+"-mnt-") {
+			t.Errorf("MountsTag(%q, %v) = %q: want the prefix %q", tc.prefix, tc.key, got, tc.prefix+"-mnt-")
+		}
+		lookalikes := []string{
+			Tag(tc.prefix, tc.key, tc.scope, tc.platform),
+			Tag(tc.prefix+"-mnt", tc.key, tc.scope, tc.platform),
+			Tag(tc.prefix, BranchKey("mnt-"+tc.key.Name), tc.scope, tc.platform),
+		}
+		if slices.Contains(lookalikes, got) {
+			t.Errorf("MountsTag(%q, %v) = %q equals a layer-cache tag %q", tc.prefix, tc.key, got, lookalikes)
+		}
+	}
+	if MountsTag("cache", BranchKey("main"), "", "") == MountsTag("cache", BranchKey("main"), "", "linux/amd64") {
+		t.Error("the platform is not part of the mounts tag")
+	}
+}

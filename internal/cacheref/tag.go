@@ -121,6 +121,23 @@ func Tag(prefix string, key Key, scope, platform string) string {
 	return b.String()
 }
 
+// mountsInfix follows the prefix in a cache mounts tag (MountsTag).
+const mountsInfix = "-mnt"
+
+// MountsTag is the tag of the cache mounts artifact for key (see
+// internal/cachemount), next to the layer cache's Tag(prefix, key, scope,
+// platform):
+//
+//	<prefix>-mnt-<key slug>[-<scope slug>][-<platform slug>]-<hash>
+//
+// It is Tag with prefix "<prefix>-mnt" and the scope followed by a NUL byte:
+// no input can hold a NUL (environment variables cannot), so no layer-cache
+// tag of any prefix hashes the same fields, while the slug drops the NUL and
+// the tag reads like its layer cache's. It has the same 128 character limit.
+func MountsTag(prefix string, key Key, scope, platform string) string {
+	return Tag(prefix+mountsInfix, key, scope+"\x00", platform)
+}
+
 // slug replaces every run of bytes outside [A-Za-z0-9._-] (this includes all
 // non-ASCII text) with a single '-' and trims '-' and '.' from both ends.
 func slug(s string) string {
