@@ -60,7 +60,7 @@ func (b *bench) mounts(ctx context.Context, runs int) (*mountsResults, error) {
 	}
 	measure := func(tool, scenario string) error {
 		j := jobFor(tool)
-		mref := fmt.Sprintf("%s/%s:%s", b.s.Registry, j.repo, cachemount.Tag(cacheref.DefaultPrefix, cacheref.BranchKey(j.branch), "", ""))
+		mref := fmt.Sprintf("%s/%s:%s", b.s.Registry, j.repo, cacheref.MountsTag(cacheref.DefaultPrefix, cacheref.BranchKey(j.branch), "", ""))
 		before, _, err := mountsBlobs(mref)
 		if err != nil {
 			return err

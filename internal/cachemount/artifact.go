@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
+	"maps"
 	"os"
+	"slices"
 	"strconv"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -32,9 +35,20 @@ func configDescriptor() v1.Descriptor {
 	return v1.Descriptor{MediaType: ConfigType, Digest: h, Size: n}
 }
 
-// manifest is the artifact holding layers.
-func manifest(layers []v1.Descriptor) ([]byte, error) {
-	return json.Marshal(v1.Manifest{SchemaVersion: 2, MediaType: types.OCIManifestSchema1, Config: configDescriptor(), Layers: layers})
+// manifest is the artifact holding layers, dated: every push is a new
+// manifest, which a registry that dates an image by its first push (ECR)
+// dates anew, even when its layers are another tag's.
+func manifest(layers []v1.Descriptor, created time.Time) ([]byte, error) {
+	return json.Marshal(v1.Manifest{SchemaVersion: 2, MediaType: types.OCIManifestSchema1, Config: configDescriptor(), Layers: layers,
+		Annotations: map[string]string{"org.opencontainers.image.created": created.UTC().Format(time.RFC3339Nano)}})
+}
+
+// sameLayers reports whether two artifacts hold the same mounts in the same
+// order (whatever their manifests' annotations say).
+func sameLayers(a, b []v1.Descriptor) bool {
+	return slices.EqualFunc(a, b, func(x, y v1.Descriptor) bool {
+		return x.Digest == y.Digest && x.MediaType == y.MediaType && maps.Equal(x.Annotations, y.Annotations)
+	})
 }
 
 // layers are an artifact's layers by mount key; nil when a is not a mounts artifact.

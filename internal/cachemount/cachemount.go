@@ -16,7 +16,6 @@
 package cachemount
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -235,26 +234,40 @@ func download(ctx context.Context, reg Registry, ref string, dgst v1.Hash, path 
 	return f.Close()
 }
 
-// Save stores the mounts whose contents changed in the export artifact. It
-// does nothing for a run that exports no cache. Only ctx's end is an error.
-func (s *Session) Save(ctx context.Context) error {
+// Export is the ref Save writes.
+func (s *Session) Export() string { return s.opt.Export }
+
+// Save stores the mounts whose contents changed in the export artifact. ran
+// says whether a build step ran: a build whose every step came from the cache
+// ran no RUN, so its mounts are as seeded and are not read back. It reports
+// whether the export tag holds the mounts as it did before the run (nothing
+// pushed), which a caller may keep alive. It does nothing for a run that
+// exports no cache. Only ctx's end is an error.
+func (s *Session) Save(ctx context.Context, ran bool) (kept bool, err error) {
 	if s == nil || s.opt.Export == "" {
-		return nil
+		return false, nil
 	}
-	err := bounded(ctx, s.opt.Timeout, s.save)
+	if !ran {
+		s.opt.Log.Infof("cache mounts: every step came from the cache, so the mounts are as seeded: nothing to save")
+		return s.from != nil && s.from.Ref == s.opt.Export, nil
+	}
+	err = bounded(ctx, s.opt.Timeout, func(ctx context.Context) error {
+		kept, err = s.save(ctx)
+		return err
+	})
 	if ctx.Err() != nil {
-		return ctx.Err()
+		return false, ctx.Err()
 	}
 	if err != nil {
 		s.opt.Log.Warningf("cache mounts: not saved to %s (the image is fine): %v", s.opt.Export, err)
 	}
-	return nil
+	return kept, nil
 }
 
-func (s *Session) save(ctx context.Context) error {
+func (s *Session) save(ctx context.Context) (kept bool, err error) {
 	dir, err := os.MkdirTemp("", "ebc-mounts-")
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer os.RemoveAll(dir)
 	req := helperRequest{Op: "save", Max: s.opt.MaxSize, Mounts: make([]helperMount, len(s.mounts))}
@@ -263,7 +276,7 @@ func (s *Session) save(ctx context.Context) error {
 	}
 	res, err := runHelper(ctx, s.opt.Builder, s.opt.Helper, req, s.mounts, "", dir)
 	if err != nil {
-		return err
+		return false, err
 	}
 	var ls []v1.Descriptor
 	var blobs []registry.Blob
@@ -285,7 +298,7 @@ func (s *Session) save(ctx context.Context) error {
 		case stateChanged:
 			l, err := layer(m, r)
 			if err != nil {
-				return err
+				return false, err
 			}
 			ls = append(ls, l)
 			blobs = append(blobs, fileBlob(l, filepath.Join(dir, r.Blob)))
@@ -299,21 +312,21 @@ func (s *Session) save(ctx context.Context) error {
 		}
 	}
 	if len(ls) == 0 {
-		return nil
+		return false, nil
 	}
-	raw, err := manifest(ls)
-	if err != nil {
-		return err
-	}
-	if h, _, _ := v1.SHA256(bytes.NewReader(raw)); s.from != nil && s.from.Ref == s.opt.Export && h == s.from.Digest {
+	if s.from != nil && s.from.Ref == s.opt.Export && sameLayers(ls, s.from.Manifest.Layers) {
 		s.opt.Log.Infof("cache mounts: %s is up to date: nothing uploaded", s.opt.Export)
-		return nil
+		return true, nil
+	}
+	raw, err := manifest(ls, time.Now())
+	if err != nil {
+		return false, err
 	}
 	if err := s.opt.Registry.PushArtifact(ctx, s.opt.Export, append([]registry.Blob{configBlob()}, blobs...), raw); err != nil {
-		return err
+		return false, err
 	}
 	s.opt.Log.Infof("cache mounts: saved to %s (%s uploaded)", s.opt.Export, size(upload))
-	return nil
+	return false, nil
 }
 
 // describe names a mount for the log: the Dockerfile's text is quoted.

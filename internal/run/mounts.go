@@ -3,6 +3,7 @@ package run
 import (
 	"context"
 	"os"
+	"strings"
 
 	"github.com/ecr-build-cache/ecr-build-cache/internal/cachemount"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/cacheref"
@@ -26,7 +27,7 @@ func (r *runner) seedMounts(ctx context.Context, b cachemount.Builder, tgt targe
 		r.a.Warningf("cache mounts: not kept: cannot find this action's binary to copy them with: %v", err)
 		return nil, nil
 	}
-	imports, export := cachemount.Refs(tr, tgt.host+"/"+r.cfg.CacheRepository, r.cfg.CacheTagPrefix, r.cfg.CacheScope, r.cfg.SinglePlatform())
+	imports, export := cachemount.Refs(tr, tgt.host+"/"+r.cfg.CacheRepository)
 	if export == "" {
 		r.a.Infof("cache mounts: read only: %s", plan.ExportReason)
 	}
@@ -45,18 +46,23 @@ func (r *runner) seedMounts(ctx context.Context, b cachemount.Builder, tgt targe
 }
 
 // saveMounts is the cache-mounts phase after the build and the cache export:
-// it stores the mounts that changed, when the run writes its cache. Only a
-// RUN changes a mount, so a build whose every step came from the cache has
-// nothing to save.
+// it stores the mounts that changed, when the run writes its cache, and keeps
+// an artifact it did not push again alive for ECR's lifecycle rules, as the
+// export phase does the layer cache's tag.
 func (r *runner) saveMounts(ctx context.Context, s *cachemount.Session, b built) error {
 	if s == nil {
 		return nil
 	}
-	if n := len(b.res.Steps); n > 0 && b.res.CachedSteps() == n {
-		r.a.Infof("cache mounts: every step came from the cache, so the mounts are as seeded: nothing to save")
-		return nil
-	}
 	r.a.Group("Save cache mounts")
 	defer r.a.EndGroup()
-	return s.Save(ctx)
+	// Only a RUN changes a mount.
+	ran := len(b.res.Steps) == 0 || b.res.CachedSteps() < len(b.res.Steps)
+	kept, err := s.Save(ctx, ran)
+	if err != nil {
+		return err
+	}
+	if ref := s.Export(); kept {
+		r.keepTagAlive(ctx, "cache mounts", ref[strings.LastIndexByte(ref, ':')+1:], ref)
+	}
+	return nil
 }

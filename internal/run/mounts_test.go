@@ -1,14 +1,16 @@
 package run_test
 
 import (
+	"context"
 	"debug/buildinfo"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 
-	"github.com/ecr-build-cache/ecr-build-cache/internal/cachemount"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/cacheref"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/fakeecr"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/faultproxy"
@@ -59,7 +61,7 @@ func wantSeen(t *testing.T, got map[string]string, log string) {
 // mountsDigest is the manifest digest of the mounts artifact of key ("" when none).
 func mountsDigest(t *testing.T, s *teststack.Stack, repo string, key cacheref.Key) string {
 	t.Helper()
-	d, found, err := teststack.Manifest(s.Registry+"/"+repo+":"+cachemount.Tag(cacheref.DefaultPrefix, key, "", ""), nil)
+	d, found, err := teststack.Manifest(s.Registry+"/"+repo+":"+cacheref.MountsTag(cacheref.DefaultPrefix, key, "", ""), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +122,7 @@ func TestCacheMountsPersistAcrossPrunedBuilders(t *testing.T) {
 	// The action's own registry calls are go-containerregistry's (BuildKit's
 	// image and cache uploads are not), and only the mounts upload blobs.
 	ua := map[string]string{"User-Agent": gcrUserAgent(t)}
-	mountsTag := "^/v2/" + repo + "/manifests/" + cachemount.Tag(cacheref.DefaultPrefix, main, "", "") + "$"
+	mountsTag := "^/v2/" + repo + "/manifests/" + cacheref.MountsTag(cacheref.DefaultPrefix, main, "", "") + "$"
 	mountsGets := &faultproxy.Rule{Method: "GET", Path: mountsTag, Header: ua}
 	mountsPuts := &faultproxy.Rule{Method: "PUT", Path: mountsTag}
 	actionUploads := &faultproxy.Rule{Method: "POST", Path: "^/v2/" + repo + "/blobs/uploads/", Header: ua}
@@ -196,15 +198,87 @@ func TestCacheMountOverTheSizeLimitWarns(t *testing.T) {
 func TestCacheMountsOfAFullyCachedBuildAreNotSaved(t *testing.T) {
 	s := teststack.Get(t)
 	const repo = "mounts-cached"
-	for i := range 2 {
+	for i, want := range []string{"cache mounts: saved to", "the mounts are as seeded: nothing to save"} {
 		prune(t, s)
 		r := pushRun(t, s, repo, "main", mountsInputs(t, s, "a", ""))
 		if err := execRun(t, r); err != nil {
 			t.Fatalf("run %d: %v\n%s", i, err, r.Stdout())
 		}
-		if saved := strings.Contains(r.Stdout(), "Save cache mounts"); saved != (i == 0) {
-			t.Errorf("run %d: mounts saved %v, want %v\n%s", i, saved, i == 0, r.Stdout())
+		if !strings.Contains(r.Stdout(), want) {
+			t.Errorf("run %d: the log lacks %q\n%s", i, want, r.Stdout())
 		}
+	}
+}
+
+// ECR dates an image by its first push: an artifact a fully cached build
+// leaves as it is gets old while every build uses it. Past
+// cache-refresh-days it is put again (dated anew), and still seeds.
+func TestECRKeepsCacheMountsAlive(t *testing.T) {
+	s := teststack.Get(t)
+	e := startECR(t, s, fakeecr.Repository{Name: "mounts-alive"})
+	c := ecrClient(t, e)
+	tag := cacheref.MountsTag(cacheref.DefaultPrefix, cacheref.BranchKey("main"), "", "")
+	state := func() (string, time.Time) {
+		t.Helper()
+		d, found, err := teststack.Manifest(e.RegistryHost+"/mounts-alive:"+tag, ecrAuth(e))
+		if err != nil || !found {
+			t.Fatalf("%s: found=%v err=%v", tag, found, err)
+		}
+		pushed, err := c.PushedAt(context.Background(), "", "mounts-alive", tag)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d.Digest.String(), pushed
+	}
+	build := func(stamp string) string {
+		t.Helper()
+		prune(t, s)
+		r := ecrRun(t, s, e, "mounts-alive", mountsInputs(t, s, "a", stamp))
+		if err := execRun(t, r); err != nil {
+			t.Fatalf("run: %v\n%s", err, r.Stdout())
+		}
+		return r.Stdout()
+	}
+
+	build("")
+	first, _ := state()
+	e.AgeImages(10 * 24 * time.Hour)
+	log := build("")
+	refreshed, pushed := state()
+	if refreshed == first || time.Since(pushed) > time.Hour || !strings.Contains(log, "cache mounts: "+e.RegistryHost+"/mounts-alive:"+tag+" put again") {
+		t.Fatalf("a 10-day-old artifact of a fully cached build: digest %s -> %s, pushed %v\n%s", first, refreshed, pushed, log)
+	}
+	// The refreshed artifact seeds the next build and, young and unchanged, stays.
+	log = build("again")
+	if now, _ := state(); now != refreshed || strings.Contains(log, "put again") || !strings.Contains(log, "is up to date: nothing uploaded") {
+		t.Errorf("after the refresh: digest %s -> %s\n%s", refreshed, now, log)
+	}
+	wantSeen(t, seen(t, e.RegistryHost+"/mounts-alive:latest", ecrAuth(e)), "a")
+}
+
+// A cleanup run on a deleted branch deletes the branch's mounts artifact with
+// its cache, and leaves the default branch's.
+func TestCleanupDeletesTheBranchMounts(t *testing.T) {
+	s := teststack.Get(t)
+	const repo = "mounts-cleanup"
+	b := distributionBackend(s, repo)
+	for _, branch := range []string{"main", "feature/x"} {
+		prune(t, s)
+		r := pushRun(t, s, repo, branch, mountsInputs(t, s, branch, ""))
+		if err := execRun(t, r); err != nil {
+			t.Fatalf("%s: %v\n%s", branch, err, r.Stdout())
+		}
+	}
+	mainMounts, featureMounts := cacheref.MountsTag(cacheref.DefaultPrefix, cacheref.BranchKey("main"), "", ""), cacheref.MountsTag(cacheref.DefaultPrefix, featureX, "", "")
+	if tags := b.tags(t); !slices.Contains(tags, featureMounts) || !slices.Contains(tags, mainMounts) {
+		t.Fatalf("tags %q lack the mounts artifacts %s, %s", tags, mainMounts, featureMounts)
+	}
+	deleted, log := cleanupRun(t, b, "delete", "refs/heads/main", "delete_branch.json")
+	if !slices.Contains(deleted, featureMounts) {
+		t.Errorf("deleted %q, not feature/x's mounts %s\n%s", deleted, featureMounts, log)
+	}
+	if tags := b.tags(t); slices.Contains(tags, featureMounts) || !slices.Contains(tags, mainMounts) {
+		t.Errorf("after the cleanup: tags %q", tags)
 	}
 }
 

@@ -49,12 +49,18 @@ func (t target) refresher(repository string) refresher {
 // cache-refresh-days. It returns a note for the summary, "" when it did nothing;
 // a failure is a warning.
 func (r *runner) keepAlive(ctx context.Context, plan cachePlan) string {
+	return r.keepTagAlive(ctx, "cache export", plan.ExportTag, plan.Export)
+}
+
+// keepTagAlive is keepAlive for tag (ref in full) of the cache repository;
+// what names its phase in the log.
+func (r *runner) keepTagAlive(ctx context.Context, what, tag, ref string) string {
 	if r.refresh == nil || r.cfg.CacheRefreshAfter == 0 {
 		return ""
 	}
-	pushed, err := r.refresh.PushedAt(ctx, plan.ExportTag)
+	pushed, err := r.refresh.PushedAt(ctx, tag)
 	if err != nil {
-		r.a.Warningf("could not tell when %s was pushed, so an ECR lifecycle rule on push age may expire it while builds use it: %s", plan.Export, ghout.Line(err.Error()))
+		r.a.Warningf("could not tell when %s was pushed, so an ECR lifecycle rule on push age may expire it while builds use it: %s", ref, ghout.Line(err.Error()))
 		return ""
 	}
 	age := time.Since(pushed)
@@ -62,11 +68,11 @@ func (r *runner) keepAlive(ctx context.Context, plan cachePlan) string {
 		return ""
 	}
 	days := int(age.Hours() / 24)
-	digest, err := r.refresh.Refresh(ctx, plan.Export, time.Now())
+	digest, err := r.refresh.Refresh(ctx, ref, time.Now())
 	if err != nil {
-		r.a.Warningf("could not refresh %s, which ECR dates %d days old (an ECR lifecycle rule on push age may expire it): %s", plan.Export, days, ghout.Line(err.Error()))
+		r.a.Warningf("could not refresh %s, which ECR dates %d days old (an ECR lifecycle rule on push age may expire it): %s", ref, days, ghout.Line(err.Error()))
 		return ""
 	}
-	r.a.Infof("cache export: %s put again as %s: ECR dated it %d days old, past cache-refresh-days", plan.Export, digest, days)
+	r.a.Infof("%s: %s put again as %s: ECR dated it %d days old, past cache-refresh-days", what, ref, digest, days)
 	return fmt.Sprintf("; refreshed, ECR dated it %d days old", days)
 }
