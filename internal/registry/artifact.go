@@ -91,7 +91,7 @@ func (c *Client) PushArtifact(ctx context.Context, ref string, blobs []Blob, man
 			return fmt.Errorf("upload %s to %s: %w", b.Descriptor.Digest, tag.Context(), err)
 		}
 	}
-	if err := remote.Put(tag, ociManifest(manifest), c.options(ctx)...); err != nil {
+	if err := remote.Put(tag, rawManifest{body: manifest, mediaType: types.OCIManifestSchema1}, c.options(ctx)...); err != nil {
 		return fmt.Errorf("push %s: %w", ref, err)
 	}
 	return nil
@@ -104,9 +104,3 @@ func (l blobLayer) Digest() (v1.Hash, error)            { return l.b.Descriptor.
 func (l blobLayer) Compressed() (io.ReadCloser, error)  { return l.b.Open() }
 func (l blobLayer) Size() (int64, error)                { return l.b.Descriptor.Size, nil }
 func (l blobLayer) MediaType() (types.MediaType, error) { return l.b.Descriptor.MediaType, nil }
-
-// ociManifest is raw OCI image manifest bytes as a remote.Taggable.
-type ociManifest []byte
-
-func (m ociManifest) RawManifest() ([]byte, error)        { return m, nil }
-func (m ociManifest) MediaType() (types.MediaType, error) { return types.OCIManifestSchema1, nil }
