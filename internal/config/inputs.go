@@ -40,6 +40,8 @@ var inputDefaults = map[string]string{
 	"cache-export":                string(cacheref.ExportAuto),
 	"cache-export-timeout":        "10m", // far above a healthy large export, far below the 6-hour job limit
 	"cache-from":                  "",
+	"compression":                 "gzip", // BuildKit's default, kept by the image and cache exporters alike
+	"compression-level":           "",
 	"default-branch":              "",
 	"aws-region":                  "",
 	"username":                    "",
