@@ -328,3 +328,24 @@ func differing(a, b map[string]string) []string {
 	slices.Sort(d)
 	return d
 }
+
+// buildctl compresses the image and the cache as the action's compression
+// input does: both exporters, or neither for the default.
+func TestExportFlagsCompressBoth(t *testing.T) {
+	for _, tc := range []struct {
+		fixture string
+		want    int // exporters with compression=zstd
+	}{{fxRealistic, 0}, {"realistic-zstd", 2}} {
+		f := fixtureNamed(tc.fixture)
+		j := job{tool: toolBuildctl, repo: "bench/x", branch: "main", compression: f.compression}
+		flags := j.exportFlags("127.0.0.1:5000")
+		if got := strings.Count(strings.Join(flags, " "), ",compression=zstd"); got != tc.want || len(flags) != 4 {
+			t.Errorf("%s: %q sets compression=zstd on %d exporters, want %d", tc.fixture, flags, got, tc.want)
+		}
+		for i, flag := range []string{"--output", "--export-cache"} {
+			if flags[2*i] != flag {
+				t.Errorf("%s: flags %q, want %s at %d", tc.fixture, flags, flag, 2*i)
+			}
+		}
+	}
+}
