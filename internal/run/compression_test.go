@@ -11,7 +11,6 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
-	"github.com/ecr-build-cache/ecr-build-cache/internal/faultproxy"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/teststack"
 )
 
@@ -109,27 +108,5 @@ func TestCompressionAppliesToImageAndCacheAlike(t *testing.T) {
 				}
 			}
 		})
-	}
-}
-
-// A bad compression or level fails the run, saying what is allowed, before the
-// registry sees a request.
-func TestBadCompressionFailsBeforeAnyRequest(t *testing.T) {
-	s := teststack.Get(t)
-	every := &faultproxy.Rule{}
-	p := faultyRegistry(t, s, every)
-	r := pushRun(t, s, "compress-bad", "main", map[string]string{
-		"registry":          p.URL,
-		"compression":       "zstd",
-		"compression-level": "30",
-	})
-	if err := execRun(t, r); err == nil {
-		t.Fatalf("compression-level 30 passed:\n%s", r.Stdout())
-	}
-	if want := `compression-level: "30" is not a whole number from 0 to 22 (zstd's levels)`; !strings.Contains(r.Stdout(), want) {
-		t.Errorf("the message lacks %s:\n%s", want, r.Stdout())
-	}
-	if every.Matched() != 0 {
-		t.Errorf("the registry got %d requests from a run with a bad compression-level", every.Matched())
 	}
 }
