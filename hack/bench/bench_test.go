@@ -91,11 +91,17 @@ func TestRender(t *testing.T) {
 		"16.0x (20.00s vs 1.25s)",
 		"realistic  partial              56.7 MB    13.3 MB",
 		"71.28%  github.com/moby/buildkit/worker/base.(*Worker).FromRemote",
+		"== compression: zstd time / gzip time, realistic fixture (medians)",
+		"cold              action       10.50s    10.50s   1.000",
+		"image bytes: gzip 61.0 MB, zstd 56.0 MB",
 		"buildkitd's CPU time during the warm builds: 10.00s for 200 steps, 625ms for 50 (16.0x); its profile puts 71.28% of the samples in",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("report lacks %q:\n%s", want, out)
 		}
+	}
+	if strings.Contains(out, "warm <= 5% of cold (action, realistic-zstd)") {
+		t.Errorf("report holds the zstd comparison to targets:\n%s", out)
 	}
 	if strings.Contains(out, "NaN") {
 		t.Errorf("report shows NaN:\n%s", out)
@@ -124,7 +130,7 @@ func TestRenderPartial(t *testing.T) {
 // fullResults are samples of every kind a full run records.
 func fullResults() *results {
 	parts, _ := selectParts("")
-	r := &results{runs: 2, parts: parts, samples: map[key][]sample{}, imageBytes: map[string]int64{"app": 106e6, "steps": 1.1e6, fxRealistic: 61e6},
+	r := &results{runs: 2, parts: parts, samples: map[key][]sample{}, imageBytes: map[string]int64{"app": 106e6, "steps": 1.1e6, fxRealistic: 61e6, "realistic-zstd": 56e6},
 		scopes: map[string][][]sample{}, scopeRefs: map[string][]string{}, bandwidth: bandwidth{up: 150e6, down: 1.2e9, size: bandwidthBlob}}
 	s := func(sec float64, cached, total int) sample {
 		return sample{took: time.Duration(sec * float64(time.Second)), daemonCPU: time.Duration(sec * float64(time.Second) / 2), startup: 20 * time.Millisecond, cached: cached, total: total,
@@ -327,4 +333,25 @@ func differing(a, b map[string]string) []string {
 	}
 	slices.Sort(d)
 	return d
+}
+
+// buildctl compresses the image and the cache as the action's compression
+// input does: both exporters, or neither for the default.
+func TestExportFlagsCompressBoth(t *testing.T) {
+	for _, tc := range []struct {
+		fixture string
+		want    int // exporters with compression=zstd
+	}{{fxRealistic, 0}, {"realistic-zstd", 2}} {
+		f := fixtureNamed(tc.fixture)
+		j := job{tool: toolBuildctl, repo: "bench/x", branch: "main", compression: f.compression}
+		flags := j.exportFlags("127.0.0.1:5000")
+		if got := strings.Count(strings.Join(flags, " "), ",compression=zstd"); got != tc.want || len(flags) != 4 {
+			t.Errorf("%s: %q sets compression=zstd on %d exporters, want %d", tc.fixture, flags, got, tc.want)
+		}
+		for i, flag := range []string{"--output", "--export-cache"} {
+			if flags[2*i] != flag {
+				t.Errorf("%s: flags %q, want %s at %d", tc.fixture, flags, flag, 2*i)
+			}
+		}
+	}
 }

@@ -20,6 +20,8 @@ type fixture struct {
 	// prepare writes the contexts of one run into dir; runTag makes a run's
 	// changes its own.
 	prepare func(dir, runTag string) (contexts, error)
+	// compression is every job's layer compression; "" for the default (gzip).
+	compression string
 }
 
 // scenario is one build of a fixture by every tool of the fixture.
@@ -59,6 +61,14 @@ var fixtures = []fixture{
 			{name: scCold, branch: "main", context: base},
 			{name: scWarm, branch: "main", context: base},
 			{name: scBranchChanged, branch: "feature/change", context: func(c contexts) string { return c.branch }, fallback: true},
+			{name: scPartial, branch: "main", context: func(c contexts) string { return c.partial }},
+		}},
+	// The realistic fixture again with zstd layers (issue 13 item 3), against
+	// the gzip rows above.
+	{name: "realistic-zstd", what: "the realistic fixture with compression zstd (image and cache)",
+		tools: []string{toolAction, toolBuildctl}, prepare: generateRealistic, compression: "zstd", scenarios: []scenario{
+			{name: scCold, branch: "main", context: base},
+			{name: scWarm, branch: "main", context: base},
 			{name: scPartial, branch: "main", context: func(c contexts) string { return c.partial }},
 		}},
 }

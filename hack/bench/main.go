@@ -174,13 +174,13 @@ func (b *bench) scenarios(ctx context.Context, f fixture, res *results) error {
 				if sc.name == scNewBranch && tool == toolPeer {
 					// With one fixed ref, the last writer wins: another branch that
 					// bumped a dependency built (and exported) after main did.
-					j := job{tool: tool, repo: repo(tool), branch: "feature/deps-bump", context: cx.other}
+					j := job{tool: tool, repo: repo(tool), branch: "feature/deps-bump", context: cx.other, compression: f.compression}
 					if _, err := b.measure(ctx, j); err != nil {
 						return err
 					}
 					b.logf("%s run %d: peer: feature/deps-bump wrote %s last", f.name, r, j.cacheRef(b.s.Registry))
 				}
-				j := job{tool: tool, repo: repo(tool), branch: sc.branch, context: sc.context(cx)}
+				j := job{tool: tool, repo: repo(tool), branch: sc.branch, context: sc.context(cx), compression: f.compression}
 				if sc.fallback && tool == toolBuildctl {
 					j.extraImports = []string{job{tool: tool, repo: j.repo, branch: "main"}.cacheRef(b.s.Registry)}
 				}

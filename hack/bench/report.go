@@ -201,6 +201,7 @@ func (r *results) render() string {
 		r.renderRatios(&b, ran)
 		r.renderFloors(&b, ran)
 	}
+	r.renderCompression(&b, ran)
 
 	b.WriteString("== targets\n")
 	var notes []string
@@ -382,6 +383,9 @@ func (r *results) targets() []target {
 		if fx == fxRealistic {
 			ts = append(ts, r.realisticTargets()...)
 			continue
+		}
+		if f.compression != "" {
+			continue // a comparison with the gzip rows (the compression section), not a target
 		}
 		w := r.ratio(fx, scWarm, toolAction, scCold, toolAction)
 		ts = append(ts, target{pass: w <= 0.05, check: "warm <= 5% of cold (action, " + fx + ")", value: fmtPct(w),
@@ -572,6 +576,25 @@ func fmtNum(f float64) string {
 		return "-"
 	}
 	return fmt.Sprintf("%.0f", f)
+}
+
+// renderCompression compares each fixture built with another compression with
+// the same fixture's gzip builds, per scenario and tool (median times).
+func (r *results) renderCompression(b *strings.Builder, ran []fixture) {
+	for _, f := range ran {
+		if f.compression == "" || !r.parts[fxRealistic] {
+			continue
+		}
+		fmt.Fprintf(b, "== compression: %s time / gzip time, %s fixture (medians)\n", f.compression, fxRealistic)
+		fmt.Fprintf(b, "%-17s %-9s %9s %9s %7s\n", "scenario", "tool", "gzip", f.compression, "ratio")
+		for _, sc := range f.scenarios {
+			for _, tool := range f.tools {
+				g, z := r.med(key{fxRealistic, sc.name, tool}, took), r.med(key{f.name, sc.name, tool}, took)
+				fmt.Fprintf(b, "%-17s %-9s %9s %9s %7s\n", sc.name, tool, fmtSec(g), fmtSec(z), fmtRatio(z/g))
+			}
+		}
+		fmt.Fprintf(b, "image bytes: gzip %s, %s %s\n\n", fmtBytes(float64(r.imageBytes[fxRealistic])), f.compression, fmtBytes(float64(r.imageBytes[f.name])))
+	}
 }
 
 // fmtRatio shows a ratio of times.

@@ -43,6 +43,10 @@ type job struct {
 	extraImports []string
 	cacheMode    string // the action's cache-mode input; "" for its default (max)
 	cacheMounts  string // the action's cache-mounts input; "" for none
+	// compression is the layers' compression, for the image and the cache
+	// alike (the action's input, buildctl's compression= on both); "" for
+	// the default (gzip).
+	compression string
 }
 
 // sample is what one build (or one concurrent group of builds) measured.
@@ -88,6 +92,20 @@ func (j job) cacheRef(registry string) string {
 		return registry + "/" + j.repo + ":buildcache"
 	}
 	return registry + "/" + j.repo + ":cache-" + slug(j.branch, j.scope)
+}
+
+// exportFlags are buildctl's image output and cache export: the flags of the
+// ECR announcement, plus registry.insecure for the plain-HTTP loopback
+// registry, and the job's compression on both, as the action sets it.
+func (j job) exportFlags(registry string) []string {
+	comp := ""
+	if j.compression != "" {
+		comp = ",compression=" + j.compression
+	}
+	return []string{
+		"--output", "type=image,name=" + j.imageRef(registry) + ",push=true,registry.insecure=true" + comp,
+		"--export-cache", "type=registry,ref=" + j.cacheRef(registry) + ",mode=max,image-manifest=true,oci-mediatypes=true,registry.insecure=true" + comp,
+	}
 }
 
 var notTagChar = regexp.MustCompile(`[^A-Za-z0-9._-]`)
@@ -164,6 +182,7 @@ func (b *bench) runAction(ctx context.Context, j job, p *connProxy, smp *sample)
 		"cache-from":    strings.Join(j.extraImports, "\n"),
 		"cache-mode":    j.cacheMode,
 		"cache-mounts":  j.cacheMounts,
+		"compression":   j.compression,
 		"buildkit-host": p.addr(),
 	})
 	if err := r.SetPush(j.branch, "main"); err != nil {
@@ -199,11 +218,7 @@ func (b *bench) runBuildctl(ctx context.Context, j job, p *connProxy, smp *sampl
 	for _, o := range opts {
 		args = append(args, "--opt", o)
 	}
-	// The flags of the ECR announcement, plus registry.insecure for the
-	// plain-HTTP loopback registry.
-	args = append(args,
-		"--output", "type=image,name="+j.imageRef(b.s.Registry)+",push=true,registry.insecure=true",
-		"--export-cache", "type=registry,ref="+ref+",mode=max,image-manifest=true,oci-mediatypes=true,registry.insecure=true")
+	args = append(args, j.exportFlags(b.s.Registry)...)
 	for _, imp := range append([]string{ref}, j.extraImports...) {
 		args = append(args, "--import-cache", "type=registry,ref="+imp+",registry.insecure=true")
 	}

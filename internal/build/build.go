@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -85,6 +86,9 @@ type Request struct {
 	// CacheExportTimeout bounds a hung cache export; the image, pushed before the
 	// cache export starts, stands. Zero means no bound.
 	CacheExportTimeout time.Duration
+	// Compression compresses the layers the build makes, in the image and the
+	// cache alike.
+	Compression Compression
 
 	// Insecure tells the refs whose registry is reached over plain HTTP.
 	Insecure func(ref string) bool
@@ -111,6 +115,52 @@ const (
 	CacheModeMax CacheMode = "max"
 	CacheModeMin CacheMode = "min"
 )
+
+// Compression is how the layers a build makes are compressed. The image and
+// the cache get the same: compressed differently, BuildKit compresses every
+// layer once per exporter (marin-community/marin#6670). It is never forced: a
+// layer that already has a blob (a base image's, an imported cache's) keeps
+// it, and so its digest, which registries share across images.
+type Compression struct {
+	Type  string // gzip, zstd or uncompressed; "" is BuildKit's default, gzip
+	Level *int   // nil: the type's default
+}
+
+// compressionLevels are the levels each compression takes, as buildx documents
+// them; uncompressed takes none.
+var compressionLevels = map[string][2]int{"gzip": {0, 9}, "zstd": {0, 22}, "uncompressed": {}}
+
+// ParseCompression reads a compression type and level ("" for the type's
+// default), returning every problem with them.
+func ParseCompression(typ, level string) (Compression, error) {
+	r, ok := compressionLevels[typ]
+	if !ok {
+		return Compression{}, fmt.Errorf("compression: %q is not gzip, zstd or uncompressed", typ)
+	}
+	c := Compression{Type: typ}
+	if level == "" {
+		return c, nil
+	}
+	if typ == "uncompressed" {
+		return c, fmt.Errorf("compression-level: %q: uncompressed layers take no level; remove compression-level or set compression to gzip or zstd", level)
+	}
+	n, err := strconv.Atoi(level)
+	if err != nil || n < r[0] || n > r[1] {
+		return c, fmt.Errorf("compression-level: %q is not a whole number from %d to %d (%s's levels)", level, r[0], r[1], typ)
+	}
+	c.Level = &n
+	return c, nil
+}
+
+// addTo sets the compression attributes of an image or cache exporter.
+func (c Compression) addTo(attrs map[string]string) {
+	if c.Type != "" {
+		attrs["compression"] = c.Type
+	}
+	if c.Level != nil {
+		attrs["compression-level"] = strconv.Itoa(*c.Level)
+	}
+}
 
 // ExportFailure is how a cache export failed.
 type ExportFailure int
@@ -391,6 +441,7 @@ func solveOpt(req Request) (client.SolveOpt, error) {
 		if slices.ContainsFunc(names, req.insecure) {
 			img["registry.insecure"] = "true"
 		}
+		req.Compression.addTo(img)
 		maps.Copy(img, req.ImageAttrs)
 		maps.Copy(img, req.Annotations)
 		opt.Exports = []client.ExportEntry{{Type: client.ExporterImage, Attrs: img}}
@@ -408,6 +459,7 @@ func solveOpt(req Request) (client.SolveOpt, error) {
 		attrs["oci-mediatypes"] = "true"
 		// A failed cache export must not fail a good build (moby/buildkit#3430).
 		attrs["ignore-error"] = "true"
+		req.Compression.addTo(attrs)
 		opt.CacheExports = []client.CacheOptionsEntry{{Type: "registry", Attrs: attrs}}
 	}
 	return opt, nil

@@ -31,6 +31,7 @@ func (c *Config) readBuildOptions(p *problems, a *githubactions.Action, m *maske
 	c.readGitHubToken(p, a, m, in("github-token"))
 	c.Load = boolean("load")
 	c.readOutputs(p, in("outputs"), a.GetInput("push") != "")
+	c.readCompression(p, in("compression"), in("compression-level"))
 	c.Pull = boolean("pull")
 	c.NoCacheFilters = list("no-cache-filters", true)
 	for _, e := range list("allow", true) {
@@ -291,6 +292,20 @@ func (c *Config) readOutputs(p *problems, raw string, pushGiven bool) {
 	}
 	c.Push = push
 	c.OutputsOnly = image == nil && !push
+}
+
+// readCompression reads compression and compression-level, after outputs: its
+// type=image entry must not compress the image otherwise than the cache.
+func (c *Config) readCompression(p *problems, typ, level string) {
+	var err error
+	if c.Compression, err = build.ParseCompression(typ, level); err != nil {
+		*p = append(*p, err)
+	}
+	for _, k := range []string{"compression", "compression-level", "force-compression"} {
+		if _, ok := c.ImageAttrs[k]; ok {
+			p.add("outputs: the type=image entry sets %s; use the compression and compression-level inputs, which compress the cache's layers the same way (BuildKit would otherwise compress every layer twice)", k)
+		}
+	}
 }
 
 // parseOutput reads one --output value as buildx does: a bare path is a local

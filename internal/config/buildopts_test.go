@@ -170,6 +170,27 @@ func TestBuildOptionsParse(t *testing.T) {
 	}
 }
 
+// compression defaults to gzip with no level (BuildKit's default); a level is
+// kept as given, within the compression's range.
+func TestCompressionParse(t *testing.T) {
+	t.Parallel()
+	level := func(n int) *int { return &n }
+	for _, tc := range []struct {
+		inputs map[string]string
+		want   build.Compression
+	}{
+		{nil, build.Compression{Type: "gzip"}},
+		{map[string]string{"compression": "zstd"}, build.Compression{Type: "zstd"}},
+		{map[string]string{"compression": "zstd", "compression-level": "22"}, build.Compression{Type: "zstd", Level: level(22)}},
+		{map[string]string{"compression-level": "0"}, build.Compression{Type: "gzip", Level: level(0)}},
+		{map[string]string{"compression": "uncompressed"}, build.Compression{Type: "uncompressed"}},
+	} {
+		if got := mustReadWith(t, tc.inputs).Compression; !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("%v: compression %+v, want %+v", tc.inputs, got, tc.want)
+		}
+	}
+}
+
 // secret-envs' values and github-token are masked as they are read, before
 // any other output; an empty variable is skipped with a warning, as secrets.
 func TestSecretEnvsAndGitHubTokenAreMasked(t *testing.T) {
@@ -235,6 +256,14 @@ func TestBuildOptionsProblems(t *testing.T) {
 		{map[string]string{"buildkit-image": "Not/An:Image:ref"}, "buildkit-image: "},
 		{map[string]string{"buildkitd-config-inline": "[registry.\"docker.io\"\nmirrors = 1"}, "buildkitd-config-inline: not TOML: line 1"},
 		{map[string]string{"buildkitd-flags": "--debug 'unclosed"}, "buildkitd-flags: "},
+		{map[string]string{"compression": "brotli"}, `compression: "brotli" is not gzip, zstd or uncompressed`},
+		{map[string]string{"compression": "estargz"}, `compression: "estargz" is not gzip, zstd or uncompressed`},
+		{map[string]string{"compression-level": "10"}, `compression-level: "10" is not a whole number from 0 to 9 (gzip's levels)`},
+		{map[string]string{"compression": "zstd", "compression-level": "23"}, `compression-level: "23" is not a whole number from 0 to 22 (zstd's levels)`},
+		{map[string]string{"compression": "zstd", "compression-level": "fast"}, `compression-level: "fast" is not a whole number`},
+		{map[string]string{"compression": "uncompressed", "compression-level": "3"}, "compression-level: \"3\": uncompressed layers take no level"},
+		{map[string]string{"outputs": "type=registry,compression=zstd"}, "outputs: the type=image entry sets compression; use the compression and compression-level inputs"},
+		{map[string]string{"outputs": "type=image,force-compression=true"}, "outputs: the type=image entry sets force-compression"},
 		{map[string]string{"buildkitd-flags": "--addr tcp://0.0.0.0:1234"}, "buildkitd-flags: --addr: the action reaches the container's buildkitd on its default socket"},
 	} {
 		_, err := readWith(t, tc.inputs)

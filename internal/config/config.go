@@ -83,7 +83,9 @@ type Config struct {
 	ShmSize        int64
 	Ulimits        []string
 	CgroupParent   string
-	Call           *build.Call // nil: build
+	// Compression compresses the built layers, in the image and the cache.
+	Compression build.Compression
+	Call        *build.Call // nil: build
 	// Daemon configures the BuildKit container the action starts.
 	Daemon buildkitconn.Daemon
 

@@ -42,6 +42,8 @@ var inputDefaults = map[string]string{
 	"cache-from":                  "",
 	"cache-mounts":                "",
 	"cache-mounts-max-size":       "2GiB",
+	"compression":                 "gzip", // BuildKit's default, kept by the image and cache exporters alike
+	"compression-level":           "",
 	"default-branch":              "",
 	"aws-region":                  "",
 	"username":                    "",

@@ -48,6 +48,7 @@ func (r *runner) build(ctx context.Context, plan cachePlan) (built, error) {
 	req.CacheExport = plan.Export
 	req.CacheMode = cfg.CacheMode
 	req.CacheExportTimeout = cfg.CacheExportTimeout
+	req.Compression = cfg.Compression
 	if len(cfg.Tags) > 0 && r.host != "" && !cfg.OutputsOnly {
 		req.Tags = cfg.ImageRefs(r.host) // named even when not pushed: the metadata shows them
 	}

@@ -445,12 +445,14 @@ func TestBadInputFailsBeforeAnyRequest(t *testing.T) {
 	every := &faultproxy.Rule{}
 	p := faultyRegistry(t, s, every)
 	r := pushRun(t, s, "Bad-Input", "main", map[string]string{
-		"registry":   p.URL,
-		"tags":       "v 1",
-		"cache-mode": "everything",
-		"build-args": "BASE=" + s.BaseImage + "\nNOEQUALS",
-		"file":       appDir(t) + "/Missing.Dockerfile",
-		"platforms":  "linux/amd64,not-a-platform!",
+		"registry":          p.URL,
+		"tags":              "v 1",
+		"cache-mode":        "everything",
+		"build-args":        "BASE=" + s.BaseImage + "\nNOEQUALS",
+		"file":              appDir(t) + "/Missing.Dockerfile",
+		"platforms":         "linux/amd64,not-a-platform!",
+		"compression":       "zstd",
+		"compression-level": "30",
 	})
 	err := execRun(t, r)
 	if err == nil {
@@ -461,7 +463,8 @@ func TestBadInputFailsBeforeAnyRequest(t *testing.T) {
 		t.Errorf("%d error messages, want one listing every problem:\n%s", n, out)
 	}
 	for _, want := range []string{`repository: "Bad-Input"`, `tags: "v 1"`, `cache-mode: "everything"`, `build-args: line 2: "NOEQUALS"`,
-		`file: Dockerfile "` + appDir(t) + `/Missing.Dockerfile" not found`, `platforms: "not-a-platform!"`} {
+		`file: Dockerfile "` + appDir(t) + `/Missing.Dockerfile" not found`, `platforms: "not-a-platform!"`,
+		`compression-level: "30" is not a whole number from 0 to 22 (zstd's levels)`} {
 		if !strings.Contains(out, want) {
 			t.Errorf("the message lacks %s:\n%s", want, out)
 		}
