@@ -227,8 +227,10 @@ func (r *Result) exported(resp map[string]string) {
 // timeout, so a registry that stops answering would hold the push forever. On
 // success res names the pushed image.
 func Push(ctx context.Context, s Solver, req Request, res *Result, progress io.Writer) error {
-	// The outputs were written by Build: this solve only pushes.
+	// The outputs were written by Build: this solve only pushes. Build ran the
+	// steps, no-cache included; running them again would push other layers.
 	req.CacheExport, req.Push, req.Outputs = "", true, nil
+	req.NoCache, req.NoCacheFilters = false, nil
 	opt, err := solveOpt(req)
 	if err != nil {
 		return err
@@ -286,6 +288,8 @@ type Export struct {
 // failure is in the Export (the image stands); only ctx's end is an error.
 func ExportCache(ctx context.Context, s Solver, req Request, progress io.Writer) (Export, error) {
 	req.Tags, req.Push, req.PushByDigest, req.ImageAttrs, req.Outputs = nil, false, false, nil, nil
+	// Build ran the steps, no-cache included: the cache must hold those layers.
+	req.NoCache, req.NoCacheFilters = false, nil
 	opt, err := solveOpt(req)
 	if err != nil {
 		return Export{}, err

@@ -1,6 +1,7 @@
 package run_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -8,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/ecr-build-cache/ecr-build-cache/internal/teststack"
 )
@@ -159,6 +162,30 @@ func TestNoCacheRunsEveryStep(t *testing.T) {
 	if c, n := steps(t, o); c != 0 || n != 4 {
 		t.Errorf("no-cache: %d/%d steps cached, want 0/4", c, n)
 	}
+	// The steps ran once: the pushed image's layers are the exported cache's.
+	image, cache := layersOf(t, s.Registry+"/in-nocache:latest"), layersOf(t, o["cache-ref"])
+	for l := range image {
+		if !cache[l] {
+			t.Errorf("image layer %s is not in the cache: the push or the export ran the steps again", l)
+		}
+	}
+}
+
+func layersOf(t *testing.T, ref string) map[string]bool {
+	t.Helper()
+	d, found, err := teststack.Manifest(ref, nil)
+	if err != nil || !found {
+		t.Fatalf("%s: found=%v %v", ref, found, err)
+	}
+	m, err := v1.ParseManifest(bytes.NewReader(d.Manifest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]bool{}
+	for _, l := range m.Layers {
+		out[l.Digest.String()] = true
+	}
+	return out
 }
 
 func TestPushFalseBuildsAndCachesWithoutPushingTheImage(t *testing.T) {
