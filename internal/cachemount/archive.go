@@ -50,7 +50,9 @@ func writeTar(w io.Writer, dir string, times bool) (int, error) {
 		case fi.Mode().IsDir():
 			h.Typeflag, h.Name = tar.TypeDir, h.Name+"/"
 		case fi.Mode()&fs.ModeSymlink != 0:
-			h.Typeflag = tar.TypeSymlink
+			// No time: extract cannot set a symbolic link's own (os.Root has no
+			// Lchtimes), and no cache reads it.
+			h.Typeflag, h.ModTime = tar.TypeSymlink, time.Unix(0, 0)
 			if h.Linkname, err = os.Readlink(p); err != nil {
 				return err
 			}
