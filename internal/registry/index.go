@@ -60,7 +60,7 @@ type source struct {
 func (c *Client) PushIndex(ctx context.Context, req IndexRequest) (Index, error) {
 	ctx, cancel := context.WithTimeout(ctx, IndexTimeout)
 	defer cancel()
-	repo, err := c.parseRepository(req.Repository)
+	repo, err := c.repository(req.Repository)
 	if err != nil {
 		return Index{}, err
 	}
@@ -269,18 +269,6 @@ func partialDescriptor(idx v1.ImageIndex) (v1.Descriptor, error) {
 		return v1.Descriptor{}, err
 	}
 	return v1.Descriptor{MediaType: mt, Digest: dg, Size: size}, nil
-}
-
-func (c *Client) parseRepository(repo string) (name.Repository, error) {
-	var opts []name.Option
-	if c.Insecure(repo) {
-		opts = append(opts, name.Insecure)
-	}
-	r, err := name.NewRepository(repo, opts...)
-	if err != nil {
-		return name.Repository{}, fmt.Errorf("repository %s: %w", repo, err)
-	}
-	return r, nil
 }
 
 // parseTag parses a tag reference, which must be in repo.

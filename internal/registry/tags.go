@@ -23,8 +23,13 @@ const ListTimeout = 2 * time.Minute
 // headWorkers is how many tags' digests are asked for at once.
 const headWorkers = 4
 
+// repository parses host/path, plain HTTP for the insecure host.
 func (c *Client) repository(repository string) (name.Repository, error) {
-	return name.NewRepository(repository, c.nameOptions(repository)...)
+	r, err := name.NewRepository(repository, c.nameOptions(repository)...)
+	if err != nil {
+		return name.Repository{}, fmt.Errorf("repository %s: %w", repository, err)
+	}
+	return r, nil
 }
 
 // TagDigests lists the tags of repository (host/path) with the manifest digest
