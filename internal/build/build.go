@@ -105,6 +105,10 @@ type Result struct {
 	Warnings         []Warning
 	Duration         time.Duration
 	ExporterResponse map[string]string
+	// Pushed is set when the image reached the registry (Digest names it).
+	Pushed bool
+	// Export is the cache export this solve ran; nil when it ran none.
+	Export *Export
 }
 
 // CacheMode is what a cache export holds: every stage's layers (max) or only
@@ -189,30 +193,118 @@ func (r *Result) CachedSteps() int {
 	return n
 }
 
-// Build solves req on s, printing progress in plain mode: the build, with the
-// cache imports, and the image (not pushed). The image push (Push) and the
-// cache export (ExportCache) are solves of their own, all steps cached:
-// BuildKit would push image and cache at once; apart, a slow, throttled or
-// failing cache export can never touch the image, a hung one can be stopped
-// with the image already pushed, the caller can skip an export that would
-// rewrite the same cache, and no layer is uploaded twice at the same time (CNCF
-// distribution's registry can corrupt such concurrent uploads); and a push can
-// be bounded and tried again without building again.
+// Build solves req on s in one solve, as buildctl would, printing progress in
+// plain mode: the build with the cache imports, the image (pushed when req.Push
+// says so), the outputs and the cache export (req.CacheExport, with
+// ignore-error=true: a failed export leaves res.Export.Err and the build
+// stands). Two clocks may stop the solve: req.CacheExportTimeout from the
+// start of the cache export (res.Export.Err says it timed out; res.Pushed says
+// whether the image got in first), and req.PushTimeout from the start of the
+// image export, since BuildKit's registry client has no response timeout. A
+// failed image push is a *PushError, so that the caller can push again alone
+// (Push) without building again.
 func Build(ctx context.Context, s Solver, req Request, progress io.Writer) (*Result, error) {
-	req.CacheExport, req.Push = "", false
 	opt, err := solveOpt(req)
 	if err != nil {
 		return nil, err
 	}
+	solveCtx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	clocks := &clocks{stop: stop}
+	defer clocks.halt()
+	if req.CacheExport != "" && req.CacheExportTimeout > 0 {
+		clocks.add("exporting cache", req.CacheExportTimeout, errExportTimedOut)
+	}
+	if req.Push && req.PushTimeout > 0 {
+		clocks.add("exporting to image", req.PushTimeout, errPushTimedOut)
+	}
 	t := newTally()
 	start := time.Now()
-	resp, err := solve(ctx, solveWith(s, opt), progress, t.add)
+	resp, err := solve(solveCtx, solveWith(s, opt), progress, func(st *client.SolveStatus) {
+		t.add(st)
+		clocks.watch(st)
+	})
 	res := &Result{Steps: t.result(), Warnings: t.warnings, Duration: time.Since(start)}
-	if err != nil {
+	names := strings.Join(req.imageNames(), ", ")
+	switch cause := context.Cause(solveCtx); {
+	case ctx.Err() != nil:
+		return res, ctx.Err()
+	case cause == errPushTimedOut:
+		return res, &PushError{fmt.Errorf("push %s: stopped after %s: the registry did not finish taking the image", names, req.PushTimeout)}
+	case cause == errExportTimedOut:
+		res.Export = &Export{Duration: t.exportTook(), Err: exportTimedOut(req)}
+		if req.Push {
+			res.Digest, res.ImageID, res.Pushed = t.image.pushed(len(req.imageNames()))
+			res.ExporterResponse = map[string]string{"containerimage.digest": res.Digest, "containerimage.config.digest": res.ImageID}
+		}
+		return res, nil
+	case err != nil && t.imageErr != "" && !t.stepFailed():
+		return res, &PushError{fmt.Errorf("push %s: %w", names, err)}
+	case err != nil:
 		return res, fmt.Errorf("build %s: %w", req.Dockerfile, err)
 	}
 	res.exported(resp.ExporterResponse)
+	res.Pushed = req.Push
+	if req.CacheExport != "" {
+		res.Export = &Export{Duration: t.exportTook(), Err: t.exportErr(resp)}
+	}
 	return res, nil
+}
+
+// The causes Build stops a solve with.
+var (
+	errExportTimedOut = errors.New("cache export timed out")
+	errPushTimedOut   = errors.New("image push timed out")
+)
+
+func exportTimedOut(req Request) *ExportError {
+	return &ExportError{ExportTimedOut, fmt.Sprintf("the cache export did not finish within %s and was stopped", req.CacheExportTimeout)}
+}
+
+// PushError is a failed image push: the build itself succeeded.
+type PushError struct{ Err error }
+
+func (e *PushError) Error() string { return e.Err.Error() }
+func (e *PushError) Unwrap() error { return e.Err }
+
+// clocks stop a solve a set time after a vertex (by name prefix) starts. The
+// solve's status stream calls watch; halt runs after the solve returned.
+type clocks struct {
+	stop    context.CancelCauseFunc
+	pending []clock
+	timers  []*time.Timer
+}
+
+type clock struct {
+	prefix string
+	after  time.Duration
+	cause  error
+}
+
+func (c *clocks) add(prefix string, after time.Duration, cause error) {
+	c.pending = append(c.pending, clock{prefix, after, cause})
+}
+
+// watch starts the clock of every vertex in st that started.
+func (c *clocks) watch(st *client.SolveStatus) {
+	for _, v := range st.Vertexes {
+		if v.Started == nil {
+			continue
+		}
+		c.pending = slices.DeleteFunc(c.pending, func(k clock) bool {
+			if !strings.HasPrefix(v.Name, k.prefix) {
+				return false
+			}
+			c.timers = append(c.timers, time.AfterFunc(k.after, func() { c.stop(k.cause) }))
+			return true
+		})
+	}
+}
+
+func (c *clocks) halt() {
+	for _, t := range c.timers {
+		t.Stop()
+	}
 }
 
 func (r *Result) exported(resp map[string]string) {
@@ -221,14 +313,14 @@ func (r *Result) exported(resp map[string]string) {
 	r.ImageID = resp["containerimage.config.digest"]
 }
 
-// Push pushes the image of the build req described, after Build: every step is
-// in the builder, so this solve only runs the image exporter, with push on. It
-// is stopped after req.PushTimeout: BuildKit's registry client has no response
-// timeout, so a registry that stops answering would hold the push forever. On
-// success res names the pushed image.
+// Push pushes the image of the build req described, alone, after a Build
+// whose push failed or was stopped: every step is in the builder, so this
+// solve only runs the image exporter. It is stopped after req.PushTimeout, as
+// in Build. On success res names the pushed image; a failed push is a
+// *PushError.
 func Push(ctx context.Context, s Solver, req Request, res *Result, progress io.Writer) error {
-	// The outputs were written by Build: this solve only pushes. Build ran the
-	// steps, no-cache included; running them again would push other layers.
+	// Build ran the steps (no-cache included) and wrote the outputs: running
+	// the steps again would push other layers.
 	req.CacheExport, req.Push, req.Outputs = "", true, nil
 	req.NoCache, req.NoCacheFilters = false, nil
 	opt, err := solveOpt(req)
@@ -238,15 +330,17 @@ func Push(ctx context.Context, s Solver, req Request, res *Result, progress io.W
 	pushCtx, cancel := context.WithTimeout(ctx, cmp.Or(req.PushTimeout, time.Duration(math.MaxInt64)))
 	defer cancel()
 	resp, err := solve(pushCtx, solveWith(s, opt), progress, func(*client.SolveStatus) {}, only("exporting to image"))
+	names := strings.Join(req.imageNames(), ", ")
 	switch {
 	case ctx.Err() != nil:
 		return ctx.Err()
 	case errors.Is(pushCtx.Err(), context.DeadlineExceeded):
-		return fmt.Errorf("push %s: stopped after %s: the registry did not finish taking the image", strings.Join(req.imageNames(), ", "), req.PushTimeout)
+		return &PushError{fmt.Errorf("push %s: stopped after %s: the registry did not finish taking the image", names, req.PushTimeout)}
 	case err != nil:
-		return fmt.Errorf("push %s: %w", strings.Join(req.imageNames(), ", "), err)
+		return &PushError{fmt.Errorf("push %s: %w", names, err)}
 	}
 	res.exported(resp.ExporterResponse)
+	res.Pushed = true
 	return nil
 }
 
@@ -256,9 +350,23 @@ func Push(ctx context.Context, s Solver, req Request, res *Result, progress io.W
 // (docker/buildx#3630). Distribution renders a 500 as its "unknown" error code.
 var retryable = regexp.MustCompile(`(?i)\b(429|500|502|503|504)\b|toomanyrequests|too many requests|: unknown: `)
 
-// Retryable reports whether a failed Push was the registry throttling or
-// failing, which a later attempt may get past.
-func Retryable(err error) bool { return err != nil && retryable.MatchString(err.Error()) }
+// Retryable reports whether a failed push was the registry throttling or
+// failing, or an upload race, which a later attempt may get past.
+func Retryable(err error) bool {
+	return err != nil && (retryable.MatchString(err.Error()) || UploadRace(err.Error()))
+}
+
+// uploadRace matches a blob upload that another upload of the same blob
+// overtook: in one solve the image push and the cache export upload the same
+// layers at once. Distribution 2.8.2 then failed one of them here with
+// "provided digest did not match uploaded content" (a DIGEST_INVALID on the
+// final PUT); other registries say "blob upload invalid" or "unknown"
+// (sonatype/nexus-public#967).
+var uploadRace = regexp.MustCompile(`(?i)provided digest did not match uploaded content|blob upload (invalid|unknown)`)
+
+// UploadRace reports whether a failed push or cache export (its message) lost
+// an upload race, which pushing alone gets past.
+func UploadRace(msg string) bool { return uploadRace.MatchString(msg) }
 
 // contentUnavailable matches containerd's error for a blob it could not fetch
 // (a cache blob the registry lost, while the push copies it).
@@ -283,9 +391,10 @@ type Export struct {
 	Err      *ExportError // the cache was not saved; the image stands
 }
 
-// ExportCache exports the cache of the build req described, after Build: every
-// step is in the builder's cache, so this solve only writes req.CacheExport. A
-// failure is in the Export (the image stands); only ctx's end is an error.
+// ExportCache exports the cache of the build req described, alone, after a
+// Build that ran no export: every step is in the builder's cache, so this
+// solve only writes req.CacheExport. A failure is in the Export (the image
+// stands); only ctx's end is an error.
 func ExportCache(ctx context.Context, s Solver, req Request, progress io.Writer) (Export, error) {
 	req.Tags, req.Push, req.PushByDigest, req.ImageAttrs, req.Outputs = nil, false, false, nil, nil
 	// Build ran the steps, no-cache included: the cache must hold those layers.
@@ -304,13 +413,11 @@ func ExportCache(ctx context.Context, s Solver, req Request, progress io.Writer)
 	case ctx.Err() != nil:
 		return e, ctx.Err()
 	case errors.Is(exportCtx.Err(), context.DeadlineExceeded):
-		e.Err = &ExportError{ExportTimedOut, fmt.Sprintf("the cache export did not finish within %s and was stopped", req.CacheExportTimeout)}
+		e.Err = exportTimedOut(req)
 	case err != nil:
 		e.Err = &ExportError{ExportFailed, err.Error()}
-	case resp.ExporterResponse[exportedCacheKey] == "" && t.cacheExportErr != "":
-		// ignore-error=true (moby/buildkit#3430): the solve succeeds without the
-		// cache's descriptor, and the export's vertex carries the error.
-		e.Err = &ExportError{ExportFailed, t.cacheExportErr}
+	default:
+		e.Err = t.exportErr(resp)
 	}
 	return e, nil
 }

@@ -18,6 +18,8 @@ func TestPushErrorClassification(t *testing.T) {
 		{push + "unexpected status from PUT request to http://127.0.0.1:44351/v2/app/manifests/latest: 503 Service Unavailable: <html>oops</html>", true, false},
 		{push + "unexpected status from PUT request to http://127.0.0.1:44351/v2/app/manifests/latest: 502 Bad Gateway:  ", true, false},
 		{push + "unknown: faultproxy: injected 500 Internal Server Error", true, false},
+		{push + "errors:\nunknown: provided digest did not match uploaded content\nunknown: blob unknown to registry - sha256:a25657c06e4d3fcb2ba1f8c9b329cb516fa55c77186aa26fbfb32c66b967af8e\n", true, false},
+		{push + "unexpected status from PUT request to http://127.0.0.1:44351/v2/app/blobs/uploads/x?digest=sha256:a: 400 Bad Request: blob upload invalid", true, false},
 		{push + "denied: requested access to the resource is denied", false, false},
 		{push + "name unknown: The repository with name 'app' does not exist in the registry with id '123456789012'", false, false},
 		{push + "failed to copy: httpReadSeeker: failed open: could not fetch content descriptor " +

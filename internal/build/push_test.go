@@ -2,6 +2,7 @@ package build_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -18,9 +19,9 @@ import (
 func TestMain(m *testing.M) { os.Exit(teststack.Main(m)) }
 
 // A registry that stops answering in the middle of an image push holds
-// BuildKit forever (its registry client has no response timeout): the push is
-// stopped after PushTimeout, with an error naming the image, and the build
-// can be pushed again.
+// BuildKit forever (its registry client has no response timeout): the build's
+// push is stopped after PushTimeout, with an error naming the image, and the
+// image can be pushed again alone.
 func TestPushIsStoppedAfterPushTimeout(t *testing.T) {
 	s := teststack.Get(t)
 	dir := t.TempDir()
@@ -37,26 +38,23 @@ func TestPushIsStoppedAfterPushTimeout(t *testing.T) {
 	image := p.Host + "/push-timeout:latest"
 	req := build.Request{ContextDir: dir, Dockerfile: filepath.Join(dir, "Dockerfile"), Tags: []string{image}, Push: true,
 		PushTimeout: 3 * time.Second, Insecure: func(string) bool { return true }}
-	res, err := build.Build(context.Background(), c, req, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
 	start := time.Now()
-	err = build.Push(context.Background(), c, req, res, io.Discard)
-	if want := "push " + image + ": stopped after 3s: the registry did not finish taking the image"; err == nil || err.Error() != want {
-		t.Fatalf("push error %v; want %q", err, want)
+	res, err := build.Build(context.Background(), c, req, io.Discard)
+	var perr *build.PushError
+	if want := "push " + image + ": stopped after 3s: the registry did not finish taking the image"; !errors.As(err, &perr) || err.Error() != want {
+		t.Fatalf("build error %v; want a push error %q", err, want)
 	}
 	if took := time.Since(start); took > time.Minute {
 		t.Errorf("the stopped push returned after %v", took)
 	}
-	if hang.Matched() != 1 {
-		t.Fatalf("%d manifest PUTs; want the one that hung", hang.Matched())
+	if hang.Matched() != 1 || res.Pushed {
+		t.Fatalf("%d manifest PUTs, pushed %v; want the one that hung, not pushed", hang.Matched(), res.Pushed)
 	}
-	// The rule hangs only the first PUT: the next push goes through.
+	// The rule hangs only the first PUT: the image alone goes through.
 	if err := build.Push(context.Background(), c, req, res, io.Discard); err != nil {
 		t.Fatalf("second push: %v", err)
 	}
-	if d, found, err := teststack.Manifest(s.Registry+"/push-timeout:latest", nil); err != nil || !found || d.Digest.String() != res.Digest {
-		t.Errorf("image: found=%v err=%v, digest %q", found, err, res.Digest)
+	if d, found, err := teststack.Manifest(s.Registry+"/push-timeout:latest", nil); err != nil || !found || d.Digest.String() != res.Digest || !res.Pushed {
+		t.Errorf("image: found=%v err=%v, digest %q, pushed %v", found, err, res.Digest, res.Pushed)
 	}
 }

@@ -68,6 +68,8 @@ type Ref struct {
 	// hang on it too, so such a ref is never imported.
 	Unreachable bool
 	Layers      map[string]bool
+	// Annotations are the manifest's, for an image manifest.
+	Annotations map[string]string
 	// Complete is set when the registry answered a HEAD request for every blob
 	// the cache manifest names; Missing lists the blobs it said it lacks
 	// (registries lose blobs: garbage-collection races, interrupted
@@ -235,7 +237,7 @@ func (c *Client) get(ctx context.Context, ref string) Ref {
 		return p
 	}
 	p.name, p.desc = n, d
-	p.Kind, p.Layers, p.Err = classify(d)
+	p.Kind, p.Layers, p.Annotations, p.Err = classify(d)
 	if p.Err != nil {
 		p.Err = fmt.Errorf("read %s: %w", ref, p.Err)
 	}
@@ -262,7 +264,7 @@ func timedOut(ctx context.Context, err error) bool {
 
 // classify says what d holds and collects the layers of its image(s): an index
 // (multi-platform or attested image) contributes every child manifest's layers.
-func classify(d *remote.Descriptor) (Kind, map[string]bool, error) {
+func classify(d *remote.Descriptor) (Kind, map[string]bool, map[string]string, error) {
 	layers := map[string]bool{}
 	add := func(m *v1.Manifest) {
 		for _, l := range m.Layers {
@@ -272,40 +274,40 @@ func classify(d *remote.Descriptor) (Kind, map[string]bool, error) {
 	if !d.MediaType.IsIndex() {
 		m, err := v1.ParseManifest(bytes.NewReader(d.Manifest))
 		if err != nil {
-			return NotCache, nil, err
+			return NotCache, nil, nil, err
 		}
 		add(m)
 		if m.Config.MediaType == CacheConfigType {
-			return Cache, layers, nil
+			return Cache, layers, m.Annotations, nil
 		}
-		return NotCache, layers, nil
+		return NotCache, layers, m.Annotations, nil
 	}
 	idx, err := d.ImageIndex()
 	if err != nil {
-		return NotCache, nil, err
+		return NotCache, nil, nil, err
 	}
 	im, err := idx.IndexManifest()
 	if err != nil {
-		return NotCache, nil, err
+		return NotCache, nil, nil, err
 	}
 	for _, m := range im.Manifests {
 		switch {
 		case m.MediaType == CacheConfigType:
 			// A legacy cache index lists its layers and config directly.
-			return LegacyCache, nil, nil
+			return LegacyCache, nil, nil, nil
 		case m.MediaType.IsImage():
 			img, err := idx.Image(m.Digest)
 			if err != nil {
-				return NotCache, nil, err
+				return NotCache, nil, nil, err
 			}
 			m, err := img.Manifest()
 			if err != nil {
-				return NotCache, nil, err
+				return NotCache, nil, nil, err
 			}
 			add(m)
 		}
 	}
-	return NotCache, layers, nil
+	return NotCache, layers, nil, nil
 }
 
 // Tag makes to name from's cache, in the same repository: when a build took

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"sync"
 	"time"
@@ -132,39 +133,50 @@ func hasCode(terr *transport.Error, code transport.ErrorCode) bool {
 // refresh.
 const RefreshAnnotation = "com.github.ecr-build-cache.refreshed"
 
+// InputsAnnotation is the cache manifest annotation naming the fingerprint of
+// the build inputs that wrote the cache (build.Fingerprint).
+const InputsAnnotation = "com.github.ecr-build-cache.inputs"
+
 // Refresh puts the manifest ref names again under the same tag, changed only
 // by RefreshAnnotation set to at: a new manifest digest over the same config
 // and layers, so a registry that dates images by their first push (ECR) dates
 // it anew. It returns the new digest.
 func (c *Client) Refresh(ctx context.Context, ref string, at time.Time) (string, error) {
+	return c.Annotate(ctx, ref, map[string]string{RefreshAnnotation: at.UTC().Format(time.RFC3339Nano)})
+}
+
+// Annotate puts the image manifest tag ref names again under the same tag
+// with set added to its annotations (a new digest over the same config and
+// layers). It returns the new digest.
+func (c *Client) Annotate(ctx context.Context, ref string, set map[string]string) (string, error) {
 	n, err := c.parse(ref)
 	if err != nil {
 		return "", err
 	}
 	tag, ok := n.(name.Tag)
 	if !ok {
-		return "", fmt.Errorf("refresh %s: not a tag", ref)
+		return "", fmt.Errorf("annotate %s: not a tag", ref)
 	}
 	ctx, cancel := context.WithTimeout(ctx, CallTimeout)
 	defer cancel()
 	d, err := remote.Get(tag, c.options(ctx)...)
 	if err != nil {
-		return "", fmt.Errorf("refresh %s: %w", ref, err)
+		return "", fmt.Errorf("annotate %s: %w", ref, err)
 	}
 	if !d.MediaType.IsImage() {
-		return "", fmt.Errorf("refresh %s: a %s, not an image manifest", ref, d.MediaType)
+		return "", fmt.Errorf("annotate %s: a %s, not an image manifest", ref, d.MediaType)
 	}
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(d.Manifest, &m); err != nil {
-		return "", fmt.Errorf("refresh %s: %w", ref, err)
+		return "", fmt.Errorf("annotate %s: %w", ref, err)
 	}
 	annotations := map[string]string{}
 	if raw, ok := m["annotations"]; ok {
 		if err := json.Unmarshal(raw, &annotations); err != nil {
-			return "", fmt.Errorf("refresh %s: annotations: %w", ref, err)
+			return "", fmt.Errorf("annotate %s: annotations: %w", ref, err)
 		}
 	}
-	annotations[RefreshAnnotation] = at.UTC().Format(time.RFC3339Nano)
+	maps.Copy(annotations, set)
 	if m["annotations"], err = json.Marshal(annotations); err != nil {
 		return "", err
 	}
@@ -174,9 +186,18 @@ func (c *Client) Refresh(ctx context.Context, ref string, at time.Time) (string,
 	}
 	raw := rawManifest{body: body, mediaType: d.MediaType}
 	if err := remote.Put(tag, raw, c.options(ctx)...); err != nil {
-		return "", fmt.Errorf("refresh %s: %w", ref, err)
+		return "", fmt.Errorf("annotate %s: %w", ref, err)
 	}
 	return raw.digest(), nil
+}
+
+// Digest is the digest of the manifest ref names, "" when there is none.
+func (c *Client) Digest(ctx context.Context, ref string) (string, error) {
+	n, err := c.parse(ref)
+	if err != nil {
+		return "", err
+	}
+	return c.head(ctx, n)
 }
 
 // rawManifest is a manifest to put as it is.

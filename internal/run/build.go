@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/ecr-build-cache/ecr-build-cache/internal/build"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/config"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/ghout"
+	"github.com/ecr-build-cache/ecr-build-cache/internal/registry"
 )
 
 // built is the build phase's result, with the request it ran.
@@ -23,7 +25,20 @@ type built struct {
 	// damaged are the imports of a first attempt that failed where the same
 	// build without them succeeded: req imports nothing then.
 	damaged []string
+	// fingerprint is build.Fingerprint of req, "" when it has none or the run
+	// exports no cache.
+	fingerprint string
+	// fallbacks name the ways the run left its one-solve path, in order.
+	fallbacks []string
 }
+
+// The fallbacks a run can take, as the fallbacks output names them.
+const (
+	fallbackExportSolve       = "export-solve"        // the cache was exported by a solve of its own
+	fallbackImageRetry        = "image-retry"         // the image was pushed again alone after a throttle, 5xx or upload race
+	fallbackImageAfterTimeout = "image-after-timeout" // the cache export timed out before the image was in
+	fallbackWithoutCache      = "without-cache"       // the build failed with a cache and ran again without it
+)
 
 // pushTimeout bounds one image push: far above a healthy push of a large image,
 // it only stops a registry that stopped answering (BuildKit would wait forever).
@@ -34,10 +49,13 @@ const pushTimeout = 30 * time.Minute
 // stands in for it: 30 s in all.
 var pushWaits = []time.Duration{2 * time.Second, 4 * time.Second, 8 * time.Second, 16 * time.Second}
 
-// build runs the Dockerfile build and pushes the image when the plan says so.
-// A build that fails with a cache imported is tried once more without it: a
-// registry may have lost a blob of the cache since the probe, or the cache may
-// be broken in a way no check sees; a cache must never make a build fail.
+// build runs the Dockerfile build, pushing the image when the plan says so, in
+// one solve that also exports the cache unless every step is expected to come
+// from the one cache imported (then the export phase keeps or tags that cache,
+// or exports in a solve of its own if steps ran after all). A build that fails
+// with a cache imported is tried once more without it: a registry may have
+// lost a blob of the cache since the probe, or the cache may be broken in a
+// way no check sees; a cache must never make a build fail.
 func (r *runner) build(ctx context.Context, plan cachePlan) (built, error) {
 	cfg := r.cfg
 	req := r.request(plan.Untrusted, plan.why)
@@ -45,7 +63,6 @@ func (r *runner) build(ctx context.Context, plan cachePlan) (built, error) {
 	req.PushTimeout = pushTimeout
 	req.ImageAttrs = cfg.ImageAttrs
 	req.CacheImports = plan.imports
-	req.CacheExport = plan.Export
 	req.CacheMode = cfg.CacheMode
 	req.CacheExportTimeout = cfg.CacheExportTimeout
 	req.Compression = cfg.Compression
@@ -66,18 +83,33 @@ func (r *runner) build(ctx context.Context, plan cachePlan) (built, error) {
 		r.a.Warningf("the build context's .git/config holds a persisted credential (actions/checkout's extraheader) and .dockerignore does not exclude .git: " +
 			"a COPY of the context would bake the token into the image; add .git to .dockerignore, or set persist-credentials: false on actions/checkout")
 	}
+	var fingerprint string
+	if plan.Export != "" {
+		if fingerprint, err = build.Fingerprint(ctx, req); err != nil {
+			r.a.Infof("could not fingerprint the build's inputs (%s): guessing from the cache alone", ghout.Line(err.Error()))
+		}
+		if !expectHits(plan, fingerprint) {
+			req.CacheExport = plan.Export
+		}
+	}
 	r.a.Group("Build " + cfg.Dockerfile)
 	b, err := r.attempt(ctx, req)
 	if err != nil && len(req.CacheImports) > 0 && cacheMayBeAtFault(ctx, err) {
 		imports := strings.Join(req.CacheImports, ", ")
 		r.a.Infof("the build failed with the cache %s imported: building again without it", imports)
 		req.CacheImports = nil
+		if plan.Export != "" {
+			req.CacheExport = plan.Export // nothing left to keep or tag
+		}
+		fallbacks := append(b.fallbacks, fallbackWithoutCache)
 		b, err = r.attempt(ctx, req)
+		b.fallbacks = append(fallbacks, b.fallbacks...)
 		if err == nil {
 			b.damaged = plan.imports
 			r.a.Warningf("cache %s is damaged: the build failed with it and succeeded without it; %s", imports, repair(plan))
 		}
 	}
+	b.fingerprint = fingerprint
 	r.a.EndGroup()
 	if b.res != nil {
 		for _, w := range b.res.Warnings {
@@ -94,6 +126,16 @@ func (r *runner) build(ctx context.Context, plan cachePlan) (built, error) {
 	return b, nil
 }
 
+// expectHits tells whether every step is expected to come from the one cache
+// the build imports, so that its export is likely skipped (decideExport): the
+// registry has every blob of that cache, and it was written from the inputs
+// fingerprinted the same. Without a fingerprint the cache alone decides, as a
+// rebuild of unchanged inputs is the case to keep fast.
+func expectHits(plan cachePlan, fingerprint string) bool {
+	i := soleCache(plan, plan.imports)
+	return i >= 0 && (fingerprint == "" || plan.probed[i].Annotations[registry.InputsAnnotation] == fingerprint)
+}
+
 // cacheMayBeAtFault tells a failure a build without the cache might not have:
 // not the run's end, nor a command of the build exiting non-zero, nor the
 // registry refusing the image push (a denied push would fail again after a
@@ -102,7 +144,7 @@ func cacheMayBeAtFault(ctx context.Context, err error) bool {
 	switch {
 	case ctx.Err() != nil || build.CommandFailed(err):
 		return false
-	case errors.As(err, new(pushError)):
+	case errors.As(err, new(*build.PushError)):
 		return build.ContentUnavailable(err)
 	}
 	return true
@@ -115,39 +157,63 @@ func repair(plan cachePlan) string {
 	return "a new complete cache is exported to " + plan.Export
 }
 
-// attempt builds, then pushes the image when req says so.
+// attempt runs req's one solve, then pushes the image alone when that solve's
+// push failed on a throttle, a 5xx or an upload race, or when its cache export
+// timed out before the image was in the registry.
 func (r *runner) attempt(ctx context.Context, req build.Request) (built, error) {
 	res, err := untrusted(r, func() (*build.Result, error) { return build.Build(ctx, r.solver, req, r.out) })
 	b := built{req: req, res: res}
-	if err != nil || !req.Push {
+	switch {
+	case err == nil && req.Push && res.Export != nil && res.Export.Err != nil && res.Export.Err.Kind == build.ExportTimedOut:
+		if r.imageArrived(ctx, b) {
+			return b, nil
+		}
+		r.a.Infof("the cache export was stopped before the image reached the registry: pushing the image alone")
+		b.fallbacks = append(b.fallbacks, fallbackImageAfterTimeout)
+		return b, r.push(ctx, req, res, 0)
+	case err == nil && res.Export != nil && res.Export.Err != nil && build.UploadRace(res.Export.Err.Msg):
+		r.a.Infof("the cache export lost an upload race to the image push (%s): exporting it alone", ghout.Line(res.Export.Err.Msg))
+		res.Export = nil
+		return b, nil
+	case err == nil || ctx.Err() != nil || !errors.As(err, new(*build.PushError)) || !build.Retryable(err) || build.ContentUnavailable(err):
 		return b, err
 	}
-	return b, r.push(ctx, req, res)
+	// The cache export ran beside the failed push and was stopped with it.
+	res.Export = nil
+	b.fallbacks = append(b.fallbacks, fallbackImageRetry)
+	return b, r.push(ctx, req, res, 1)
 }
 
-// pushError is a failed image push.
-type pushError struct{ error }
+// imageArrived tells whether the image the build's progress says it pushed
+// before its solve was stopped is the one the registry has.
+func (r *runner) imageArrived(ctx context.Context, b built) bool {
+	if !b.res.Pushed {
+		return false
+	}
+	got, err := r.reg.Digest(ctx, b.pushedRef())
+	b.res.Pushed = err == nil && got == b.res.Digest
+	return b.res.Pushed
+}
 
-func (e pushError) Unwrap() error { return e.error }
-
-// push pushes the built image, trying again after a 429 or 5xx.
-func (r *runner) push(ctx context.Context, req build.Request, res *build.Result) error {
+// push pushes the built image alone, after tried attempts (in the build's own
+// solve), waiting before each new attempt after a 429, 5xx or upload race.
+func (r *runner) push(ctx context.Context, req build.Request, res *build.Result, tried int) error {
 	start := time.Now()
-	for i := 0; ; i++ {
+	for i := tried; ; i++ {
+		if i > 0 {
+			r.a.Infof("the registry throttled or failed the image push: trying again in %s", pushWaits[i-1])
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(pushWaits[i-1]):
+			}
+		}
 		_, err := untrusted(r, func() (struct{}, error) { return struct{}{}, build.Push(ctx, r.solver, req, res, r.out) })
 		switch {
-		case err == nil || ctx.Err() != nil:
+		case err == nil || ctx.Err() != nil || !build.Retryable(err):
 			return err
-		case !build.Retryable(err):
-			return pushError{err}
 		case i == len(pushWaits):
-			return pushError{fmt.Errorf("%w (%d attempts over %s)", err, i+1, time.Since(start).Round(time.Second))}
-		}
-		r.a.Infof("the registry throttled or failed the image push: trying again in %s", pushWaits[i])
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(pushWaits[i]):
+			return &build.PushError{Err: fmt.Errorf("%w (%d attempts over %s)", err, i+1, time.Since(start).Round(time.Second))}
 		}
 	}
 }
@@ -164,6 +230,14 @@ func (e annotated) Unwrap() error { return e.error }
 func Annotated(err error) bool {
 	var a annotated
 	return errors.As(err, &a)
+}
+
+// allFallbacks are the fallbacks of the build and then of the export.
+func (b built) allFallbacks(exp exported) []string {
+	if exp.fallback {
+		return append(slices.Clone(b.fallbacks), fallbackExportSolve)
+	}
+	return b.fallbacks
 }
 
 // pushedRef is the pushed image's reference: its first tag, or by digest for

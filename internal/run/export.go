@@ -16,7 +16,8 @@ const (
 	exportNone  exportKind = iota // the plan exports nothing
 	exportKeep                    // every step came from the export tag itself: it stays as it is
 	exportTag                     // every step came from another cache: tag the export ref from it
-	exportSolve                   // write the cache with a BuildKit export
+	exportSolve                   // write the cache with a BuildKit export of its own
+	exportDone                    // the build's own solve exported the cache
 )
 
 // exportDecision is what to do, and from which cache for exportTag.
@@ -29,18 +30,20 @@ type exportDecision struct {
 // registry: when every step came from the one imported cache, and the registry
 // has every blob of it, that cache is kept as it is (same tag) or tagged again
 // (a new branch's first build). A cache the build had to do without (b.damaged)
-// is no longer imported by then, so it is never kept.
+// is no longer imported by then, so it is never kept. A build whose own solve
+// exported the cache needs nothing more.
 func decideExport(plan cachePlan, b built) exportDecision {
-	if plan.Export == "" {
+	switch {
+	case plan.Export == "":
 		return exportDecision{kind: exportNone}
+	case b.res.Export != nil:
+		return exportDecision{kind: exportDone}
 	}
-	imports, res := b.req.CacheImports, b.res
-	if len(res.Steps) == 0 || res.CachedSteps() != len(res.Steps) || len(imports) != 1 {
+	res := b.res
+	if len(res.Steps) == 0 || res.CachedSteps() != len(res.Steps) {
 		return exportDecision{kind: exportSolve}
 	}
-	i := slices.IndexFunc(plan.probed, func(p registry.Ref) bool {
-		return p.Ref == imports[0] && p.Kind == registry.Cache && p.Complete
-	})
+	i := soleCache(plan, b.req.CacheImports)
 	switch {
 	case i < 0:
 		return exportDecision{kind: exportSolve}
@@ -50,11 +53,24 @@ func decideExport(plan cachePlan, b built) exportDecision {
 	return exportDecision{kind: exportTag, from: plan.probed[i]}
 }
 
+// soleCache is the index in plan.probed of the one cache in imports, when
+// there is one and the registry has every blob of it; -1 otherwise.
+func soleCache(plan cachePlan, imports []string) int {
+	if len(imports) != 1 {
+		return -1
+	}
+	return slices.IndexFunc(plan.probed, func(p registry.Ref) bool {
+		return p.Ref == imports[0] && p.Kind == registry.Cache && p.Complete
+	})
+}
+
 // exported is the export phase's outcome.
 type exported struct {
 	decision exportDecision
 	// note says why the export was skipped or replaced by a tag, for the summary.
 	note string
+	// fallback is set when the cache was exported by a solve of its own.
+	fallback bool
 	build.Export
 }
 
@@ -65,6 +81,10 @@ func (r *runner) export(ctx context.Context, plan cachePlan, b built) (exported,
 	out := exported{decision: d}
 	switch d.kind {
 	case exportNone:
+		return out, nil
+	case exportDone:
+		out.Export = *b.res.Export
+		r.saved(ctx, plan, b, out)
 		return out, nil
 	case exportKeep:
 		r.a.Infof("cache export: skipped, every step came from %s, which stays as it is", plan.Export)
@@ -80,6 +100,7 @@ func (r *runner) export(ctx context.Context, plan cachePlan, b built) (exported,
 		r.a.Infof("cache export: could not tag %s from %s (%s); exporting instead", plan.Export, d.from.Ref, ghout.Line(err.Error()))
 		out.decision.kind = exportSolve
 	}
+	out.fallback = true
 	r.a.Group("Export cache to " + plan.Export)
 	var err error
 	out.Export, err = untrusted(r, func() (build.Export, error) { return build.ExportCache(ctx, r.solver, b.req, r.out) })
@@ -87,8 +108,36 @@ func (r *runner) export(ctx context.Context, plan cachePlan, b built) (exported,
 	if err != nil {
 		return out, err
 	}
-	if out.Err != nil {
-		r.a.Warningf("cache not saved to %s (the image is fine): %s", plan.Export, out.Err)
-	}
+	r.saved(ctx, plan, b, out)
 	return out, nil
+}
+
+// saved warns of a failed export, and marks a written cache with the inputs
+// it was built from (a failure to mark it costs the next build's guess only).
+func (r *runner) saved(ctx context.Context, plan cachePlan, b built, out exported) {
+	switch {
+	case out.Err != nil:
+		r.a.Warningf("cache not saved to %s (the image is fine): %s", plan.Export, out.Err)
+	case b.fingerprint != "":
+		if _, err := r.reg.Annotate(ctx, plan.Export, map[string]string{registry.InputsAnnotation: b.fingerprint}); err != nil {
+			r.a.Infof("could not mark %s with the build's inputs (%s): the next build guesses from the cache alone", plan.Export, ghout.Line(err.Error()))
+		}
+	}
+}
+
+// outcome names what happened to the cache, as the cache-export output says.
+func (e exported) outcome() string {
+	switch {
+	case e.decision.kind == exportNone:
+		return "none"
+	case e.Err != nil && e.Err.Kind == build.ExportTimedOut:
+		return "timed-out"
+	case e.Err != nil:
+		return "failed"
+	case e.decision.kind == exportKeep:
+		return "kept"
+	case e.decision.kind == exportTag:
+		return "tagged"
+	}
+	return "exported"
 }

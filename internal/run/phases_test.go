@@ -34,46 +34,95 @@ import (
 type fakeSolver struct {
 	cached    []bool
 	exportErr string // a failed "exporting cache" vertex (ignore-error=true)
-	calls     []client.SolveOpt
+	// pushErrs fail the image push of the first solves that push, in turn.
+	pushErrs []string
+	// hangExport holds a cache export until the solve is stopped, after the
+	// image was pushed when hangAfterPush is set.
+	hangExport, hangAfterPush bool
+	calls                     []client.SolveOpt
 }
+
+const fakeDigest = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
 
 func (f *fakeSolver) Solve(ctx context.Context, _ *llb.Definition, opt client.SolveOpt, ch chan *client.SolveStatus) (*client.SolveResponse, error) {
 	defer close(ch)
 	f.calls = append(f.calls, opt)
 	now := time.Now()
 	st := &client.SolveStatus{}
+	vertex := func(name, err string) {
+		st.Vertexes = append(st.Vertexes, &client.Vertex{Digest: digest.FromString(name), Name: name, Error: err, Started: &now, Completed: &now})
+	}
 	for i, c := range f.cached {
 		st.Vertexes = append(st.Vertexes, &client.Vertex{
 			Digest: digest.FromString(fmt.Sprint(i)), Name: fmt.Sprintf("[%d/%d] RUN step %d", i+1, len(f.cached), i),
 			Cached: c, Started: &now, Completed: &now,
 		})
 	}
+	send := func() error {
+		select {
+		case ch <- st:
+			st = &client.SolveStatus{}
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	resp := &client.SolveResponse{ExporterResponse: map[string]string{}}
 	if len(opt.Exports) > 0 {
-		resp.ExporterResponse["containerimage.digest"] = "sha256:" + strings.Repeat("a", 64)
+		push := opt.Exports[0].Attrs["push"] == "true"
+		if push && len(f.pushErrs) > 0 {
+			err := f.pushErrs[0]
+			f.pushErrs = f.pushErrs[1:]
+			vertex("exporting to image", err)
+			_ = send()
+			return nil, errors.New(err)
+		}
+		vertex("exporting to image", "")
+		if push && (!f.hangExport || f.hangAfterPush) {
+			st.Statuses = append(st.Statuses,
+				&client.VertexStatus{ID: "exporting manifest " + fakeDigest, Vertex: digest.FromString("exporting to image"), Completed: &now},
+				&client.VertexStatus{ID: "pushing manifest for " + opt.Exports[0].Attrs["name"], Vertex: digest.FromString("exporting to image"), Completed: &now})
+		}
+		resp.ExporterResponse["containerimage.digest"] = fakeDigest
 	}
 	if len(opt.CacheExports) > 0 {
-		if f.exportErr != "" {
-			st.Vertexes = append(st.Vertexes, &client.Vertex{Digest: "sha256:export", Name: "exporting cache to registry", Error: f.exportErr, Started: &now, Completed: &now})
-		} else {
+		switch {
+		case f.hangExport:
+			st.Vertexes = append(st.Vertexes, &client.Vertex{Digest: "sha256:export", Name: "exporting cache to registry", Started: &now})
+			_ = send()
+			<-ctx.Done()
+			return nil, ctx.Err()
+		case f.exportErr != "":
+			vertex("exporting cache to registry", f.exportErr)
+		default:
 			resp.ExporterResponse["cache.manifest"] = `{"digest":"sha256:c"}`
 		}
 	}
-	select {
-	case ch <- st:
-	case <-ctx.Done():
-		return nil, ctx.Err()
+	if err := send(); err != nil {
+		return nil, err
 	}
 	return resp, nil
 }
 
-// fakeRegistry answers probes from refs and records tags.
+// fakeRegistry answers probes from refs and digests from digests, and records
+// tags and annotations.
 type fakeRegistry struct {
-	refs   map[string]registry.Ref
-	layers map[string]map[string]bool
-	tagErr error
-	tagged []string
-	staged []string
+	refs      map[string]registry.Ref
+	digests   map[string]string
+	layers    map[string]map[string]bool
+	tagErr    error
+	tagged    []string
+	staged    []string
+	annotated []string
+}
+
+func (f *fakeRegistry) Digest(_ context.Context, ref string) (string, error) {
+	return f.digests[ref], nil
+}
+
+func (f *fakeRegistry) Annotate(_ context.Context, ref string, set map[string]string) (string, error) {
+	f.annotated = append(f.annotated, ref+" "+set[registry.InputsAnnotation])
+	return "sha256:annotated", nil
 }
 
 func (f *fakeRegistry) Probe(_ context.Context, refs []string) []registry.Ref {
@@ -278,8 +327,8 @@ func TestDecideExport(t *testing.T) {
 }
 
 // A new branch whose every step came from main's cache gets its tag by one
-// manifest PUT and no export solve (the build and the push are a solve each);
-// if the tag fails, it exports.
+// manifest PUT and no export solve (the build pushes in its one solve); if the
+// tag fails, it exports in a solve of its own.
 func TestNewBranchTagsMainsCacheInsteadOfExporting(t *testing.T) {
 	t.Parallel()
 	own, main := refOf("feature"), refOf("main")
@@ -290,14 +339,17 @@ func TestNewBranchTagsMainsCacheInsteadOfExporting(t *testing.T) {
 		r, _, env := testRunner(t, s, reg, true)
 		_, _, exp := runPhases(t, r)
 		o := outputs(t, env)
-		wantSolves, wantKind := 2, exportTag
+		wantSolves, wantKind, wantFallbacks := 1, exportTag, ""
 		if tagErr != nil {
-			wantSolves, wantKind = 3, exportSolve
+			wantSolves, wantKind, wantFallbacks = 2, exportSolve, fallbackExportSolve
 		} else if !slices.Equal(reg.tagged, []string{main + " -> " + own}) {
 			t.Errorf("tagged %q; want main's cache tagged as the branch's", reg.tagged)
 		}
-		if len(s.calls) != wantSolves || exp.decision.kind != wantKind || s.calls[1].Exports[0].Attrs["push"] != "true" {
-			t.Errorf("tag error %v: %d solves, export %v; want %d, %v", tagErr, len(s.calls), exp.decision.kind, wantSolves, wantKind)
+		if len(s.calls) != wantSolves || exp.decision.kind != wantKind || s.calls[0].Exports[0].Attrs["push"] != "true" || len(s.calls[0].CacheExports) != 0 {
+			t.Errorf("tag error %v: %d solves, export %v; want %d, %v, the first pushing without a cache export", tagErr, len(s.calls), exp.decision.kind, wantSolves, wantKind)
+		}
+		if o["fallbacks"] != wantFallbacks {
+			t.Errorf("tag error %v: fallbacks %q, want %q", tagErr, o["fallbacks"], wantFallbacks)
 		}
 		if o["cache-hit-ref"] != main || o["cached-steps"] != "3" || o["total-steps"] != "3" || o["pushed"] != "true" || o["digest"] == "" {
 			t.Errorf("outputs %v; want main's cache serving 3/3 and the pushed digest", o)
@@ -352,7 +404,7 @@ func TestPushByDigestReportsAndStagesTheImage(t *testing.T) {
 	r.cfg.Tags, r.cfg.PushByDigest, r.cfg.Platforms, r.platform = nil, true, []string{"linux/arm64"}, "linux/arm64"
 	env["GITHUB_RUN_ID"], env["GITHUB_RUN_ATTEMPT"] = "7", "2"
 	runPhases(t, r)
-	attrs := s.calls[1].Exports[0].Attrs // the build, then the push
+	attrs := s.calls[0].Exports[0].Attrs // one solve builds and pushes
 	if attrs["name"] != repo || attrs["push"] != "true" || attrs["push-by-digest"] != "true" || attrs["name-canonical"] != "true" {
 		t.Errorf("image exporter attributes %q; want the repository pushed by digest", attrs)
 	}

@@ -40,6 +40,8 @@ func (r *runner) report(ctx context.Context, plan cachePlan, b built, exp export
 		{"cache-hit-ref", hitRef},
 		{"cached-steps", strconv.Itoa(cached)},
 		{"total-steps", strconv.Itoa(len(res.Steps))},
+		{"cache-export", exp.outcome()},
+		{"fallbacks", strings.Join(b.allFallbacks(exp), ",")},
 	}
 	for _, out := range outputs {
 		if err := ghout.SetOutput(r.a, out.k, out.v); err != nil {
@@ -62,7 +64,7 @@ func (r *runner) servedBy(ctx context.Context, plan cachePlan, b built, exp expo
 		return ""
 	case b.req.Push:
 		ref = b.pushedRef()
-	case exp.decision.kind == exportSolve && exp.Err == nil:
+	case (exp.decision.kind == exportSolve || exp.decision.kind == exportDone) && exp.Err == nil:
 		ref = plan.Export
 	default:
 		return ""

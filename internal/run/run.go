@@ -28,10 +28,13 @@ import (
 )
 
 // Registry is the action's own registry client (internal/registry): probing
-// before the build, tagging and reading layers after it.
+// before the build, checking the image, tagging, marking and reading layers
+// after it.
 type Registry interface {
 	Probe(ctx context.Context, refs []string) []registry.Ref
+	Digest(ctx context.Context, ref string) (string, error)
 	Tag(ctx context.Context, from registry.Ref, to string) error
+	Annotate(ctx context.Context, ref string, set map[string]string) (string, error)
 	Layers(ctx context.Context, ref string) (map[string]bool, error)
 	Insecure(ref string) bool
 	Stage(ctx context.Context, image, ref, platform string, annotations map[string]string) error
