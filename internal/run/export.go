@@ -103,7 +103,9 @@ func (r *runner) export(ctx context.Context, plan cachePlan, b built) (exported,
 	out.fallback = true
 	r.a.Group("Export cache to " + plan.Export)
 	var err error
-	out.Export, err = untrusted(r, func() (build.Export, error) { return build.ExportCache(ctx, r.solver, b.req, r.out) })
+	req := b.req
+	req.CacheExport = plan.Export // the build's solve may have run without it
+	out.Export, err = untrusted(r, func() (build.Export, error) { return build.ExportCache(ctx, r.solver, req, r.out) })
 	r.a.EndGroup()
 	if err != nil {
 		return out, err

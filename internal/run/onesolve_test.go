@@ -94,6 +94,9 @@ func TestOneSolveUnlessEveryStepIsExpectedCached(t *testing.T) {
 			if len(s.calls) != tc.solves || (len(s.calls[0].CacheExports) == 1) != tc.exportInBuild || s.calls[0].Exports[0].Attrs["push"] != "true" {
 				t.Errorf("%d solves, the first exporting %v; want %d, %v, the first pushing", len(s.calls), len(s.calls[0].CacheExports) == 1, tc.solves, tc.exportInBuild)
 			}
+			if last := s.calls[len(s.calls)-1]; tc.solves == 2 && (len(last.CacheExports) != 1 || last.CacheExports[0].Attrs["ref"] != own || len(last.Exports) != 0) {
+				t.Errorf("the export solve exports %v and %d images; want the cache to %s alone", last.CacheExports, len(last.Exports), own)
+			}
 			if o["cache-export"] != tc.outcome || o["fallbacks"] != tc.fallbacks || o["pushed"] != "true" || o["digest"] != fakeDigest {
 				t.Errorf("outputs %v; want cache-export %q, fallbacks %q, the image pushed", o, tc.outcome, tc.fallbacks)
 			}

@@ -1,0 +1,94 @@
+package run_test
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ecr-build-cache/ecr-build-cache/internal/registry"
+	"github.com/ecr-build-cache/ecr-build-cache/internal/teststack"
+)
+
+// gitCheckout copies the sample app into a git work tree with it committed,
+// as actions/checkout leaves a workspace.
+func gitCheckout(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, f := range []string{"Dockerfile", "app.txt"} {
+		b, err := os.ReadFile(filepath.Join(appDir(t), f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, f), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	git(t, dir, "-c", "init.defaultBranch=main", "init", "-q")
+	commit(t, dir)
+	return dir
+}
+
+func git(t *testing.T, dir string, args ...string) {
+	t.Helper()
+	if out, err := exec.Command("git", append([]string{"-C", dir}, args...)...).CombinedOutput(); err != nil {
+		t.Fatalf("git %v: %v\n%s", args, err, out)
+	}
+}
+
+func commit(t *testing.T, dir string) {
+	t.Helper()
+	git(t, dir, "add", "-A")
+	git(t, dir, "-c", "user.name=t", "-c", "user.email=t@localhost", "commit", "-q", "--allow-empty", "-m", "c")
+}
+
+// On a pruned builder, one solve builds, pushes and exports, except where the
+// cache's inputs promise every step: then the cache is kept without an
+// export, and when that promise is broken (a change not committed), the cache
+// is exported by a second solve and still serves the next build in full.
+func TestOneSolveAndTheExportSkipOnARealStack(t *testing.T) {
+	s := teststack.Get(t)
+	dir := gitCheckout(t)
+	image := s.Registry + "/fastpath:latest"
+	for _, tc := range []struct {
+		name      string
+		change    string // new app.txt, "" for none
+		commit    bool
+		outcome   string
+		fallbacks string
+		cached    int
+	}{
+		{"cold", "", false, "exported", "", 0},
+		{"unchanged", "", false, "kept", "", 3},
+		{"a committed change", "two\n", true, "exported", "", 1},
+		{"a change not committed", "three\n", false, "exported", "export-solve", 1},
+		{"the same again", "", false, "kept", "", 3},
+	} {
+		if tc.change != "" {
+			if err := os.WriteFile(filepath.Join(dir, "app.txt"), []byte(tc.change), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if tc.commit {
+			commit(t, dir)
+		}
+		prune(t, s)
+		r := pushRun(t, s, "fastpath", "main", map[string]string{"context": dir})
+		o := mustRun(t, r)
+		if c, n := steps(t, o); c != tc.cached || n != 3 || o["cache-export"] != tc.outcome || o["fallbacks"] != tc.fallbacks {
+			t.Fatalf("%s: %d/%d cached, cache-export %q, fallbacks %q; want %d/3, %q, %q\n%s",
+				tc.name, c, n, o["cache-export"], o["fallbacks"], tc.cached, tc.outcome, tc.fallbacks, r.Stdout())
+		}
+		if want := strings.Count(r.Stdout(), "::group::Export cache to "); (want == 1) != (tc.fallbacks == "export-solve") {
+			t.Errorf("%s: %d export solves logged, fallbacks %q", tc.name, want, tc.fallbacks)
+		}
+		if got := imageFile(t, image, "/app/app.txt"); tc.change != "" && got != tc.change {
+			t.Errorf("%s: /app/app.txt = %q, want %q", tc.name, got, tc.change)
+		}
+		_, m := parsedManifest(t, withHost(o["cache-ref"], s.Registry))
+		if !strings.HasPrefix(m.Annotations[registry.InputsAnnotation], "sha256:") {
+			t.Errorf("%s: the cache tag carries no inputs annotation: %v", tc.name, m.Annotations)
+		}
+	}
+}
