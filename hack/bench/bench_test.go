@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -269,8 +270,8 @@ func TestFloorOf(t *testing.T) {
 }
 
 // TestGenerateRealistic checks that the realistic fixture is the same bytes on
-// every run, at the size the issue describes, and that the partial and
-// new-branch contexts each change one different source file.
+// every run, at the size the issue describes, that the partial and new-branch
+// contexts each change one different source file, and that each is committed.
 func TestGenerateRealistic(t *testing.T) {
 	a, err := generateRealistic(t.TempDir(), "run 1")
 	if err != nil {
@@ -283,6 +284,9 @@ func TestGenerateRealistic(t *testing.T) {
 	files := func(dir string) map[string]string {
 		m := map[string]string{}
 		err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+			if err == nil && d.IsDir() && d.Name() == ".git" {
+				return filepath.SkipDir // its commits differ in time; the tree is the same (TestCommitContext)
+			}
 			if err != nil || d.IsDir() {
 				return err
 			}
@@ -316,6 +320,16 @@ func TestGenerateRealistic(t *testing.T) {
 	}
 	if d := differing(base, files(a.branch)); len(d) != 1 || d[0] != branchFile {
 		t.Errorf("new branch changes %v, want [%s]", d, branchFile)
+	}
+	// Each context is a checkout of its files; the base is one tree on every
+	// run, a changed context another.
+	tree := func(dir string) string { return gitOut(t, dir, "rev-parse", "HEAD:./") }
+	for _, d := range []string{a.base, a.partial, a.branch, b.base} {
+		checkedOut(t, d)
+	}
+	if tree(a.base) != tree(b.base) || tree(a.partial) == tree(a.base) || tree(a.branch) == tree(a.base) {
+		t.Errorf("trees: base %s and %s, partial %s, branch %s; want the bases alike, the others not",
+			tree(a.base), tree(b.base), tree(a.partial), tree(a.branch))
 	}
 }
 
@@ -353,5 +367,97 @@ func TestExportFlagsCompressBoth(t *testing.T) {
 				t.Errorf("%s: flags %q, want %s at %d", tc.fixture, flags, flag, 2*i)
 			}
 		}
+	}
+}
+
+// TestCommitContext checks that a fixture's context is a git checkout of
+// exactly its files, that a change is committed as a push would be, that the
+// same content has the same tree anywhere (the action's fingerprint), and that
+// .git is kept out of the build context.
+func TestCommitContext(t *testing.T) {
+	clean := func(dir string) { t.Helper(); checkedOut(t, dir) }
+	tree := func(dir string) string { t.Helper(); return gitOut(t, dir, "rev-parse", "HEAD:./") }
+	write := func(dir, name, content string) {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	a, b, c := t.TempDir(), t.TempDir(), t.TempDir()
+	for _, d := range []string{a, b} {
+		write(d, "Dockerfile", "FROM scratch\nCOPY . .\n")
+		write(d, "src/late.txt", "late\n")
+		if err := commitContext(d, "fixture"); err != nil {
+			t.Fatal(err)
+		}
+		clean(d)
+	}
+	if ta, tb := tree(a), tree(b); ta != tb {
+		t.Errorf("the same files in two directories have trees %s and %s, want one", ta, tb)
+	}
+	if got := gitOut(t, a, "show", "HEAD:.dockerignore"); got != ".git" {
+		t.Errorf("committed .dockerignore is %q, want .git", got)
+	}
+	before := tree(a)
+	write(a, "src/late.txt", "late\nchanged in run 1\n")
+	if err := commitContext(a, "change"); err != nil {
+		t.Fatal(err)
+	}
+	clean(a)
+	if tree(a) == before {
+		t.Errorf("HEAD's tree is still %s after a change was committed", before)
+	}
+	if got := gitOut(t, a, "show", "HEAD:src/late.txt"); got != "late\nchanged in run 1" {
+		t.Errorf("HEAD holds src/late.txt %q, not the changed file", got)
+	}
+
+	// A fixture's own .dockerignore keeps its patterns and gets .git appended.
+	write(c, ".dockerignore", "node_modules")
+	if err := commitContext(c, "fixture"); err != nil {
+		t.Fatal(err)
+	}
+	clean(c)
+	if got := gitOut(t, c, "show", "HEAD:.dockerignore"); got != "node_modules\n.git" {
+		t.Errorf("committed .dockerignore is %q, want node_modules then .git", got)
+	}
+
+	// The committed fixtures: each run's contexts are checkouts; the base is
+	// the same tree on every run, the changed contexts are not.
+	runs := make([]contexts, 2)
+	for i := range runs {
+		var err error
+		if runs[i], err = committed("app")(t.TempDir(), fmt.Sprintf("run %d", i+1)); err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range []string{runs[i].base, runs[i].partial, runs[i].other} {
+			clean(d)
+		}
+	}
+	if tree(runs[0].base) != tree(runs[1].base) {
+		t.Error("app's base context has a different tree on each run")
+	}
+	if tree(runs[0].partial) == tree(runs[1].partial) || tree(runs[0].partial) == tree(runs[0].base) || tree(runs[0].other) == tree(runs[0].base) {
+		t.Error("app's changed contexts share a tree with the base or with another run's")
+	}
+}
+
+func gitOut(t *testing.T, dir string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command("git", append([]string{"-C", dir}, args...)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("git %v in %s: %v\n%s", args, dir, err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// checkedOut checks that dir's HEAD commit holds exactly its files.
+func checkedOut(t *testing.T, dir string) {
+	t.Helper()
+	if st := gitOut(t, dir, "status", "--porcelain", "--ignored"); st != "" {
+		t.Errorf("%s: HEAD does not hold exactly the files: git status shows\n%s", dir, st)
 	}
 }

@@ -747,6 +747,12 @@ Written by `+"`make bench`"+` (hack/bench) on its latest run; do not edit by han
   over a context of 8,000 files (~16 MB), a final stage copying both. Only its Dockerfile is committed; its
   deps.lock and src/ are generated at bench time from a fixed seed (the same bytes on every run). The realistic
   fixture is built by the action and buildctl only.
+- Checkouts: every build context (each run's contexts of app, steps and realistic, the generated Dockerfiles, gobuild)
+  is a git work tree of its own whose HEAD commit holds exactly the files built, as actions/checkout leaves a pushed
+  commit; a change (the partial's, a branch's, gobuild's version.go) is committed before the build. The action
+  fingerprints a build by its context's git tree (`+"`git rev-parse HEAD:./`"+`), the Dockerfile and the build's options
+  to decide before its solve whether to export the cache; identical content has the same tree in any directory. A
+  committed `+"`.dockerignore`"+` listing `+"`.git`"+` keeps git's own files out of every tool's build context.
 - Scenarios: **cold** (empty repository); **warm** (same branch again, nothing changed); **new branch** (first build of
   `+"`feature/new`"+`, same content as main, after main was built; the action falls back to main's cache, buildctl's
   per-branch ref does not exist yet, and for the peer another branch that bumped a dependency (deps.txt) built
