@@ -96,6 +96,9 @@ func TestRender(t *testing.T) {
 		"cold              action       10.50s    10.50s   1.000",
 		"image bytes: gzip 61.0 MB, zstd 56.0 MB",
 		"buildkitd's CPU time during the warm builds: 10.00s for 200 steps, 625ms for 50 (16.0x); its profile puts 71.28% of the samples in",
+		"PASS  action solves per build = 1 on cold, warm, partial, new branch+change (realistic) cold 1, warm 1, partial 1, new branch+change 1",
+		"== fallbacks: per action run",
+		"fallbacks across ",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("report lacks %q:\n%s", want, out)
@@ -117,13 +120,22 @@ func TestRender(t *testing.T) {
 func TestRenderPartial(t *testing.T) {
 	r := fullResults()
 	r.parts = map[string]bool{fxRealistic: true}
+	// The fallbacks section counts every action run recorded: in a run of
+	// realistic alone, only realistic's builds ran the action.
+	for k, ss := range r.samples {
+		for i := range ss {
+			if k.fixture != fxRealistic {
+				ss[i].actionRuns = nil
+			}
+		}
+	}
 	out := r.render()
 	for _, absent := range []string{"== app:", "== matrix:", "== scale:", "(action, app)", "matrix rebuild"} {
 		if strings.Contains(out, absent) {
 			t.Errorf("report of realistic alone shows %q:\n%s", absent, out)
 		}
 	}
-	if !strings.Contains(out, "== realistic:") || strings.Contains(out, "NaN") {
+	if !strings.Contains(out, "== realistic:") || !strings.Contains(out, "fallbacks across 10 action runs:") || strings.Contains(out, "NaN") {
 		t.Errorf("report of realistic alone:\n%s", out)
 	}
 }
@@ -162,6 +174,14 @@ func fullResults() *results {
 	}
 	for _, sc := range []string{scCold, scWarm} {
 		r.samples[key{"steps", sc + ", cache-mode=min", toolAction}] = []sample{s(1, 0, 54)}
+	}
+	for k, ss := range r.samples {
+		for i := range ss {
+			if k.tool == toolAction {
+				ss[i].solves = []time.Duration{time.Second}
+				ss[i].actionRuns = []actionRun{{cacheExport: "exported"}}
+			}
+		}
 	}
 	top, err := os.ReadFile(filepath.Join("testdata", "pprof-top.txt"))
 	if err != nil {
@@ -459,5 +479,72 @@ func checkedOut(t *testing.T, dir string) {
 	t.Helper()
 	if st := gitOut(t, dir, "status", "--porcelain", "--ignored"); st != "" {
 		t.Errorf("%s: HEAD does not hold exactly the files: git status shows\n%s", dir, st)
+	}
+}
+
+func TestReadActionRun(t *testing.T) {
+	if _, err := readActionRun(map[string]string{"cached-steps": "3", "total-steps": "3"}); err == nil || !strings.Contains(err.Error(), "cache-export") {
+		t.Errorf("outputs without cache-export: error %v, want one naming cache-export", err)
+	}
+	for _, tc := range []struct {
+		fallbacks string
+		want      []string
+	}{{"", nil}, {"export-solve", []string{"export-solve"}}, {"image-retry, brand-new", []string{"image-retry", "brand-new"}}} {
+		run, err := readActionRun(map[string]string{"cache-export": "kept", "fallbacks": tc.fallbacks})
+		if err != nil || run.cacheExport != "kept" || !slices.Equal(run.fallbacks, tc.want) {
+			t.Errorf("fallbacks %q: %+v, %v; want kept, %q", tc.fallbacks, run, err, tc.want)
+		}
+	}
+}
+
+// TestRenderFallbacks checks the fallbacks section and the one-solve target:
+// counts per fixture and scenario in the order they ran, a matrix group's
+// every run, an unknown fallback under its own name, and the totals.
+func TestRenderFallbacks(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	r := &results{runs: 3, parts: map[string]bool{fxRealistic: true, "matrix": true}, samples: map[key][]sample{}, imageBytes: map[string]int64{}}
+	at := 0
+	add := func(k key, solves int, exp string, fallbacks ...string) {
+		at++
+		r.samples[k] = append(r.samples[k], sample{at: t0.Add(time.Duration(at) * time.Minute), solves: make([]time.Duration, solves),
+			actionRuns: []actionRun{{cacheExport: exp, fallbacks: fallbacks}}})
+	}
+	for range 3 {
+		add(key{fxRealistic, scCold, toolAction}, 1, "exported")
+		r.samples[key{fxRealistic, scCold, toolBuildctl}] = append(r.samples[key{fxRealistic, scCold, toolBuildctl}], sample{solves: make([]time.Duration, 1)})
+	}
+	add(key{fxRealistic, scWarm, toolAction}, 1, "kept")
+	add(key{fxRealistic, scWarm, toolAction}, 1, "kept")
+	add(key{fxRealistic, scWarm, toolAction}, 1, "tagged")
+	add(key{fxRealistic, scBranchChanged, toolAction}, 1, "exported")
+	add(key{fxRealistic, scPartial, toolAction}, 1, "exported")
+	add(key{fxRealistic, scPartial, toolAction}, 2, "exported", "export-solve", "brand-new")
+	add(key{fxRealistic, scPartial, toolAction}, 1, "exported")
+	g := make([]sample, len(scopes))
+	for i := range g {
+		g[i] = sample{at: t0.Add(time.Hour), actionRuns: []actionRun{{cacheExport: "kept"}}}
+	}
+	g[2].actionRuns[0] = actionRun{cacheExport: "failed", fallbacks: []string{"without-cache"}}
+	r.addGroup(key{"app", "matrix rebuild", toolAction}, g)
+	r.mountSamples = map[key][]sample{{"gobuild", "cold", toolMounts}: {{at: t0.Add(2 * time.Hour), actionRuns: []actionRun{{cacheExport: "exported"}}}}}
+
+	out := r.render()
+	for _, want := range []string{
+		"realistic      cold                 action           3  exported 3; export-solve 0/3, image-retry 0/3, image-after-timeout 0/3, without-cache 0/3\n" +
+			"realistic      warm                 action           3  kept 2, tagged 1; export-solve 0/3,",
+		"realistic      partial              action           3  exported 3; export-solve 1/3, image-retry 0/3, image-after-timeout 0/3, without-cache 0/3, brand-new 1/3\n" +
+			"app            matrix rebuild       action           4  kept 3, failed 1; export-solve 0/4, image-retry 0/4, image-after-timeout 0/4, without-cache 1/4\n" +
+			"gobuild        cold                 action+mounts    1  exported 1;",
+		"fallbacks across 15 action runs: export-solve 1, image-retry 0, image-after-timeout 0, without-cache 1, brand-new 1\n",
+		"cache-export across 15 action runs: exported 8, kept 5, tagged 1, failed 1\n",
+		"MISS  action solves per build = 1 on cold, warm, partial, new branch+change (realistic) cold 1, warm 1, partial 1-2, new branch+change 1",
+		"partial run 2: 2 solves, cache-export exported, fallbacks export-solve,brand-new",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Index(out, "realistic      new branch+change") > strings.Index(out, "realistic      partial") {
+		t.Errorf("rows are not in the order they ran:\n%s", out)
 	}
 }
