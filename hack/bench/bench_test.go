@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -95,6 +96,9 @@ func TestRender(t *testing.T) {
 		"cold              action       10.50s    10.50s   1.000",
 		"image bytes: gzip 61.0 MB, zstd 56.0 MB",
 		"buildkitd's CPU time during the warm builds: 10.00s for 200 steps, 625ms for 50 (16.0x); its profile puts 71.28% of the samples in",
+		"PASS  action solves per build = 1 on cold, warm, partial, new branch+change (realistic) cold 1, warm 1, partial 1, new branch+change 1",
+		"== fallbacks: per action run",
+		"fallbacks across ",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("report lacks %q:\n%s", want, out)
@@ -116,13 +120,22 @@ func TestRender(t *testing.T) {
 func TestRenderPartial(t *testing.T) {
 	r := fullResults()
 	r.parts = map[string]bool{fxRealistic: true}
+	// The fallbacks section counts every action run recorded: in a run of
+	// realistic alone, only realistic's builds ran the action.
+	for k, ss := range r.samples {
+		for i := range ss {
+			if k.fixture != fxRealistic {
+				ss[i].actionRuns = nil
+			}
+		}
+	}
 	out := r.render()
 	for _, absent := range []string{"== app:", "== matrix:", "== scale:", "(action, app)", "matrix rebuild"} {
 		if strings.Contains(out, absent) {
 			t.Errorf("report of realistic alone shows %q:\n%s", absent, out)
 		}
 	}
-	if !strings.Contains(out, "== realistic:") || strings.Contains(out, "NaN") {
+	if !strings.Contains(out, "== realistic:") || !strings.Contains(out, "fallbacks across 10 action runs:") || strings.Contains(out, "NaN") {
 		t.Errorf("report of realistic alone:\n%s", out)
 	}
 }
@@ -161,6 +174,14 @@ func fullResults() *results {
 	}
 	for _, sc := range []string{scCold, scWarm} {
 		r.samples[key{"steps", sc + ", cache-mode=min", toolAction}] = []sample{s(1, 0, 54)}
+	}
+	for k, ss := range r.samples {
+		for i := range ss {
+			if k.tool == toolAction {
+				ss[i].solves = []time.Duration{time.Second}
+				ss[i].actionRuns = []actionRun{{cacheExport: "exported"}}
+			}
+		}
 	}
 	top, err := os.ReadFile(filepath.Join("testdata", "pprof-top.txt"))
 	if err != nil {
@@ -269,8 +290,8 @@ func TestFloorOf(t *testing.T) {
 }
 
 // TestGenerateRealistic checks that the realistic fixture is the same bytes on
-// every run, at the size the issue describes, and that the partial and
-// new-branch contexts each change one different source file.
+// every run, at the size the issue describes, that the partial and new-branch
+// contexts each change one different source file, and that each is committed.
 func TestGenerateRealistic(t *testing.T) {
 	a, err := generateRealistic(t.TempDir(), "run 1")
 	if err != nil {
@@ -283,6 +304,9 @@ func TestGenerateRealistic(t *testing.T) {
 	files := func(dir string) map[string]string {
 		m := map[string]string{}
 		err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+			if err == nil && d.IsDir() && d.Name() == ".git" {
+				return filepath.SkipDir // its commits differ in time; the tree is the same (TestCommitContext)
+			}
 			if err != nil || d.IsDir() {
 				return err
 			}
@@ -316,6 +340,16 @@ func TestGenerateRealistic(t *testing.T) {
 	}
 	if d := differing(base, files(a.branch)); len(d) != 1 || d[0] != branchFile {
 		t.Errorf("new branch changes %v, want [%s]", d, branchFile)
+	}
+	// Each context is a checkout of its files; the base is one tree on every
+	// run, a changed context another.
+	tree := func(dir string) string { return gitOut(t, dir, "rev-parse", "HEAD:./") }
+	for _, d := range []string{a.base, a.partial, a.branch, b.base} {
+		checkedOut(t, d)
+	}
+	if tree(a.base) != tree(b.base) || tree(a.partial) == tree(a.base) || tree(a.branch) == tree(a.base) {
+		t.Errorf("trees: base %s and %s, partial %s, branch %s; want the bases alike, the others not",
+			tree(a.base), tree(b.base), tree(a.partial), tree(a.branch))
 	}
 }
 
@@ -353,5 +387,164 @@ func TestExportFlagsCompressBoth(t *testing.T) {
 				t.Errorf("%s: flags %q, want %s at %d", tc.fixture, flags, flag, 2*i)
 			}
 		}
+	}
+}
+
+// TestCommitContext checks that a fixture's context is a git checkout of
+// exactly its files, that a change is committed as a push would be, that the
+// same content has the same tree anywhere (the action's fingerprint), and that
+// .git is kept out of the build context.
+func TestCommitContext(t *testing.T) {
+	clean := func(dir string) { t.Helper(); checkedOut(t, dir) }
+	tree := func(dir string) string { t.Helper(); return gitOut(t, dir, "rev-parse", "HEAD:./") }
+	write := func(dir, name, content string) {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	a, b, c := t.TempDir(), t.TempDir(), t.TempDir()
+	for _, d := range []string{a, b} {
+		write(d, "Dockerfile", "FROM scratch\nCOPY . .\n")
+		write(d, "src/late.txt", "late\n")
+		if err := commitContext(d, "fixture"); err != nil {
+			t.Fatal(err)
+		}
+		clean(d)
+	}
+	if ta, tb := tree(a), tree(b); ta != tb {
+		t.Errorf("the same files in two directories have trees %s and %s, want one", ta, tb)
+	}
+	if got := gitOut(t, a, "show", "HEAD:.dockerignore"); got != ".git" {
+		t.Errorf("committed .dockerignore is %q, want .git", got)
+	}
+	before := tree(a)
+	write(a, "src/late.txt", "late\nchanged in run 1\n")
+	if err := commitContext(a, "change"); err != nil {
+		t.Fatal(err)
+	}
+	clean(a)
+	if tree(a) == before {
+		t.Errorf("HEAD's tree is still %s after a change was committed", before)
+	}
+	if got := gitOut(t, a, "show", "HEAD:src/late.txt"); got != "late\nchanged in run 1" {
+		t.Errorf("HEAD holds src/late.txt %q, not the changed file", got)
+	}
+
+	// A fixture's own .dockerignore keeps its patterns and gets .git appended.
+	write(c, ".dockerignore", "node_modules")
+	if err := commitContext(c, "fixture"); err != nil {
+		t.Fatal(err)
+	}
+	clean(c)
+	if got := gitOut(t, c, "show", "HEAD:.dockerignore"); got != "node_modules\n.git" {
+		t.Errorf("committed .dockerignore is %q, want node_modules then .git", got)
+	}
+
+	// The committed fixtures: each run's contexts are checkouts; the base is
+	// the same tree on every run, the changed contexts are not.
+	runs := make([]contexts, 2)
+	for i := range runs {
+		var err error
+		if runs[i], err = committed("app")(t.TempDir(), fmt.Sprintf("run %d", i+1)); err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range []string{runs[i].base, runs[i].partial, runs[i].other} {
+			clean(d)
+		}
+	}
+	if tree(runs[0].base) != tree(runs[1].base) {
+		t.Error("app's base context has a different tree on each run")
+	}
+	if tree(runs[0].partial) == tree(runs[1].partial) || tree(runs[0].partial) == tree(runs[0].base) || tree(runs[0].other) == tree(runs[0].base) {
+		t.Error("app's changed contexts share a tree with the base or with another run's")
+	}
+}
+
+func gitOut(t *testing.T, dir string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command("git", append([]string{"-C", dir}, args...)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("git %v in %s: %v\n%s", args, dir, err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// checkedOut checks that dir's HEAD commit holds exactly its files.
+func checkedOut(t *testing.T, dir string) {
+	t.Helper()
+	if st := gitOut(t, dir, "status", "--porcelain", "--ignored"); st != "" {
+		t.Errorf("%s: HEAD does not hold exactly the files: git status shows\n%s", dir, st)
+	}
+}
+
+func TestReadActionRun(t *testing.T) {
+	if _, err := readActionRun(map[string]string{"cached-steps": "3", "total-steps": "3"}); err == nil || !strings.Contains(err.Error(), "cache-export") {
+		t.Errorf("outputs without cache-export: error %v, want one naming cache-export", err)
+	}
+	for _, tc := range []struct {
+		fallbacks string
+		want      []string
+	}{{"", nil}, {"export-solve", []string{"export-solve"}}, {"image-retry, brand-new", []string{"image-retry", "brand-new"}}} {
+		run, err := readActionRun(map[string]string{"cache-export": "kept", "fallbacks": tc.fallbacks})
+		if err != nil || run.cacheExport != "kept" || !slices.Equal(run.fallbacks, tc.want) {
+			t.Errorf("fallbacks %q: %+v, %v; want kept, %q", tc.fallbacks, run, err, tc.want)
+		}
+	}
+}
+
+// TestRenderFallbacks checks the fallbacks section and the one-solve target:
+// counts per fixture and scenario in the order they ran, a matrix group's
+// every run, an unknown fallback under its own name, and the totals.
+func TestRenderFallbacks(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	r := &results{runs: 3, parts: map[string]bool{fxRealistic: true, "matrix": true}, samples: map[key][]sample{}, imageBytes: map[string]int64{}}
+	at := 0
+	add := func(k key, solves int, exp string, fallbacks ...string) {
+		at++
+		r.samples[k] = append(r.samples[k], sample{at: t0.Add(time.Duration(at) * time.Minute), solves: make([]time.Duration, solves),
+			actionRuns: []actionRun{{cacheExport: exp, fallbacks: fallbacks}}})
+	}
+	for range 3 {
+		add(key{fxRealistic, scCold, toolAction}, 1, "exported")
+		r.samples[key{fxRealistic, scCold, toolBuildctl}] = append(r.samples[key{fxRealistic, scCold, toolBuildctl}], sample{solves: make([]time.Duration, 1)})
+	}
+	add(key{fxRealistic, scWarm, toolAction}, 1, "kept")
+	add(key{fxRealistic, scWarm, toolAction}, 1, "kept")
+	add(key{fxRealistic, scWarm, toolAction}, 1, "tagged")
+	add(key{fxRealistic, scBranchChanged, toolAction}, 1, "exported")
+	add(key{fxRealistic, scPartial, toolAction}, 1, "exported")
+	add(key{fxRealistic, scPartial, toolAction}, 2, "exported", "export-solve", "brand-new")
+	add(key{fxRealistic, scPartial, toolAction}, 1, "exported")
+	g := make([]sample, len(scopes))
+	for i := range g {
+		g[i] = sample{at: t0.Add(time.Hour), actionRuns: []actionRun{{cacheExport: "kept"}}}
+	}
+	g[2].actionRuns[0] = actionRun{cacheExport: "failed", fallbacks: []string{"without-cache"}}
+	r.addGroup(key{"app", "matrix rebuild", toolAction}, g)
+	r.mountSamples = map[key][]sample{{"gobuild", "cold", toolMounts}: {{at: t0.Add(2 * time.Hour), actionRuns: []actionRun{{cacheExport: "exported"}}}}}
+
+	out := r.render()
+	for _, want := range []string{
+		"realistic      cold                 action           3  exported 3; export-solve 0/3, image-retry 0/3, image-after-timeout 0/3, without-cache 0/3\n" +
+			"realistic      warm                 action           3  kept 2, tagged 1; export-solve 0/3,",
+		"realistic      partial              action           3  exported 3; export-solve 1/3, image-retry 0/3, image-after-timeout 0/3, without-cache 0/3, brand-new 1/3\n" +
+			"app            matrix rebuild       action           4  kept 3, failed 1; export-solve 0/4, image-retry 0/4, image-after-timeout 0/4, without-cache 1/4\n" +
+			"gobuild        cold                 action+mounts    1  exported 1;",
+		"fallbacks across 15 action runs: export-solve 1, image-retry 0, image-after-timeout 0, without-cache 1, brand-new 1\n",
+		"cache-export across 15 action runs: exported 8, kept 5, tagged 1, failed 1\n",
+		"MISS  action solves per build = 1 on cold, warm, partial, new branch+change (realistic) cold 1, warm 1, partial 1-2, new branch+change 1",
+		"partial run 2: 2 solves, cache-export exported, fallbacks export-solve,brand-new",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q:\n%s", want, out)
+		}
+	}
+	if nb, pa := strings.Index(out, "realistic      new branch+change    action           1  exported 1;"), strings.Index(out, "realistic      partial"); nb < 0 || nb > pa {
+		t.Errorf("rows are not in the order they ran:\n%s", out)
 	}
 }

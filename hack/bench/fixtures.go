@@ -95,7 +95,8 @@ func fixtureNamed(name string) fixture {
 
 // committed prepares a fixture committed under hack/bench/fixtures/NAME, whose
 // deps.txt another branch bumps and whose src/late.txt the partial scenario
-// changes. The committed files are never changed.
+// changes, each context a git checkout of its own. The committed files are
+// never changed.
 func committed(name string) func(dir, runTag string) (contexts, error) {
 	return func(dir, runTag string) (contexts, error) {
 		src := filepath.Join(teststack.RepoRoot(), "hack", "bench", "fixtures", name)
@@ -112,7 +113,15 @@ func committed(name string) func(dir, runTag string) (contexts, error) {
 		if err := appendLine(filepath.Join(c.partial, "src", "late.txt"), "changed in "+runTag); err != nil {
 			return c, err
 		}
-		return c, appendLine(filepath.Join(c.other, "deps.txt"), "libnew 1.0.0 (dependency bump on another branch)")
+		if err := appendLine(filepath.Join(c.other, "deps.txt"), "libnew 1.0.0 (dependency bump on another branch)"); err != nil {
+			return c, err
+		}
+		for _, d := range []struct{ dir, what string }{{c.base, "fixture"}, {c.partial, "change a late source file"}, {c.other, "bump a dependency"}} {
+			if err := commitContext(d.dir, d.what+" ("+runTag+")"); err != nil {
+				return c, err
+			}
+		}
+		return c, nil
 	}
 }
 
@@ -129,7 +138,7 @@ func appendLine(path, line string) error {
 }
 
 // generate writes a Dockerfile of n small RUN steps into a new directory under
-// dir, for the scale study.
+// dir, a git checkout, for the scale study.
 func generate(dir string, n int) (string, error) {
 	ctx := filepath.Join(dir, fmt.Sprintf("gen-%d", n))
 	if err := os.MkdirAll(ctx, 0o755); err != nil {
@@ -140,5 +149,8 @@ func generate(dir string, n int) (string, error) {
 	for i := 1; i <= n; i++ {
 		fmt.Fprintf(&b, "RUN echo %d > /step-%d\n", i, i)
 	}
-	return ctx, os.WriteFile(filepath.Join(ctx, "Dockerfile"), []byte(b.String()), 0o644)
+	if err := os.WriteFile(filepath.Join(ctx, "Dockerfile"), []byte(b.String()), 0o644); err != nil {
+		return "", err
+	}
+	return ctx, commitContext(ctx, fmt.Sprintf("%d steps", n))
 }

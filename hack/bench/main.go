@@ -102,6 +102,7 @@ func realMain(ctx context.Context, runs int, out, profiles string, parts map[str
 		if mres, err = b.mounts(ctx, runs); err != nil {
 			return err
 		}
+		res.mountSamples = mres.samples
 	}
 
 	m := describeMachine(load)

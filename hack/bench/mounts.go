@@ -50,6 +50,9 @@ func (b *bench) mounts(ctx context.Context, runs int) (*mountsResults, error) {
 	if err := os.CopyFS(dir, os.DirFS(filepath.Join(teststack.RepoRoot(), "hack", "bench", "fixtures", "gobuild"))); err != nil {
 		return nil, fmt.Errorf("copy fixture gobuild: %w", err)
 	}
+	if err := commitContext(dir, "fixture"); err != nil {
+		return nil, err
+	}
 	jobFor := func(tool string) job {
 		j := job{tool: tool, repo: "bench/gobuild-" + strings.ReplaceAll(tool, "+", "-"), branch: "main", context: dir,
 			args: map[string]string{"GOBASE": gobase}}
@@ -101,6 +104,9 @@ func (b *bench) mounts(ctx context.Context, runs int) (*mountsResults, error) {
 	for r := 1; r <= runs; r++ {
 		v := fmt.Sprintf("package main\n\n// version is what the partial rebuild changes: one line of one file.\nconst version = \"1.0.%d\"\n", r)
 		if err := os.WriteFile(filepath.Join(dir, "version.go"), []byte(v), 0o644); err != nil {
+			return nil, err
+		}
+		if err := commitContext(dir, fmt.Sprintf("version 1.0.%d", r)); err != nil {
 			return nil, err
 		}
 		for _, tool := range rotate(mountTools, r-1) {

@@ -25,7 +25,8 @@ const (
 
 // generateRealistic writes the realistic fixture's contexts into dir: the
 // committed Dockerfile with a generated deps.lock and src/ (the same bytes on
-// every run), then copies with one source file changed.
+// every run), committed, then checkouts of that commit with one source file
+// changed and committed.
 func generateRealistic(dir, runTag string) (contexts, error) {
 	c := contexts{
 		base:    filepath.Join(dir, "base"),
@@ -36,11 +37,17 @@ func generateRealistic(dir, runTag string) (contexts, error) {
 	if err := writeRealistic(c.base, df); err != nil {
 		return c, fmt.Errorf("generate the realistic fixture: %w", err)
 	}
+	if err := commitContext(c.base, "fixture ("+runTag+")"); err != nil {
+		return c, err
+	}
 	for _, d := range []struct{ dir, file string }{{c.partial, partialFile}, {c.branch, branchFile}} {
-		if err := os.CopyFS(d.dir, os.DirFS(c.base)); err != nil {
-			return c, fmt.Errorf("copy the realistic fixture: %w", err)
+		if err := cloneContext(c.base, d.dir); err != nil {
+			return c, err
 		}
 		if err := appendLine(filepath.Join(d.dir, d.file), "// changed in "+runTag); err != nil {
+			return c, err
+		}
+		if err := commitContext(d.dir, "change "+d.file+" ("+runTag+")"); err != nil {
 			return c, err
 		}
 	}
