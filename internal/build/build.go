@@ -86,9 +86,12 @@ type Request struct {
 	// CacheExportTimeout bounds a hung cache export; the image, pushed before the
 	// cache export starts, stands. Zero means no bound.
 	CacheExportTimeout time.Duration
-	// Compression compresses the layers the build makes, in the image and the
-	// cache alike.
-	Compression Compression
+	// Compression compresses the layers the build makes for the image, and
+	// CacheCompression those the cache export makes: the layers only the cache
+	// holds. A layer in both keeps the blob the image exporter made (compression
+	// is not forced), so no layer is compressed twice.
+	Compression      Compression
+	CacheCompression Compression
 
 	// Insecure tells the refs whose registry is reached over plain HTTP.
 	Insecure func(ref string) bool
@@ -135,8 +138,13 @@ type Compression struct {
 var compressionLevels = map[string][2]int{"gzip": {0, 9}, "zstd": {0, 22}, "uncompressed": {}}
 
 // ParseCompression reads a compression type and level ("" for the type's
-// default), returning every problem with them.
+// default), returning every problem with them. No type is the exporters'
+// default, gzip, or with a level, gzip at that level.
 func ParseCompression(typ, level string) (Compression, error) {
+	if typ == "" && level == "" {
+		return Compression{}, nil
+	}
+	typ = cmp.Or(typ, "gzip")
 	r, ok := compressionLevels[typ]
 	if !ok {
 		return Compression{}, fmt.Errorf("compression: %q is not gzip, zstd or uncompressed", typ)
@@ -570,7 +578,7 @@ func solveOpt(req Request) (client.SolveOpt, error) {
 		attrs["oci-mediatypes"] = "true"
 		// A failed cache export must not fail a good build (moby/buildkit#3430).
 		attrs["ignore-error"] = "true"
-		req.Compression.addTo(attrs)
+		req.CacheCompression.addTo(attrs)
 		opt.CacheExports = []client.CacheOptionsEntry{{Type: "registry", Attrs: attrs}}
 	}
 	return opt, nil

@@ -170,8 +170,9 @@ func TestBuildOptionsParse(t *testing.T) {
 	}
 }
 
-// compression defaults to gzip with no level (BuildKit's default); a level is
-// kept as given, within the compression's range.
+// compression defaults to none set (gzip for the image, zstd for a max-mode
+// cache's own layers: run decides); a level alone is gzip's; a level is kept
+// as given, within the compression's range.
 func TestCompressionParse(t *testing.T) {
 	t.Parallel()
 	level := func(n int) *int { return &n }
@@ -179,7 +180,7 @@ func TestCompressionParse(t *testing.T) {
 		inputs map[string]string
 		want   build.Compression
 	}{
-		{nil, build.Compression{Type: "gzip"}},
+		{nil, build.Compression{}},
 		{map[string]string{"compression": "zstd"}, build.Compression{Type: "zstd"}},
 		{map[string]string{"compression": "zstd", "compression-level": "22"}, build.Compression{Type: "zstd", Level: level(22)}},
 		{map[string]string{"compression-level": "0"}, build.Compression{Type: "gzip", Level: level(0)}},

@@ -42,7 +42,7 @@ var inputDefaults = map[string]string{
 	"cache-from":                  "",
 	"cache-mounts":                "",
 	"cache-mounts-max-size":       "2GiB",
-	"compression":                 "gzip", // BuildKit's default, kept by the image and cache exporters alike
+	"compression":                 "", // gzip for the image; zstd for the layers only a max-mode cache holds
 	"compression-level":           "",
 	"default-branch":              "",
 	"aws-region":                  "",

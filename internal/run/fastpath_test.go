@@ -83,6 +83,9 @@ func TestOneSolveAndTheExportSkipOnARealStack(t *testing.T) {
 		if want := strings.Count(r.Stdout(), "::group::Export cache to "); (want == 1) != (tc.fallbacks == "export-solve") {
 			t.Errorf("%s: %d export solves logged, fallbacks %q", tc.name, want, tc.fallbacks)
 		}
+		if sum := r.Summary(t); strings.Contains(sum, "| Fallbacks | export-solve |") != (tc.fallbacks == "export-solve") {
+			t.Errorf("%s: the summary's fallbacks row does not match %q:\n%s", tc.name, tc.fallbacks, sum)
+		}
 		if got := imageFile(t, image, "/app/app.txt"); tc.change != "" && got != tc.change {
 			t.Errorf("%s: /app/app.txt = %q, want %q", tc.name, got, tc.change)
 		}

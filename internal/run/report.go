@@ -143,6 +143,9 @@ func summary(dockerfile, platform string, plan cachePlan, b built, exp exported,
 	default:
 		fmt.Fprintf(&sb, "| Cache export | %s (%s) |\n", ghout.Code(plan.Export), exp.Duration.Round(10*time.Millisecond))
 	}
+	if fb := b.allFallbacks(exp); len(fb) > 0 {
+		fmt.Fprintf(&sb, "| Fallbacks | %s |\n", ghout.Cell(strings.Join(fb, ", ")))
+	}
 	if slow := build.Slowest(res.Steps, 10); len(slow) > 0 {
 		fmt.Fprintf(&sb, "\n| Step | Cache | Seconds |\n|---|---|---|\n")
 		for _, s := range slow {
