@@ -237,13 +237,20 @@ func Build(ctx context.Context, s Solver, req Request, progress io.Writer) (*Res
 	switch cause := context.Cause(solveCtx); {
 	case ctx.Err() != nil:
 		return res, ctx.Err()
+	case err == nil: // finished as a clock struck: it stands
 	case cause == errPushTimedOut:
 		return res, &PushError{fmt.Errorf("push %s: stopped after %s: the registry did not finish taking the image", names, req.PushTimeout)}
 	case cause == errExportTimedOut:
+		// The image export ran before the cache export began: its progress
+		// names the image, and whether every name's manifest was pushed.
 		res.Export = &Export{Duration: t.exportTook(), Err: exportTimedOut(req)}
-		if req.Push {
-			res.Digest, res.ImageID, res.Pushed = t.image.pushed(len(req.imageNames()))
-			res.ExporterResponse = map[string]string{"containerimage.digest": res.Digest, "containerimage.config.digest": res.ImageID}
+		var pushed bool
+		res.Digest, res.ImageID, pushed = t.image.pushed(len(req.imageNames()))
+		res.Pushed = req.Push && pushed
+		res.ExporterResponse = map[string]string{}
+		if res.Digest != "" {
+			res.ExporterResponse["containerimage.digest"] = res.Digest
+			res.ExporterResponse["containerimage.config.digest"] = res.ImageID
 		}
 		return res, nil
 	case err != nil && t.imageErr != "" && !t.stepFailed():
