@@ -31,6 +31,9 @@ func TestReadProgress(t *testing.T) {
 		{Vertexes: []*client.Vertex{v("[deps  3/11] RUN b", false, &t0, nil)}},
 		{Vertexes: []*client.Vertex{v("[deps  3/11] RUN b", false, &t0, &t1)}},
 		{Vertexes: []*client.Vertex{v("exporting cache to registry", false, &t1, &t2)}},
+		// The context, reported as it starts and again as it ends.
+		{Vertexes: []*client.Vertex{v(contextVertex, false, &t0, nil)}},
+		{Vertexes: []*client.Vertex{v(contextVertex, false, &t0, &t1)}},
 	} {
 		if err := enc.Encode(st); err != nil {
 			t.Fatal(err)
@@ -47,8 +50,38 @@ func TestReadProgress(t *testing.T) {
 	if len(smp.missed) != 1 || smp.missed[0] != "[deps  3/11] RUN b" {
 		t.Errorf("missed = %q", smp.missed)
 	}
-	if smp.cacheExport != 2*time.Second || smp.stepsPhase != time.Second {
-		t.Errorf("cache export %v, steps %v; want 2s, 1s", smp.cacheExport, smp.stepsPhase)
+	if smp.cacheExport != 2*time.Second || smp.stepsPhase != time.Second || smp.contextSend != time.Second {
+		t.Errorf("cache export %v, steps %v, context %v; want 2s, 1s, 1s", smp.cacheExport, smp.stepsPhase, smp.contextSend)
+	}
+}
+
+// TestReadContextSend reads the build context's time from the action's
+// stdout: BuildKit's plain progress between the action's stop-commands lines.
+func TestReadContextSend(t *testing.T) {
+	for _, tc := range []struct {
+		file string
+		want time.Duration
+	}{
+		// The context's name line printed twice, its DONE once.
+		{"warm.txt", 1700 * time.Millisecond},
+		// Two solves (the build failed with the cache and ran again without
+		// it), each sending the context; the second display numbers its
+		// vertices from 1 again, so its #5 is a COPY, not the context.
+		{"without-cache.txt", 3300 * time.Millisecond},
+		// A Dockerfile that reads no context; a RUN step prints "DONE 9.9s".
+		{"no-context.txt", 0},
+	} {
+		out, err := os.ReadFile(filepath.Join("testdata", "progress", tc.file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := readContextSend(string(out))
+		if err != nil || got != tc.want {
+			t.Errorf("%s: context %v, %v; want %v", tc.file, got, err, tc.want)
+		}
+	}
+	if _, err := readContextSend("#5 [internal] load build context\n#5 DONE soon\n"); err == nil || !strings.Contains(err.Error(), "DONE soon") {
+		t.Errorf("an unreadable time: error %v, want one quoting the line", err)
 	}
 }
 

@@ -356,8 +356,8 @@ func (b *bench) logf(format string, args ...any) {
 }
 
 func (s sample) String() string {
-	return fmt.Sprintf("%7s  %d/%d cached  start-up %s  %d solves  %d requests  GET %s",
-		fmtDur(s.took), s.cached, s.total, fmtDur(s.startup), len(s.solves), s.requests, fmtBytes(float64(s.getBytes)))
+	return fmt.Sprintf("%7s  %d/%d cached  start-up %s  context %s  %d solves  %d requests  GET %s",
+		fmtDur(s.took), s.cached, s.total, fmtDur(s.startup), fmtDur(s.contextSend), len(s.solves), s.requests, fmtBytes(float64(s.getBytes)))
 }
 
 // group summarises concurrent samples in a log line.
