@@ -851,8 +851,9 @@ Written by `+"`make bench`"+` (hack/bench) on its latest run; do not edit by han
   to the process exit, and buildkitd's build history says how many builds (solves) each tool ran and how long each took. BuildKit's phases (steps, cache export, image export) come from buildctl's progress.
   Context: how long BuildKit took to receive the build context (the `+"`[internal] load build context`"+` vertex, summed
   where a build has several), for buildctl from its rawjson progress (start to completion), for the action from
-  BuildKit's plain progress in its stdout (the vertex's `+"`DONE`"+` time, to 0.1 s); on a pruned builder every tool sends
-  the whole context on every build.
+  BuildKit's plain progress in its stdout (the vertex's `+"`DONE`"+` time, to 0.1 s; a fallback solve that shows only its
+  exporters, such as export-solve or image-retry, adds none); on a pruned builder every tool sends the whole context
+  on every build.
 - Fallbacks: every action run reports its cache export in the `+"`cache-export`"+` output (none, exported, kept, tagged,
   failed, timed-out) and the fallbacks that fired in `+"`fallbacks`"+`: **export-solve** (it expected every step cached and
   built without a cache export, steps ran, so a second solve exported the cache), **image-retry** (the image push
