@@ -31,6 +31,9 @@ func TestReadProgress(t *testing.T) {
 		{Vertexes: []*client.Vertex{v("[deps  3/11] RUN b", false, &t0, nil)}},
 		{Vertexes: []*client.Vertex{v("[deps  3/11] RUN b", false, &t0, &t1)}},
 		{Vertexes: []*client.Vertex{v("exporting cache to registry", false, &t1, &t2)}},
+		// The context, reported as it starts and again as it ends.
+		{Vertexes: []*client.Vertex{v(contextVertex, false, &t0, nil)}},
+		{Vertexes: []*client.Vertex{v(contextVertex, false, &t0, &t1)}},
 	} {
 		if err := enc.Encode(st); err != nil {
 			t.Fatal(err)
@@ -47,8 +50,38 @@ func TestReadProgress(t *testing.T) {
 	if len(smp.missed) != 1 || smp.missed[0] != "[deps  3/11] RUN b" {
 		t.Errorf("missed = %q", smp.missed)
 	}
-	if smp.cacheExport != 2*time.Second || smp.stepsPhase != time.Second {
-		t.Errorf("cache export %v, steps %v; want 2s, 1s", smp.cacheExport, smp.stepsPhase)
+	if smp.cacheExport != 2*time.Second || smp.stepsPhase != time.Second || smp.contextSend != time.Second {
+		t.Errorf("cache export %v, steps %v, context %v; want 2s, 1s, 1s", smp.cacheExport, smp.stepsPhase, smp.contextSend)
+	}
+}
+
+// TestReadContextSend reads the build context's time from the action's
+// stdout: BuildKit's plain progress between the action's stop-commands lines.
+func TestReadContextSend(t *testing.T) {
+	for _, tc := range []struct {
+		file string
+		want time.Duration
+	}{
+		// The context's name line printed twice, its DONE once.
+		{"warm.txt", 1700 * time.Millisecond},
+		// Two solves (the build failed with the cache and ran again without
+		// it), each sending the context; the second display numbers its
+		// vertices from 1 again, so its #5 is a COPY, not the context.
+		{"without-cache.txt", 3300 * time.Millisecond},
+		// A Dockerfile that reads no context; a RUN step prints "DONE 9.9s".
+		{"no-context.txt", 0},
+	} {
+		out, err := os.ReadFile(filepath.Join("testdata", "progress", tc.file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := readContextSend(string(out))
+		if err != nil || got != tc.want {
+			t.Errorf("%s: context %v, %v; want %v", tc.file, got, err, tc.want)
+		}
+	}
+	if _, err := readContextSend("#5 [internal] load build context\n#5 DONE soon\n"); err == nil || !strings.Contains(err.Error(), "DONE soon") {
+		t.Errorf("an unreadable time: error %v, want one quoting the line", err)
 	}
 }
 
@@ -91,6 +124,16 @@ func TestRender(t *testing.T) {
 		"MISS  200-step warm <= 4x the 50-step warm (action)",
 		"16.0x (20.00s vs 1.25s)",
 		"realistic  partial              56.7 MB    13.3 MB",
+		// The context column, in the fixture's table and next to the floor.
+		"median of 5 runs (min-max); solves: builds buildkitd recorded; context: BuildKit receiving the build context\n" +
+			"(new branch+change",
+		"scenario          tool      time                      start-up  context  cached/total  solves  requests  GET bytes\n",
+		"warm              action    350ms (300ms-400ms)           20ms    275ms           8/8       1        30    10.0 kB\n",
+		"fixture    scenario                down         up    floor  context     action  x floor   buildctl  x floor  blob GET bytes action / buildctl\n",
+		"realistic  warm                 56.7 MB    13.3 MB    136ms    275ms      350ms      2.6      350ms      2.6",
+		"its share of the warm build (medians): app action 0.000%, buildctl 0.000%; steps action 0.000%, buildctl 0.000%; realistic action 78.6%, buildctl 78.6%;",
+		"both tools spend most of the warm build sending the build context to the pruned builder: buildctl 275ms (78.6% of its time), the action 275ms (78.6%); " +
+			"what a warm build could save beyond that is the cache export (buildctl 40ms) and the image export (5ms)\n",
 		"71.28%  github.com/moby/buildkit/worker/base.(*Worker).FromRemote",
 		"== compression: zstd time / gzip time, realistic fixture (medians)",
 		"cold              action       10.50s    10.50s   1.000",
@@ -111,7 +154,8 @@ func TestRender(t *testing.T) {
 		t.Errorf("report shows NaN:\n%s", out)
 	}
 	md := markdown(machine{buildkit: "v0.34.2"}, r, out)
-	if strings.Contains(md, "%!") || !strings.Contains(md, "## Finding: warm builds grow") || !strings.Contains(md, out) {
+	if strings.Contains(md, "%!") || !strings.Contains(md, "## Finding: warm builds grow") || !strings.Contains(md, out) ||
+		!strings.Contains(md, "median of 2 runs with min-max (the realistic fixture: 5 runs") || !strings.Contains(md, "realistic-zstd, a comparison without targets: 2)") {
 		t.Errorf("BENCHMARKS.md does not render:\n%s", md)
 	}
 }
@@ -163,6 +207,13 @@ func fullResults() *results {
 		r.addGroup(key{"app", "matrix first", tool}, g)
 		r.addGroup(key{"app", "matrix rebuild", tool}, g)
 		r.scopes[tool] = append(r.scopes[tool], g)
+	}
+	// Receiving the context is most of a realistic warm build.
+	for _, tool := range []string{toolAction, toolBuildctl} {
+		for i, d := range []time.Duration{250 * time.Millisecond, 300 * time.Millisecond} {
+			w := &r.samples[key{fxRealistic, scWarm, tool}][i]
+			w.contextSend, w.cacheExport, w.imageExport = d, 40*time.Millisecond, 5*time.Millisecond
+		}
 	}
 	for _, n := range importCounts {
 		r.samples[key{"app", fmt.Sprintf("%d refs", n), toolBuildctl}] = []sample{{missed: []string{"[deps 4/4] RUN x"}}}

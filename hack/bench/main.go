@@ -27,7 +27,7 @@ import (
 )
 
 func main() {
-	runs := flag.Int("runs", 3, "runs per scenario (the report shows medians)")
+	runs := flag.Int("runs", 3, fmt.Sprintf("runs per scenario (the report shows medians); the realistic fixture runs at least %d times", fixtureNamed(fxRealistic).minRuns))
 	out := flag.String("out", "", "where to write the report (default BENCHMARKS.md at the repository root; a run with -only writes none unless given)")
 	profiles := flag.String("profiles", "", "keep buildkitd's CPU profiles (pprof) of the scale study's largest warm build in this directory")
 	only := flag.String("only", "", "comma-separated parts to run, for iterating: "+strings.Join(partNames, ", ")+
@@ -160,11 +160,12 @@ func selectParts(only string) (map[string]bool, error) {
 	return parts, errors.Join(errs...)
 }
 
-// scenarios runs the fixture's scenarios for each of its tools, runs times.
+// scenarios runs the fixture's scenarios for each of its tools, runsOf times.
 // Tools take turns within a scenario (their order rotates per run) so that a
 // slow spell of the machine hits all of them alike.
 func (b *bench) scenarios(ctx context.Context, f fixture, res *results) error {
-	for r := 1; r <= res.runs; r++ {
+	runs := res.runsOf(f)
+	for r := 1; r <= runs; r++ {
 		cx, err := f.prepare(filepath.Join(b.dir, fmt.Sprintf("%s-r%d", f.name, r)), fmt.Sprintf("run %d", r))
 		if err != nil {
 			return err
@@ -191,7 +192,7 @@ func (b *bench) scenarios(ctx context.Context, f fixture, res *results) error {
 				}
 				k := key{f.name, sc.name, tool}
 				res.samples[k] = append(res.samples[k], smp)
-				b.logf("%s run %d/%d %-17s %-8s %s", f.name, r, res.runs, sc.name, tool, smp)
+				b.logf("%s run %d/%d %-17s %-8s %s", f.name, r, runs, sc.name, tool, smp)
 			}
 			if r == 1 && sc.name == scWarm {
 				n, err := imageBytes(fmt.Sprintf("%s/%s:main", b.s.Registry, repo(toolAction)))
@@ -356,8 +357,8 @@ func (b *bench) logf(format string, args ...any) {
 }
 
 func (s sample) String() string {
-	return fmt.Sprintf("%7s  %d/%d cached  start-up %s  %d solves  %d requests  GET %s",
-		fmtDur(s.took), s.cached, s.total, fmtDur(s.startup), len(s.solves), s.requests, fmtBytes(float64(s.getBytes)))
+	return fmt.Sprintf("%7s  %d/%d cached  start-up %s  context %s  %d solves  %d requests  GET %s",
+		fmtDur(s.took), s.cached, s.total, fmtDur(s.startup), fmtDur(s.contextSend), len(s.solves), s.requests, fmtBytes(float64(s.getBytes)))
 }
 
 // group summarises concurrent samples in a log line.

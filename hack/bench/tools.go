@@ -63,7 +63,11 @@ type sample struct {
 	// BuildKit's own phases, from buildctl's progress (the action runs the same).
 	// stepsPhase runs from the first step's start to the last step's end.
 	stepsPhase, cacheExport, imageExport time.Duration
-	missed                               []string // steps buildctl ran (not served from cache)
+	// contextSend is how long BuildKit took to receive the build context (the
+	// vertex contextVertex), for buildctl and the action alike; 0 when the
+	// Dockerfile reads no context.
+	contextSend time.Duration
+	missed      []string // steps buildctl ran (not served from cache)
 	// solves are the builds buildkitd recorded for this one, with their durations.
 	solves []time.Duration
 	// daemonCPU is the CPU time buildkitd used during the build (single builds).
@@ -213,6 +217,9 @@ func (b *bench) runAction(ctx context.Context, j job, p *connProxy, smp *sample)
 	}
 	smp.cacheRef = o["cache-ref"]
 	smp.imports = strings.Fields(o["cache-from"])
+	if smp.contextSend, err = readContextSend(r.Stdout()); err != nil {
+		return err
+	}
 	run, err := readActionRun(o)
 	if err != nil {
 		return err
@@ -276,13 +283,56 @@ func (b *bench) runBuildctl(ctx context.Context, j job, p *connProxy, smp *sampl
 // The frontend pads n to the width of m: "[ 1/11]", "[deps  2/10]".
 var stepName = regexp.MustCompile(`^\[(?:[^\]]* )?\d+/\d+\] `)
 
+// contextVertex is the vertex in which BuildKit receives the build context
+// from the client (the Dockerfile frontend's local source "context").
+const contextVertex = "[internal] load build context"
+
+// plainLine is a line of BuildKit's plain progress (progressui): "#N text".
+var plainLine = regexp.MustCompile(`^#(\d+) (.*)$`)
+
+// readContextSend sums the time of every contextVertex in the action's stdout,
+// BuildKit's plain progress: the time on the vertex's "#N DONE 1.7s" line (0.1 s
+// resolution). A vertex's name line may be printed again after other vertices'
+// lines; its end line (DONE, CACHED, ERROR, CANCELED) once. Each solve's display
+// numbers its vertices from 1, so N stands for the context from its name line
+// to its end line only.
+func readContextSend(stdout string) (time.Duration, error) {
+	var sum time.Duration
+	open := map[string]bool{}
+	for _, l := range strings.Split(stdout, "\n") {
+		m := plainLine.FindStringSubmatch(strings.TrimSuffix(l, "\r"))
+		if m == nil {
+			continue
+		}
+		n, text := m[1], m[2]
+		switch {
+		case text == contextVertex:
+			open[n] = true
+		case !open[n]:
+		case text == "CACHED", text == "CANCELED", strings.HasPrefix(text, "ERROR"):
+			delete(open, n)
+		case text == "DONE":
+			delete(open, n) // no interval recorded
+		case strings.HasPrefix(text, "DONE "):
+			d, err := time.ParseDuration(strings.TrimPrefix(text, "DONE "))
+			if err != nil {
+				return 0, fmt.Errorf("read the build context's time in the action's progress line %q: %w", l, err)
+			}
+			sum += d
+			delete(open, n)
+		}
+	}
+	return sum, nil
+}
+
 // readProgress reads buildctl's --progress rawjson stream (one SolveStatus per
 // JSON value). It counts steps as the action does (a vertex is reported several
 // times, so steps are keyed by digest and cached if any report says so) and
-// times the export phases.
+// times the export phases and the build context's transfer.
 func readProgress(r io.Reader, smp *sample) (cached, total int, err error) {
 	steps := map[digest.Digest]bool{}
 	names := map[digest.Digest]string{}
+	sends := map[digest.Digest]time.Duration{} // contextVertex, per vertex (one per local source)
 	var first, last time.Time
 	dec := json.NewDecoder(r)
 	for {
@@ -299,6 +349,8 @@ func readProgress(r io.Reader, smp *sample) (cached, total int, err error) {
 					smp.cacheExport = v.Completed.Sub(*v.Started)
 				case strings.HasPrefix(v.Name, "exporting to image"):
 					smp.imageExport = v.Completed.Sub(*v.Started)
+				case v.Name == contextVertex:
+					sends[v.Digest] = v.Completed.Sub(*v.Started)
 				}
 			}
 			loc := stepName.FindStringIndex(v.Name)
@@ -317,6 +369,9 @@ func readProgress(r io.Reader, smp *sample) (cached, total int, err error) {
 	}
 	if !first.IsZero() && last.After(first) {
 		smp.stepsPhase = last.Sub(first)
+	}
+	for _, d := range sends {
+		smp.contextSend += d
 	}
 	for d, c := range steps {
 		if c {
