@@ -20,7 +20,7 @@ test: test-deps
 demo: deps
 	go run ./hack/demo
 
-# Benchmarks on the local stack; writes BENCHMARKS.md (about 25 minutes on 2 cores).
+# Benchmarks on the local stack; writes BENCHMARKS.md (about 30 minutes on 2 cores).
 bench: deps
 	go run ./hack/bench
 

@@ -135,9 +135,9 @@ func TestRender(t *testing.T) {
 		"both tools spend most of the warm build sending the build context to the pruned builder: buildctl 275ms (78.6% of its time), the action 275ms (78.6%); " +
 			"what a warm build could save beyond that is the cache export (buildctl 40ms) and the image export (5ms)\n",
 		"71.28%  github.com/moby/buildkit/worker/base.(*Worker).FromRemote",
-		"== compression: zstd time / gzip time, realistic fixture (medians)",
+		"== compression: zstd time / default time, realistic fixture (medians); default: the action's, gzip for the image and zstd for the layers only its cache holds; buildctl's, gzip for both",
 		"cold              action       10.50s    10.50s   1.000",
-		"image bytes: gzip 61.0 MB, zstd 56.0 MB",
+		"image bytes: default (gzip) 61.0 MB, zstd 56.0 MB",
 		"buildkitd's CPU time during the warm builds: 10.00s for 200 steps, 625ms for 50 (16.0x); its profile puts 71.28% of the samples in",
 		"PASS  action solves per build = 1 on cold, warm, partial, new branch+change (realistic) cold 1, warm 1, partial 1, new branch+change 1",
 		"== fallbacks: per action run",

@@ -15,16 +15,7 @@ import (
 // as actions/checkout leaves a workspace.
 func gitCheckout(t *testing.T) string {
 	t.Helper()
-	dir := t.TempDir()
-	for _, f := range []string{"Dockerfile", "app.txt"} {
-		b, err := os.ReadFile(filepath.Join(appDir(t), f))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, f), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	dir := appCopy(t)
 	git(t, dir, "-c", "init.defaultBranch=main", "init", "-q")
 	commit(t, dir)
 	return dir

@@ -129,12 +129,8 @@ func TestFailedPushInTheOneSolve(t *testing.T) {
 			t.Parallel()
 			s := &fakeSolver{cached: []bool{false}, pushErrs: []string{tc.err}}
 			r, out, env := testRunner(t, s, &fakeRegistry{}, true)
-			ctx := t.Context()
-			plan, err := r.plan(ctx, target{host: r.host}, decided(t, r))
-			if err != nil {
-				t.Fatal(err)
-			}
-			b, err := r.build(ctx, plan)
+			plan := planned(t, r)
+			b, err := r.build(t.Context(), plan)
 			if len(s.calls) == 0 || len(s.calls[0].CacheExports) != 1 {
 				t.Fatalf("the first solve did not export the cache")
 			}
@@ -147,13 +143,7 @@ func TestFailedPushInTheOneSolve(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%v\n%s", err, out)
 			}
-			exp, err := r.export(ctx, plan, b)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := r.report(ctx, plan, b, exp); err != nil {
-				t.Fatal(err)
-			}
+			finish(t, r, plan, b)
 			o := outputs(t, env)
 			if len(s.calls) != tc.solves || o["fallbacks"] != tc.fallbacks || o["cache-export"] != "exported" || o["digest"] != fakeDigest {
 				t.Errorf("%d solves, outputs %v; want %d solves, fallbacks %q, exported", len(s.calls), o, tc.solves, tc.fallbacks)
@@ -212,23 +202,13 @@ func TestExportThatLostAnUploadRaceIsExportedAlone(t *testing.T) {
 	t.Parallel()
 	s := &fakeSolver{cached: []bool{false}, exportErr: "error writing layer blob: unknown: provided digest did not match uploaded content"}
 	r, out, env := testRunner(t, s, &fakeRegistry{}, true)
-	ctx := t.Context()
-	plan, err := r.plan(ctx, target{host: r.host}, decided(t, r))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := r.build(ctx, plan)
+	plan := planned(t, r)
+	b, err := r.build(t.Context(), plan)
 	if err != nil {
 		t.Fatal(err)
 	}
 	s.exportErr = "" // the race is over
-	exp, err := r.export(ctx, plan, b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := r.report(ctx, plan, b, exp); err != nil {
-		t.Fatal(err)
-	}
+	finish(t, r, plan, b)
 	o := outputs(t, env)
 	if len(s.calls) != 2 || len(s.calls[1].CacheExports) != 1 || len(s.calls[1].Exports) != 0 || o["cache-export"] != "exported" || o["fallbacks"] != fallbackExportSolve {
 		t.Errorf("%d solves, outputs %v; want the one solve, then the cache alone, exported", len(s.calls), o)

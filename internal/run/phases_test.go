@@ -204,16 +204,28 @@ func decided(t *testing.T, r *runner) cacheref.Decision {
 // runPhases runs every phase after the target, as Run does.
 func runPhases(t *testing.T, r *runner) (cachePlan, built, exported) {
 	t.Helper()
+	plan := planned(t, r)
+	b, err := r.build(context.Background(), plan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return plan, b, finish(t, r, plan, b)
+}
+
+// planned runs the plan phase.
+func planned(t *testing.T, r *runner) cachePlan {
+	t.Helper()
+	plan, err := r.plan(context.Background(), target{host: r.host}, decided(t, r))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return plan
+}
+
+// finish runs the phases after the build.
+func finish(t *testing.T, r *runner, plan cachePlan, b built) exported {
+	t.Helper()
 	ctx := context.Background()
-	tgt := target{host: r.host}
-	plan, err := r.plan(ctx, tgt, decided(t, r))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := r.build(ctx, plan)
-	if err != nil {
-		t.Fatal(err)
-	}
 	if err := r.stage(ctx, b); err != nil {
 		t.Fatal(err)
 	}
@@ -224,7 +236,7 @@ func runPhases(t *testing.T, r *runner) (cachePlan, built, exported) {
 	if err := r.report(ctx, plan, b, exp); err != nil {
 		t.Fatal(err)
 	}
-	return plan, b, exp
+	return exp
 }
 
 func outputs(t *testing.T, env map[string]string) map[string]string {

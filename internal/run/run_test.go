@@ -24,6 +24,22 @@ func appDir(t *testing.T) string {
 	return d
 }
 
+// appCopy copies the sample app into a new directory.
+func appCopy(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, f := range []string{"Dockerfile", "app.txt"} {
+		b, err := os.ReadFile(filepath.Join(appDir(t), f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, f), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
 // pushRun prepares a run for a push to branch, building the sample app into repo.
 func pushRun(t *testing.T, s *teststack.Stack, repo, branch string, extra map[string]string) *teststack.ActionRun {
 	t.Helper()

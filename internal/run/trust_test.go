@@ -93,16 +93,7 @@ func TestUnreadablePayloadFallsBackForAPush(t *testing.T) {
 // .git gets a warning before the build: COPY . . would put the token in the image.
 func TestPersistedCheckoutTokenInContextWarns(t *testing.T) {
 	s := teststack.Get(t)
-	dir := t.TempDir()
-	for _, f := range []string{"Dockerfile", "app.txt"} {
-		b, err := os.ReadFile(filepath.Join(appDir(t), f))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, f), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	dir := appCopy(t)
 	if err := os.MkdirAll(filepath.Join(dir, ".git"), 0o755); err != nil {
 		t.Fatal(err)
 	}
