@@ -239,7 +239,7 @@ func Build(ctx context.Context, s Solver, req Request, progress io.Writer) (*Res
 		return res, ctx.Err()
 	case err == nil: // finished as a clock struck: it stands
 	case cause == errPushTimedOut:
-		return res, &PushError{fmt.Errorf("push %s: stopped after %s: the registry did not finish taking the image", names, req.PushTimeout)}
+		return res, pushTimedOut(req)
 	case cause == errExportTimedOut:
 		// The image export ran before the cache export began: its progress
 		// names the image, and whether every name's manifest was pushed.
@@ -271,6 +271,10 @@ var (
 	errExportTimedOut = errors.New("cache export timed out")
 	errPushTimedOut   = errors.New("image push timed out")
 )
+
+func pushTimedOut(req Request) *PushError {
+	return &PushError{fmt.Errorf("push %s: stopped after %s: the registry did not finish taking the image", strings.Join(req.imageNames(), ", "), req.PushTimeout)}
+}
 
 func exportTimedOut(req Request) *ExportError {
 	return &ExportError{ExportTimedOut, fmt.Sprintf("the cache export did not finish within %s and was stopped", req.CacheExportTimeout)}
@@ -350,7 +354,7 @@ func Push(ctx context.Context, s Solver, req Request, res *Result, progress io.W
 	case ctx.Err() != nil:
 		return ctx.Err()
 	case errors.Is(pushCtx.Err(), context.DeadlineExceeded):
-		return &PushError{fmt.Errorf("push %s: stopped after %s: the registry did not finish taking the image", names, req.PushTimeout)}
+		return pushTimedOut(req)
 	case err != nil:
 		return &PushError{fmt.Errorf("push %s: %w", names, err)}
 	}
