@@ -4,12 +4,18 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ecr-build-cache/ecr-build-cache/internal/registry"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/teststack"
 )
+
+// uploadRace is distribution 2.8's error for a blob upload that another upload
+// of the same blob overtook.
+const uploadRace = "provided digest did not match uploaded content"
 
 // gitCheckout copies the sample app into a git work tree with it committed,
 // as actions/checkout leaves a workspace.
@@ -41,7 +47,8 @@ func commit(t *testing.T, dir string) {
 func TestOneSolveAndTheExportSkipOnARealStack(t *testing.T) {
 	s := teststack.Get(t)
 	dir := gitCheckout(t)
-	image := s.Registry + "/fastpath:latest"
+	repo := "fastpath-" + strconv.FormatInt(time.Now().UnixNano(), 36) // cold on every run, -count too
+	image := s.Registry + "/" + repo + ":latest"
 	for _, tc := range []struct {
 		name      string
 		change    string // new app.txt, "" for none
@@ -65,17 +72,30 @@ func TestOneSolveAndTheExportSkipOnARealStack(t *testing.T) {
 			commit(t, dir)
 		}
 		prune(t, s)
-		r := pushRun(t, s, "fastpath", "main", map[string]string{"context": dir})
+		r := pushRun(t, s, repo, "main", map[string]string{"context": dir})
 		o := mustRun(t, r)
-		if c, n := steps(t, o); c != tc.cached || n != 3 || o["cache-export"] != tc.outcome || o["fallbacks"] != tc.fallbacks {
+		fallbacks := tc.fallbacks
+		if out := r.Stdout(); tc.fallbacks == "" && tc.outcome == "exported" && strings.Contains(out, uploadRace) {
+			// The image push and the cache export uploaded one blob at once and
+			// distribution failed one of them: that one goes again alone, the
+			// cache last (the fakes of onesolve_test.go cover both paths).
+			switch {
+			case strings.Contains(out, "the registry throttled or failed the image push"):
+				fallbacks = "image-retry,export-solve"
+			case strings.Contains(out, "the cache export lost an upload race"):
+				fallbacks = "export-solve"
+			}
+		}
+		if c, n := steps(t, o); c != tc.cached || n != 3 || o["cache-export"] != tc.outcome || o["fallbacks"] != fallbacks {
 			t.Fatalf("%s: %d/%d cached, cache-export %q, fallbacks %q; want %d/3, %q, %q\n%s",
-				tc.name, c, n, o["cache-export"], o["fallbacks"], tc.cached, tc.outcome, tc.fallbacks, r.Stdout())
+				tc.name, c, n, o["cache-export"], o["fallbacks"], tc.cached, tc.outcome, fallbacks, r.Stdout())
 		}
-		if want := strings.Count(r.Stdout(), "::group::Export cache to "); (want == 1) != (tc.fallbacks == "export-solve") {
-			t.Errorf("%s: %d export solves logged, fallbacks %q", tc.name, want, tc.fallbacks)
+		exportSolve := strings.HasSuffix(fallbacks, "export-solve")
+		if want := strings.Count(r.Stdout(), "::group::Export cache to "); (want == 1) != exportSolve {
+			t.Errorf("%s: %d export solves logged, fallbacks %q", tc.name, want, fallbacks)
 		}
-		if sum := r.Summary(t); strings.Contains(sum, "| Fallbacks | export-solve |") != (tc.fallbacks == "export-solve") {
-			t.Errorf("%s: the summary's fallbacks row does not match %q:\n%s", tc.name, tc.fallbacks, sum)
+		if sum := r.Summary(t); strings.Contains(sum, "| Fallbacks | ") != (fallbacks != "") || !strings.Contains(sum, strings.ReplaceAll(fallbacks, ",", ", ")) {
+			t.Errorf("%s: the summary's fallbacks row does not match %q:\n%s", tc.name, fallbacks, sum)
 		}
 		if got := imageFile(t, image, "/app/app.txt"); tc.change != "" && got != tc.change {
 			t.Errorf("%s: /app/app.txt = %q, want %q", tc.name, got, tc.change)
