@@ -17,7 +17,7 @@ import (
 	cacheimporttypes "github.com/moby/buildkit/cache/remotecache/v1/types"
 	digest "github.com/opencontainers/go-digest"
 
-	"github.com/ecr-build-cache/ecr-build-cache/internal/teststack"
+	"github.com/ecr-build-cache/ecr-build-cache/internal/testing/teststack"
 )
 
 // The floor of a build is the registry bytes it cannot avoid moving: the

@@ -23,7 +23,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/ecr-build-cache/ecr-build-cache/internal/teststack"
+	"github.com/ecr-build-cache/ecr-build-cache/internal/testing/teststack"
 )
 
 func main() {

@@ -14,7 +14,7 @@ import (
 
 	"github.com/ecr-build-cache/ecr-build-cache/internal/cachemount"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/cacheref"
-	"github.com/ecr-build-cache/ecr-build-cache/internal/teststack"
+	"github.com/ecr-build-cache/ecr-build-cache/internal/testing/teststack"
 )
 
 // The cache mounts study builds the gobuild fixture three ways: the action

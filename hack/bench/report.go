@@ -16,7 +16,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
-	"github.com/ecr-build-cache/ecr-build-cache/internal/teststack"
+	"github.com/ecr-build-cache/ecr-build-cache/internal/testing/teststack"
 )
 
 type key struct{ fixture, scenario, tool string }
@@ -813,7 +813,7 @@ Written by `+"`make bench`"+` (hack/bench) on its latest run; do not edit by han
 
 ## Method
 
-- Stack: the local loopback stack of internal/teststack: a distribution 2.8 registry (plain HTTP) and one
+- Stack: the local loopback stack of internal/testing/teststack: a distribution 2.8 registry (plain HTTP) and one
   buildkitd (runc, overlayfs). The builder is pruned (everything) before every build: each build models a
   fresh runner whose only cache is the registry.
 - Three ways to run each build, on the same daemon and registry, taking turns (order rotated per run):

@@ -14,7 +14,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ecr-build-cache/ecr-build-cache/internal/teststack"
+	"github.com/ecr-build-cache/ecr-build-cache/internal/testing/teststack"
 )
 
 func main() {

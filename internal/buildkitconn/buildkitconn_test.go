@@ -16,7 +16,7 @@ import (
 	"github.com/moby/buildkit/client/llb"
 
 	"github.com/ecr-build-cache/ecr-build-cache/internal/buildkitconn"
-	"github.com/ecr-build-cache/ecr-build-cache/internal/teststack"
+	"github.com/ecr-build-cache/ecr-build-cache/internal/testing/teststack"
 )
 
 func TestMain(m *testing.M) { os.Exit(teststack.MainWith(m, teststack.Options{TLS: true})) }

@@ -17,7 +17,7 @@ import (
 	"github.com/moby/buildkit/util/entitlements"
 	"github.com/sethvargo/go-githubactions"
 
-	"github.com/ecr-build-cache/ecr-build-cache/internal/build"
+	"github.com/ecr-build-cache/ecr-build-cache/internal/solve"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/buildkitconn"
 )
 
@@ -86,7 +86,7 @@ func (c *Config) readBuildOptions(p *problems, a *githubactions.Action, m *maske
 // another path of the entry before it when it looks like a path, else an id.
 func (c *Config) readSSH(p *problems, getenv func(string) string, lines []string) {
 	for _, line := range lines {
-		var cur *build.SSH
+		var cur *solve.SSH
 		for f := range strings.SplitSeq(line, ",") {
 			f = strings.TrimSpace(f)
 			id, path, hasPath := strings.Cut(f, "=")
@@ -97,9 +97,9 @@ func (c *Config) readSSH(p *problems, getenv func(string) string, lines []string
 				cur.Paths = append(cur.Paths, f)
 				continue
 			case hasPath:
-				c.SSH = append(c.SSH, build.SSH{ID: id, Paths: []string{path}})
+				c.SSH = append(c.SSH, solve.SSH{ID: id, Paths: []string{path}})
 			default:
-				c.SSH = append(c.SSH, build.SSH{ID: id})
+				c.SSH = append(c.SSH, solve.SSH{ID: id})
 			}
 			cur = &c.SSH[len(c.SSH)-1]
 		}
@@ -143,23 +143,23 @@ func (c *Config) readContexts(p *problems, v string) {
 			continue
 		}
 		name = strings.TrimSuffix(reference.FamiliarString(named), ":latest")
-		switch build.ClassifyContext(v) {
-		case build.ContextImage:
+		switch solve.ClassifyContext(v) {
+		case solve.ContextImage:
 			if _, err := reference.ParseNormalizedNamed(strings.TrimPrefix(v, "docker-image://")); err != nil {
 				p.add("build-contexts: %s: %q is not an image reference: %v", name, v, err)
 			}
-		case build.ContextOCILayout:
-			dir, _, _, err := build.OCILayoutRef(v)
+		case solve.ContextOCILayout:
+			dir, _, _, err := solve.OCILayoutRef(v)
 			if err == nil {
 				_, err = os.Stat(dir + "/index.json")
 			}
 			if err != nil {
 				p.add("build-contexts: %s: %q is not an OCI layout directory (oci-layout://dir[:tag][@digest]): %v", name, v, err)
 			}
-		case build.ContextTarget:
+		case solve.ContextTarget:
 			p.add("build-contexts: %s: %q: target: contexts are a docker buildx bake feature (another bake target's result); "+
 				"a stage of the same Dockerfile is used by its name (FROM stage, COPY --from=stage)", name, v)
-		case build.ContextLocal:
+		case solve.ContextLocal:
 			if st, err := os.Stat(v); err != nil || !st.IsDir() {
 				p.add("build-contexts: %s: %q is not a directory, nor docker-image://, oci-layout:// or a git or HTTP URL", name, v)
 			}
@@ -254,7 +254,7 @@ func (c *Config) readOutputs(p *problems, raw string, pushGiven bool) {
 			image = attrs
 		case "cacheonly":
 		case client.ExporterDocker:
-			if dest == "" && !build.DirOutput(typ, attrs) {
+			if dest == "" && !solve.DirOutput(typ, attrs) {
 				c.Load = true // as buildx: a docker output without dest loads the image
 				continue
 			}
@@ -264,7 +264,7 @@ func (c *Config) readOutputs(p *problems, raw string, pushGiven bool) {
 				p.add("outputs: line %d: %v", i+1, err)
 				continue
 			}
-			c.Outputs = append(c.Outputs, build.Output{Type: typ, Dest: dest, Attrs: attrs})
+			c.Outputs = append(c.Outputs, solve.Output{Type: typ, Dest: dest, Attrs: attrs})
 		}
 	}
 	if !given {
@@ -298,7 +298,7 @@ func (c *Config) readOutputs(p *problems, raw string, pushGiven bool) {
 // type=image entry must not compress the image otherwise than the cache.
 func (c *Config) readCompression(p *problems, typ, level string) {
 	var err error
-	if c.Compression, err = build.ParseCompression(typ, level); err != nil {
+	if c.Compression, err = solve.ParseCompression(typ, level); err != nil {
 		*p = append(*p, err)
 	}
 	for _, k := range []string{"compression", "compression-level", "force-compression"} {
@@ -354,9 +354,9 @@ func checkDest(typ, dest string, attrs map[string]string) error {
 	switch {
 	case err != nil && !os.IsNotExist(err):
 		return fmt.Errorf("type=%s: dest %q: %v", typ, dest, err)
-	case err == nil && build.DirOutput(typ, attrs) && !st.IsDir():
+	case err == nil && solve.DirOutput(typ, attrs) && !st.IsDir():
 		return fmt.Errorf("type=%s: dest %q is a file, not a directory", typ, dest)
-	case err == nil && !build.DirOutput(typ, attrs) && st.IsDir():
+	case err == nil && !solve.DirOutput(typ, attrs) && st.IsDir():
 		return fmt.Errorf("type=%s: dest %q is a directory; give the file to write", typ, dest)
 	}
 	return nil
@@ -402,7 +402,7 @@ var callNames = []string{"build", "check", "outline", "targets"}
 // format=json|text and ignorestatus=true|false.
 func (c *Config) readCall(p *problems, v string) {
 	fields := strings.Split(v, ",")
-	call := build.Call{Name: strings.TrimSpace(fields[0])}
+	call := solve.Call{Name: strings.TrimSpace(fields[0])}
 	if !slices.Contains(callNames, call.Name) {
 		p.add("call: %q is not one of %s", call.Name, strings.Join(callNames, ", "))
 		return

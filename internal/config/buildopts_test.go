@@ -10,7 +10,7 @@ import (
 
 	"github.com/sethvargo/go-githubactions"
 
-	"github.com/ecr-build-cache/ecr-build-cache/internal/build"
+	"github.com/ecr-build-cache/ecr-build-cache/internal/solve"
 )
 
 // readWith reads validEnv plus the given inputs (names as in action.yml) and
@@ -88,7 +88,7 @@ func TestOutputsParseEachTypeLikeBuildx(t *testing.T) {
 		"type=docker,dest=" + dir + "/image.tar,compression=zstd",
 		"type=docker", // no dest: load
 	}, "\n")})
-	want := []build.Output{
+	want := []solve.Output{
 		{Type: "local", Dest: dir + "/local", Attrs: map[string]string{}},
 		{Type: "tar", Dest: dir + "/a,b.tar", Attrs: map[string]string{}},
 		{Type: "oci", Dest: dir + "/layout", Attrs: map[string]string{"tar": "false"}},
@@ -139,7 +139,7 @@ func TestBuildOptionsParse(t *testing.T) {
 		"call":             c.Call,
 	} {
 		want := map[string]any{
-			"ssh": []build.SSH{{ID: "default", Paths: []string{"/run/agent.sock"}}, {ID: "github", Paths: []string{key, key}}, {ID: "other", Paths: []string{key}}},
+			"ssh": []solve.SSH{{ID: "default", Paths: []string{"/run/agent.sock"}}, {ID: "github", Paths: []string{key, key}}, {ID: "other", Paths: []string{key}}},
 			"build-contexts": map[string]string{
 				"alpine": "docker-image://alpine:3.20", "lib": ctxDir, "docs": "https://github.com/octo/docs.git#main",
 			},
@@ -151,7 +151,7 @@ func TestBuildOptionsParse(t *testing.T) {
 			"shm-size":         int64(2 << 30),
 			"ulimit":           []string{"nofile=1024:2048", "nproc=512:512"},
 			"cgroup-parent":    "/actions_job",
-			"call":             &build.Call{Name: "lint", IgnoreStatus: true},
+			"call":             &solve.Call{Name: "lint", IgnoreStatus: true},
 		}[name]
 		if !reflect.DeepEqual(got, want) {
 			t.Errorf("%s = %#v, want %#v", name, got, want)
@@ -178,13 +178,13 @@ func TestCompressionParse(t *testing.T) {
 	level := func(n int) *int { return &n }
 	for _, tc := range []struct {
 		inputs map[string]string
-		want   build.Compression
+		want   solve.Compression
 	}{
-		{nil, build.Compression{}},
-		{map[string]string{"compression": "zstd"}, build.Compression{Type: "zstd"}},
-		{map[string]string{"compression": "zstd", "compression-level": "22"}, build.Compression{Type: "zstd", Level: level(22)}},
-		{map[string]string{"compression-level": "0"}, build.Compression{Type: "gzip", Level: level(0)}},
-		{map[string]string{"compression": "uncompressed"}, build.Compression{Type: "uncompressed"}},
+		{nil, solve.Compression{}},
+		{map[string]string{"compression": "zstd"}, solve.Compression{Type: "zstd"}},
+		{map[string]string{"compression": "zstd", "compression-level": "22"}, solve.Compression{Type: "zstd", Level: level(22)}},
+		{map[string]string{"compression-level": "0"}, solve.Compression{Type: "gzip", Level: level(0)}},
+		{map[string]string{"compression": "uncompressed"}, solve.Compression{Type: "uncompressed"}},
 	} {
 		if got := mustReadWith(t, tc.inputs).Compression; !reflect.DeepEqual(got, tc.want) {
 			t.Errorf("%v: compression %+v, want %+v", tc.inputs, got, tc.want)

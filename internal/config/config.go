@@ -20,7 +20,7 @@ import (
 	"github.com/distribution/reference"
 	"github.com/sethvargo/go-githubactions"
 
-	"github.com/ecr-build-cache/ecr-build-cache/internal/build"
+	"github.com/ecr-build-cache/ecr-build-cache/internal/solve"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/buildkitconn"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/cacheref"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/ecr"
@@ -65,7 +65,7 @@ type Config struct {
 	NoCache    bool
 
 	// The rest of docker/build-push-action's inputs (buildopts.go).
-	SSH      []build.SSH
+	SSH      []solve.SSH
 	Contexts map[string]string // build-contexts, by name
 	// OutputsOnly is set when outputs has no type=image entry and push is
 	// false: the image goes to the outputs only, not to an image export.
@@ -73,7 +73,7 @@ type Config struct {
 	// ImageAttrs are the outputs input's type=image entry's further exporter
 	// attributes (push-by-digest, name-canonical, ...).
 	ImageAttrs     map[string]string
-	Outputs        []build.Output // the other outputs (local, tar, oci, docker with dest)
+	Outputs        []solve.Output // the other outputs (local, tar, oci, docker with dest)
 	Load           bool           // load the image into the runner's Docker engine
 	Pull           bool
 	NoCacheFilters []string
@@ -84,15 +84,15 @@ type Config struct {
 	Ulimits        []string
 	CgroupParent   string
 	// Compression compresses the built layers, in the image and the cache.
-	Compression build.Compression
-	Call        *build.Call // nil: build
+	Compression solve.Compression
+	Call        *solve.Call // nil: build
 	// Daemon configures the BuildKit container the action starts.
 	Daemon buildkitconn.Daemon
 
 	CacheRepository string
 	CacheTagPrefix  string
 	CacheScope      string
-	CacheMode       build.CacheMode
+	CacheMode       solve.CacheMode
 	CacheExport     cacheref.ExportMode
 	// CacheExportTimeout bounds a hung cache export (the image stands).
 	CacheExportTimeout time.Duration
@@ -185,7 +185,7 @@ func Read(a *githubactions.Action, environ []string) (*Config, error) {
 		CacheRepository:  in("cache-repository"),
 		CacheTagPrefix:   in("cache-tag-prefix"),
 		CacheScope:       in("cache-scope"),
-		CacheMode:        build.CacheMode(in("cache-mode")),
+		CacheMode:        solve.CacheMode(in("cache-mode")),
 		CacheFrom:        list("cache-from", true),
 		DefaultBranch:    in("default-branch"),
 		AWSRegion:        cmp.Or(in("aws-region"), a.Getenv("AWS_REGION"), a.Getenv("AWS_DEFAULT_REGION")),
@@ -363,7 +363,7 @@ func (c *Config) checkCache(p *problems, export, timeout string) {
 		p.add("cache-export-timeout: %q is not a positive duration such as 10m or 90s", timeout)
 	}
 	c.CacheExportTimeout = d
-	if c.CacheMode != build.CacheModeMax && c.CacheMode != build.CacheModeMin {
+	if c.CacheMode != solve.CacheModeMax && c.CacheMode != solve.CacheModeMin {
 		p.add("cache-mode: %q is not max or min", c.CacheMode)
 	}
 	mode, err := cacheref.ParseExportMode(export)

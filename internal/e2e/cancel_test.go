@@ -18,8 +18,8 @@ import (
 	controlapi "github.com/moby/buildkit/api/services/control"
 	"github.com/moby/buildkit/client"
 
-	"github.com/ecr-build-cache/ecr-build-cache/internal/faultproxy"
-	"github.com/ecr-build-cache/ecr-build-cache/internal/teststack"
+	"github.com/ecr-build-cache/ecr-build-cache/internal/testing/faultproxy"
+	"github.com/ecr-build-cache/ecr-build-cache/internal/testing/teststack"
 )
 
 // TestCancelStopsTheBuildAndPublishesNothing cancels a real build the way the

@@ -27,7 +27,7 @@ import (
 	"time"
 
 	"github.com/ecr-build-cache/ecr-build-cache/internal/cacheref"
-	"github.com/ecr-build-cache/ecr-build-cache/internal/teststack"
+	"github.com/ecr-build-cache/ecr-build-cache/internal/testing/teststack"
 )
 
 func TestMain(m *testing.M) { os.Exit(teststack.MainWith(m, teststack.Options{WithAct: true})) }

@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ecr-build-cache/ecr-build-cache/internal/teststack"
+	"github.com/ecr-build-cache/ecr-build-cache/internal/testing/teststack"
 )
 
 // The launcher tests run dist/launcher.js with node as the runner does: in a

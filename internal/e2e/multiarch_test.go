@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/ecr-build-cache/ecr-build-cache/internal/cacheref"
-	"github.com/ecr-build-cache/ecr-build-cache/internal/teststack"
+	"github.com/ecr-build-cache/ecr-build-cache/internal/testing/teststack"
 )
 
 // The multi-platform reusable workflow end to end: a matrix of two

@@ -13,7 +13,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
-	"github.com/ecr-build-cache/ecr-build-cache/internal/fakeecr"
+	"github.com/ecr-build-cache/ecr-build-cache/internal/testing/fakeecr"
 )
 
 // Tags are listed with their digests across pages, deleted in batches of at

@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ecr-build-cache/ecr-build-cache/internal/fakeecr"
-	"github.com/ecr-build-cache/ecr-build-cache/internal/faultproxy"
+	"github.com/ecr-build-cache/ecr-build-cache/internal/testing/fakeecr"
+	"github.com/ecr-build-cache/ecr-build-cache/internal/testing/faultproxy"
 )
 
 const target = "AmazonEC2ContainerRegistry_V20150921."

@@ -14,7 +14,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
-	"github.com/ecr-build-cache/ecr-build-cache/internal/faultproxy"
+	"github.com/ecr-build-cache/ecr-build-cache/internal/testing/faultproxy"
 )
 
 // faultyRegistry serves an in-memory registry holding app:cache-main behind a

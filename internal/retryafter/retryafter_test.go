@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ecr-build-cache/ecr-build-cache/internal/faultproxy"
+	"github.com/ecr-build-cache/ecr-build-cache/internal/testing/faultproxy"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/retryafter"
 )
 

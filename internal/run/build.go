@@ -12,7 +12,7 @@ import (
 
 	"github.com/sethvargo/go-githubactions"
 
-	"github.com/ecr-build-cache/ecr-build-cache/internal/build"
+	"github.com/ecr-build-cache/ecr-build-cache/internal/solve"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/config"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/ghout"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/registry"
@@ -20,12 +20,12 @@ import (
 
 // built is the build phase's result, with the request it ran.
 type built struct {
-	req build.Request
-	res *build.Result
+	req solve.Request
+	res *solve.Result
 	// damaged are the imports of a first attempt that failed where the same
 	// build without them succeeded: req imports nothing then.
 	damaged []string
-	// fingerprint is build.Fingerprint of req, "" when it has none or the run
+	// fingerprint is solve.Fingerprint of req, "" when it has none or the run
 	// exports no cache.
 	fingerprint string
 	// fallbacks name the ways the run left its one-solve path, in order.
@@ -77,7 +77,7 @@ func (r *runner) build(ctx context.Context, plan cachePlan) (built, error) {
 		return built{req: req}, err
 	}
 
-	if leak, err := build.LeaksGitCredentials(cfg.Context, cfg.Dockerfile); err != nil {
+	if leak, err := solve.LeaksGitCredentials(cfg.Context, cfg.Dockerfile); err != nil {
 		r.a.Warningf("could not check the build context for git credentials: %s", ghout.Line(err.Error()))
 	} else if leak {
 		r.a.Warningf("the build context's .git/config holds a persisted credential (actions/checkout's extraheader) and .dockerignore does not exclude .git: " +
@@ -85,7 +85,7 @@ func (r *runner) build(ctx context.Context, plan cachePlan) (built, error) {
 	}
 	var fingerprint string
 	if plan.Export != "" {
-		if fingerprint, err = build.Fingerprint(ctx, req); err != nil {
+		if fingerprint, err = solve.Fingerprint(ctx, req); err != nil {
 			r.a.Infof("could not fingerprint the build's inputs (%s): guessing from the cache alone", ghout.Line(err.Error()))
 		}
 		if !expectHits(plan, fingerprint) {
@@ -117,7 +117,7 @@ func (r *runner) build(ctx context.Context, plan cachePlan) (built, error) {
 		}
 	}
 	if err != nil {
-		if ls := build.ErrorLocations(err); len(ls) > 0 {
+		if ls := solve.ErrorLocations(err); len(ls) > 0 {
 			r.annotate(&ls[0], "").Errorf("%s", err)
 			return b, annotated{err}
 		}
@@ -131,9 +131,9 @@ func (r *runner) build(ctx context.Context, plan cachePlan) (built, error) {
 // intermediate stages nothing but BuildKit reads back. zstd compresses several
 // times faster than gzip (BENCHMARKS.md), and the image's layers stay the gzip
 // blobs the image exporter made, shared with the cache.
-func cacheCompression(cfg *config.Config) build.Compression {
-	if cfg.Compression.Type == "" && cfg.CacheMode == build.CacheModeMax {
-		return build.Compression{Type: "zstd"}
+func cacheCompression(cfg *config.Config) solve.Compression {
+	if cfg.Compression.Type == "" && cfg.CacheMode == solve.CacheModeMax {
+		return solve.Compression{Type: "zstd"}
 	}
 	return cfg.Compression
 }
@@ -154,10 +154,10 @@ func expectHits(plan cachePlan, fingerprint string) bool {
 // cold build), unless the push could not read content from the cache.
 func cacheMayBeAtFault(ctx context.Context, err error) bool {
 	switch {
-	case ctx.Err() != nil || build.CommandFailed(err):
+	case ctx.Err() != nil || solve.CommandFailed(err):
 		return false
-	case errors.As(err, new(*build.PushError)):
-		return build.ContentUnavailable(err)
+	case errors.As(err, new(*solve.PushError)):
+		return solve.ContentUnavailable(err)
 	}
 	return true
 }
@@ -172,22 +172,22 @@ func repair(plan cachePlan) string {
 // attempt runs req's one solve, then pushes the image alone when that solve's
 // push failed on a throttle, a 5xx or an upload race, or when its cache export
 // timed out before the image was in the registry.
-func (r *runner) attempt(ctx context.Context, req build.Request) (built, error) {
-	res, err := untrusted(r, func() (*build.Result, error) { return build.Build(ctx, r.solver, req, r.out) })
+func (r *runner) attempt(ctx context.Context, req solve.Request) (built, error) {
+	res, err := untrusted(r, func() (*solve.Result, error) { return solve.Build(ctx, r.solver, req, r.out) })
 	b := built{req: req, res: res}
 	switch {
-	case err == nil && req.Push && res.Export != nil && res.Export.Err != nil && res.Export.Err.Kind == build.ExportTimedOut:
+	case err == nil && req.Push && res.Export != nil && res.Export.Err != nil && res.Export.Err.Kind == solve.ExportTimedOut:
 		if r.imageArrived(ctx, b) {
 			return b, nil
 		}
 		r.a.Infof("the cache export was stopped before the image reached the registry: pushing the image alone")
 		b.fallbacks = append(b.fallbacks, fallbackImageAfterTimeout)
 		return b, r.push(ctx, req, res, 0)
-	case err == nil && res.Export != nil && res.Export.Err != nil && build.UploadRace(res.Export.Err.Msg):
+	case err == nil && res.Export != nil && res.Export.Err != nil && solve.UploadRace(res.Export.Err.Msg):
 		r.a.Infof("the cache export lost an upload race to the image push (%s): exporting it alone", ghout.Line(res.Export.Err.Msg))
 		res.Export = nil
 		return b, nil
-	case err == nil || ctx.Err() != nil || !errors.As(err, new(*build.PushError)) || !build.Retryable(err) || build.ContentUnavailable(err):
+	case err == nil || ctx.Err() != nil || !errors.As(err, new(*solve.PushError)) || !solve.Retryable(err) || solve.ContentUnavailable(err):
 		return b, err
 	}
 	// The cache export ran beside the failed push and was stopped with it.
@@ -209,7 +209,7 @@ func (r *runner) imageArrived(ctx context.Context, b built) bool {
 
 // push pushes the built image alone, after tried attempts (in the build's own
 // solve), waiting before each new attempt after a 429, 5xx or upload race.
-func (r *runner) push(ctx context.Context, req build.Request, res *build.Result, tried int) error {
+func (r *runner) push(ctx context.Context, req solve.Request, res *solve.Result, tried int) error {
 	start := time.Now()
 	for i := tried; ; i++ {
 		if i > 0 {
@@ -220,12 +220,12 @@ func (r *runner) push(ctx context.Context, req build.Request, res *build.Result,
 			case <-time.After(pushWaits[i-1]):
 			}
 		}
-		_, err := untrusted(r, func() (struct{}, error) { return struct{}{}, build.Push(ctx, r.solver, req, res, r.out) })
+		_, err := untrusted(r, func() (struct{}, error) { return struct{}{}, solve.Push(ctx, r.solver, req, res, r.out) })
 		switch {
-		case err == nil || ctx.Err() != nil || !build.Retryable(err):
+		case err == nil || ctx.Err() != nil || !solve.Retryable(err):
 			return err
 		case i == len(pushWaits):
-			return &build.PushError{Err: fmt.Errorf("%w (%d attempts over %s)", err, i+1, time.Since(start).Round(time.Second))}
+			return &solve.PushError{Err: fmt.Errorf("%w (%d attempts over %s)", err, i+1, time.Since(start).Round(time.Second))}
 		}
 	}
 }
@@ -276,9 +276,9 @@ func (b built) byDigest() bool {
 // request is what a build or a call asks of BuildKit, from the inputs: all
 // but the image export and the cache. An untrusted run gets no secrets or ssh
 // unless untrusted-secrets allows them.
-func (r *runner) request(untrusted bool, why string) build.Request {
+func (r *runner) request(untrusted bool, why string) solve.Request {
 	cfg := r.cfg
-	req := build.Request{
+	req := solve.Request{
 		ContextDir:     cfg.Context,
 		Dockerfile:     cfg.Dockerfile,
 		Target:         cfg.Target,
@@ -312,7 +312,7 @@ func (r *runner) request(untrusted bool, why string) build.Request {
 // annotate points a workflow command at a Dockerfile line, so GitHub shows it
 // on the file, under title when one is given; the frontend names the
 // Dockerfile by its base name.
-func (r *runner) annotate(l *build.Location, title string) *githubactions.Action {
+func (r *runner) annotate(l *solve.Location, title string) *githubactions.Action {
 	fields := map[string]string{}
 	if title != "" {
 		fields["title"] = title

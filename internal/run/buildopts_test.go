@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/ecr-build-cache/ecr-build-cache/internal/run"
-	"github.com/ecr-build-cache/ecr-build-cache/internal/teststack"
+	"github.com/ecr-build-cache/ecr-build-cache/internal/testing/teststack"
 )
 
 // The rest of docker/build-push-action's inputs, each checked where it lands:

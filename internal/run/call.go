@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/ecr-build-cache/ecr-build-cache/internal/build"
+	"github.com/ecr-build-cache/ecr-build-cache/internal/solve"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/cacheref"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/ghout"
 )
@@ -15,12 +15,12 @@ import (
 // does: no image, no cache; the metadata output holds the answer, as buildx's
 // metadata file does. A check annotates each finding on its Dockerfile line
 // and fails the step when it found any, as build-push-action does.
-func (r *runner) call(ctx context.Context, c build.Caller, tr cacheref.Decision) error {
+func (r *runner) call(ctx context.Context, c solve.Caller, tr cacheref.Decision) error {
 	call := *r.cfg.Call
 	req := r.request(tr.Untrusted, tr.Reason)
 	r.a.Group(fmt.Sprintf("Call %s on %s", call.Name, r.cfg.Dockerfile))
-	res, err := untrusted(r, func() (*build.CallResult, error) {
-		res, err := build.RunCall(ctx, c, req, call, r.out)
+	res, err := untrusted(r, func() (*solve.CallResult, error) {
+		res, err := solve.RunCall(ctx, c, req, call, r.out)
 		if err == nil {
 			// The answer quotes the Dockerfile: the build's text, not the action's.
 			_, err = fmt.Fprint(r.out, res.Text)

@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/ecr-build-cache/ecr-build-cache/internal/buildkitconn"
-	"github.com/ecr-build-cache/ecr-build-cache/internal/teststack"
+	"github.com/ecr-build-cache/ecr-build-cache/internal/testing/teststack"
 )
 
 // buildkitd-config-inline and buildkitd-flags configure the container the

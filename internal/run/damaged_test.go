@@ -10,8 +10,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/ecr-build-cache/ecr-build-cache/internal/cacheref"
-	"github.com/ecr-build-cache/ecr-build-cache/internal/faultproxy"
-	"github.com/ecr-build-cache/ecr-build-cache/internal/teststack"
+	"github.com/ecr-build-cache/ecr-build-cache/internal/testing/faultproxy"
+	"github.com/ecr-build-cache/ecr-build-cache/internal/testing/teststack"
 )
 
 // A cache must never make a build worse: these tests damage the cache on the

@@ -14,8 +14,8 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/authn"
 
-	"github.com/ecr-build-cache/ecr-build-cache/internal/fakeecr"
-	"github.com/ecr-build-cache/ecr-build-cache/internal/teststack"
+	"github.com/ecr-build-cache/ecr-build-cache/internal/testing/fakeecr"
+	"github.com/ecr-build-cache/ecr-build-cache/internal/testing/teststack"
 )
 
 // These tests run the action's binary against the ECR double in front of the

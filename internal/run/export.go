@@ -4,7 +4,7 @@ import (
 	"context"
 	"slices"
 
-	"github.com/ecr-build-cache/ecr-build-cache/internal/build"
+	"github.com/ecr-build-cache/ecr-build-cache/internal/solve"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/ghout"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/registry"
 )
@@ -71,7 +71,7 @@ type exported struct {
 	note string
 	// fallback is set when the cache was exported by a solve of its own.
 	fallback bool
-	build.Export
+	solve.Export
 }
 
 // export carries out decideExport. Only the run's end (ctx) is an error: a
@@ -105,7 +105,7 @@ func (r *runner) export(ctx context.Context, plan cachePlan, b built) (exported,
 	var err error
 	req := b.req
 	req.CacheExport = plan.Export // the build's solve may have run without it
-	out.Export, err = untrusted(r, func() (build.Export, error) { return build.ExportCache(ctx, r.solver, req, r.out) })
+	out.Export, err = untrusted(r, func() (solve.Export, error) { return solve.ExportCache(ctx, r.solver, req, r.out) })
 	r.a.EndGroup()
 	if err != nil {
 		return out, err
@@ -132,7 +132,7 @@ func (e exported) outcome() string {
 	switch {
 	case e.decision.kind == exportNone:
 		return "none"
-	case e.Err != nil && e.Err.Kind == build.ExportTimedOut:
+	case e.Err != nil && e.Err.Kind == solve.ExportTimedOut:
 		return "timed-out"
 	case e.Err != nil:
 		return "failed"

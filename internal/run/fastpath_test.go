@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/ecr-build-cache/ecr-build-cache/internal/registry"
-	"github.com/ecr-build-cache/ecr-build-cache/internal/teststack"
+	"github.com/ecr-build-cache/ecr-build-cache/internal/testing/teststack"
 )
 
 // uploadRace is distribution 2.8's error for a blob upload that another upload

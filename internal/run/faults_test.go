@@ -12,12 +12,12 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
-	"github.com/ecr-build-cache/ecr-build-cache/internal/fakeecr"
-	"github.com/ecr-build-cache/ecr-build-cache/internal/faultproxy"
-	"github.com/ecr-build-cache/ecr-build-cache/internal/teststack"
+	"github.com/ecr-build-cache/ecr-build-cache/internal/testing/fakeecr"
+	"github.com/ecr-build-cache/ecr-build-cache/internal/testing/faultproxy"
+	"github.com/ecr-build-cache/ecr-build-cache/internal/testing/teststack"
 )
 
-// These tests put a fault proxy (internal/faultproxy) between the action and
+// These tests put a fault proxy (internal/testing/faultproxy) between the action and
 // the stack's registry, or inside the ECR double, and check what a user sees
 // when the registry or ECR misbehaves.
 

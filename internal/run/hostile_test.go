@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/ecr-build-cache/ecr-build-cache/internal/run"
-	"github.com/ecr-build-cache/ecr-build-cache/internal/teststack"
+	"github.com/ecr-build-cache/ecr-build-cache/internal/testing/teststack"
 )
 
 // runnerCommands replays stdout as the runner reads it: a line ends at \r or

@@ -15,9 +15,9 @@ import (
 
 	"github.com/ecr-build-cache/ecr-build-cache/internal/cacheref"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/ecr"
-	"github.com/ecr-build-cache/ecr-build-cache/internal/fakeecr"
+	"github.com/ecr-build-cache/ecr-build-cache/internal/testing/fakeecr"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/registry"
-	"github.com/ecr-build-cache/ecr-build-cache/internal/teststack"
+	"github.com/ecr-build-cache/ecr-build-cache/internal/testing/teststack"
 )
 
 // backend runs the action against one registry: newRun prepares a push of

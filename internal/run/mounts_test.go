@@ -12,9 +12,9 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 
 	"github.com/ecr-build-cache/ecr-build-cache/internal/cacheref"
-	"github.com/ecr-build-cache/ecr-build-cache/internal/fakeecr"
-	"github.com/ecr-build-cache/ecr-build-cache/internal/faultproxy"
-	"github.com/ecr-build-cache/ecr-build-cache/internal/teststack"
+	"github.com/ecr-build-cache/ecr-build-cache/internal/testing/fakeecr"
+	"github.com/ecr-build-cache/ecr-build-cache/internal/testing/faultproxy"
+	"github.com/ecr-build-cache/ecr-build-cache/internal/testing/teststack"
 )
 
 // mountsInputs build testdata/mounts with cache-mounts: auto, appending runID

@@ -8,8 +8,8 @@ import (
 	"testing"
 
 	"github.com/ecr-build-cache/ecr-build-cache/internal/cacheref"
-	"github.com/ecr-build-cache/ecr-build-cache/internal/fakeecr"
-	"github.com/ecr-build-cache/ecr-build-cache/internal/teststack"
+	"github.com/ecr-build-cache/ecr-build-cache/internal/testing/fakeecr"
+	"github.com/ecr-build-cache/ecr-build-cache/internal/testing/teststack"
 )
 
 // digestRun is one leg of a multi-platform matrix: a push-by-digest build of

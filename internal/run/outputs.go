@@ -9,14 +9,14 @@ import (
 
 	"github.com/moby/buildkit/client"
 
-	"github.com/ecr-build-cache/ecr-build-cache/internal/build"
+	"github.com/ecr-build-cache/ecr-build-cache/internal/solve"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/buildkitconn"
 )
 
 // outputs are the build's further outputs: the outputs input's files and
 // directories, and load's docker load into the runner's Docker engine. OCI and
 // docker outputs are named like the image, as buildx names them.
-func (r *runner) outputs(ctx context.Context) ([]build.Output, error) {
+func (r *runner) outputs(ctx context.Context) ([]solve.Output, error) {
 	names := strings.Join(r.imageNames(), ",")
 	named := func(attrs map[string]string) map[string]string {
 		attrs = maps.Clone(attrs)
@@ -28,7 +28,7 @@ func (r *runner) outputs(ctx context.Context) ([]build.Output, error) {
 		}
 		return attrs
 	}
-	var outs []build.Output
+	var outs []solve.Output
 	for _, o := range r.cfg.Outputs {
 		if o.Type == client.ExporterOCI || o.Type == client.ExporterDocker {
 			o.Attrs = named(o.Attrs)
@@ -41,7 +41,7 @@ func (r *runner) outputs(ctx context.Context) ([]build.Output, error) {
 	if err := buildkitconn.PingDocker(ctx, r.a.Getenv); err != nil {
 		return nil, fmt.Errorf("load: no Docker engine to load the image into (GitHub-hosted runners have one): %w", err)
 	}
-	return append(outs, build.Output{Type: client.ExporterDocker, Attrs: named(nil), Stream: func() (io.WriteCloser, error) {
+	return append(outs, solve.Output{Type: client.ExporterDocker, Attrs: named(nil), Stream: func() (io.WriteCloser, error) {
 		return buildkitconn.DockerLoad(ctx, r.a.Getenv, func(said string) {
 			// docker's words name the image, which the workflow chose: still the build's output.
 			fmt.Fprintf(r.out, "loaded into the runner's Docker engine: %s\n", said)

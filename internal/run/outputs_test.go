@@ -11,7 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ecr-build-cache/ecr-build-cache/internal/teststack"
+	"github.com/ecr-build-cache/ecr-build-cache/internal/testing/teststack"
 )
 
 // The outputs and load inputs, and the named contexts that read an output

@@ -18,12 +18,12 @@ import (
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/sethvargo/go-githubactions"
 
-	"github.com/ecr-build-cache/ecr-build-cache/internal/build"
+	"github.com/ecr-build-cache/ecr-build-cache/internal/solve"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/cacheref"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/config"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/ghout"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/registry"
-	"github.com/ecr-build-cache/ecr-build-cache/internal/teststack"
+	"github.com/ecr-build-cache/ecr-build-cache/internal/testing/teststack"
 )
 
 // The run's decisions, tested with fakes of its two network boundaries; the
@@ -311,27 +311,27 @@ func TestStuckRegistry(t *testing.T) {
 func TestDecideExport(t *testing.T) {
 	t.Parallel()
 	own, main := refOf("feature"), refOf("main")
-	all, some := &build.Result{Steps: []build.Step{{Cached: true}, {Cached: true}}}, &build.Result{Steps: []build.Step{{Cached: true}, {}}}
+	all, some := &solve.Result{Steps: []solve.Step{{Cached: true}, {Cached: true}}}, &solve.Result{Steps: []solve.Step{{Cached: true}, {}}}
 	plan := func(export string, imports []string, probed ...registry.Ref) cachePlan {
 		return cachePlan{Plan: cacheref.Plan{Export: export}, imports: imports, probed: probed}
 	}
 	for _, tc := range []struct {
 		name string
 		plan cachePlan
-		res  *build.Result
+		res  *solve.Result
 		want exportKind
 	}{
 		{"no export planned", plan("", []string{main}, cache(main)), all, exportNone},
 		{"all from its own cache: kept", plan(own, []string{own}, cache(own)), all, exportKeep},
 		{"all from main: tagged", plan(own, []string{main}, registry.Ref{Ref: own}, cache(main)), all, exportTag},
 		{"a step ran: exported", plan(own, []string{own}, cache(own)), some, exportSolve},
-		{"no steps at all: exported", plan(own, []string{own}, cache(own)), &build.Result{}, exportSolve},
+		{"no steps at all: exported", plan(own, []string{own}, cache(own)), &solve.Result{}, exportSolve},
 		{"import unchecked: exported", plan(own, []string{own}, registry.Ref{Ref: own, Err: errors.New("denied")}), all, exportSolve},
 		{"legacy cache: rewritten", plan(own, []string{own}, registry.Ref{Ref: own, Kind: registry.LegacyCache}), all, exportSolve},
 		{"blobs not checked: rewritten", plan(own, []string{own}, registry.Ref{Ref: own, Kind: registry.Cache}), all, exportSolve},
 		{"main's blobs not checked: exported", plan(own, []string{main}, registry.Ref{Ref: own}, registry.Ref{Ref: main, Kind: registry.Cache}), all, exportSolve},
 	} {
-		b := built{req: build.Request{CacheImports: tc.plan.imports}, res: tc.res}
+		b := built{req: solve.Request{CacheImports: tc.plan.imports}, res: tc.res}
 		if got := decideExport(tc.plan, b).kind; got != tc.want {
 			t.Errorf("%s: decideExport = %v, want %v", tc.name, got, tc.want)
 		}
@@ -376,7 +376,7 @@ func TestFailedExportIsAWarning(t *testing.T) {
 	s := &fakeSolver{cached: []bool{false, false}, exportErr: "failed to push: 400 Bad Request"}
 	r, out, env := testRunner(t, s, &fakeRegistry{}, true)
 	_, _, exp := runPhases(t, r)
-	if exp.Err == nil || exp.Err.Kind != build.ExportFailed || !strings.Contains(exp.Err.Msg, "400 Bad Request") {
+	if exp.Err == nil || exp.Err.Kind != solve.ExportFailed || !strings.Contains(exp.Err.Msg, "400 Bad Request") {
 		t.Fatalf("export error %+v; want the vertex's error as ExportFailed", exp.Err)
 	}
 	if !strings.Contains(out.String(), "::warning::cache not saved to "+refOf("feature")+" (the image is fine)") {

@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/ecr-build-cache/ecr-build-cache/internal/run"
-	"github.com/ecr-build-cache/ecr-build-cache/internal/teststack"
+	"github.com/ecr-build-cache/ecr-build-cache/internal/testing/teststack"
 )
 
 func TestPostNeverFailsTheJob(t *testing.T) {

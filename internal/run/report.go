@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ecr-build-cache/ecr-build-cache/internal/build"
+	"github.com/ecr-build-cache/ecr-build-cache/internal/solve"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/ghout"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/registry"
 )
@@ -146,7 +146,7 @@ func summary(dockerfile, platform string, plan cachePlan, b built, exp exported,
 	if fb := b.allFallbacks(exp); len(fb) > 0 {
 		fmt.Fprintf(&sb, "| Fallbacks | %s |\n", ghout.Cell(strings.Join(fb, ", ")))
 	}
-	if slow := build.Slowest(res.Steps, 10); len(slow) > 0 {
+	if slow := solve.Slowest(res.Steps, 10); len(slow) > 0 {
 		fmt.Fprintf(&sb, "\n| Step | Cache | Seconds |\n|---|---|---|\n")
 		for _, s := range slow {
 			state := "run"

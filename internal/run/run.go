@@ -11,7 +11,7 @@
 // replaces everything after the inputs: it deletes that key's cache tags.
 //
 // The phases after the target reach the network only through two small
-// interfaces, build.Solver (BuildKit) and Registry, so their decisions are
+// interfaces, solve.Solver (BuildKit) and Registry, so their decisions are
 // tested with fakes; the real ones run in the integration tests.
 package run
 
@@ -21,7 +21,7 @@ import (
 	"github.com/moby/buildkit/session"
 	"github.com/sethvargo/go-githubactions"
 
-	"github.com/ecr-build-cache/ecr-build-cache/internal/build"
+	"github.com/ecr-build-cache/ecr-build-cache/internal/solve"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/config"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/ghout"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/registry"
@@ -107,7 +107,7 @@ type runner struct {
 	a      *githubactions.Action
 	cfg    *config.Config
 	out    *ghout.Writer
-	solver build.Solver
+	solver solve.Solver
 	reg    Registry
 	// host is the registry that bare tags name; "" when offline.
 	host string

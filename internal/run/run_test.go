@@ -10,7 +10,7 @@ import (
 	"testing"
 
 	"github.com/ecr-build-cache/ecr-build-cache/internal/run"
-	"github.com/ecr-build-cache/ecr-build-cache/internal/teststack"
+	"github.com/ecr-build-cache/ecr-build-cache/internal/testing/teststack"
 )
 
 func TestMain(m *testing.M) { os.Exit(teststack.Main(m)) }

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/ecr-build-cache/ecr-build-cache/internal/run"
-	"github.com/ecr-build-cache/ecr-build-cache/internal/teststack"
+	"github.com/ecr-build-cache/ecr-build-cache/internal/testing/teststack"
 )
 
 // A host that accepts connections and never answers costs a bounded wait:

@@ -1,7 +1,7 @@
-// Package build runs one Dockerfile build on a BuildKit daemon through the BuildKit
+// Package solve runs one Dockerfile build on a BuildKit daemon through the BuildKit
 // client: Dockerfile frontend, image pushed to a registry, and a registry cache
 // exported and imported in the OCI format that Amazon ECR accepts.
-package build
+package solve
 
 import (
 	"cmp"

@@ -16,7 +16,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
-	"github.com/ecr-build-cache/ecr-build-cache/internal/faultproxy"
+	"github.com/ecr-build-cache/ecr-build-cache/internal/testing/faultproxy"
 )
 
 // start runs an in-memory registry behind a fault proxy with rules.

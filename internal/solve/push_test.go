@@ -1,4 +1,4 @@
-package build_test
+package solve_test
 
 import (
 	"context"
@@ -11,9 +11,9 @@ import (
 
 	"github.com/moby/buildkit/client"
 
-	"github.com/ecr-build-cache/ecr-build-cache/internal/build"
-	"github.com/ecr-build-cache/ecr-build-cache/internal/faultproxy"
-	"github.com/ecr-build-cache/ecr-build-cache/internal/teststack"
+	"github.com/ecr-build-cache/ecr-build-cache/internal/solve"
+	"github.com/ecr-build-cache/ecr-build-cache/internal/testing/faultproxy"
+	"github.com/ecr-build-cache/ecr-build-cache/internal/testing/teststack"
 )
 
 func TestMain(m *testing.M) { os.Exit(teststack.Main(m)) }
@@ -36,11 +36,11 @@ func TestPushIsStoppedAfterPushTimeout(t *testing.T) {
 	}
 	defer c.Close()
 	image := p.Host + "/push-timeout:latest"
-	req := build.Request{ContextDir: dir, Dockerfile: filepath.Join(dir, "Dockerfile"), Tags: []string{image}, Push: true,
+	req := solve.Request{ContextDir: dir, Dockerfile: filepath.Join(dir, "Dockerfile"), Tags: []string{image}, Push: true,
 		PushTimeout: 3 * time.Second, Insecure: func(string) bool { return true }}
 	start := time.Now()
-	res, err := build.Build(context.Background(), c, req, io.Discard)
-	var perr *build.PushError
+	res, err := solve.Build(context.Background(), c, req, io.Discard)
+	var perr *solve.PushError
 	if want := "push " + image + ": stopped after 3s: the registry did not finish taking the image"; !errors.As(err, &perr) || err.Error() != want {
 		t.Fatalf("build error %v; want a push error %q", err, want)
 	}
@@ -51,7 +51,7 @@ func TestPushIsStoppedAfterPushTimeout(t *testing.T) {
 		t.Fatalf("%d manifest PUTs, pushed %v; want the one that hung, not pushed", hang.Matched(), res.Pushed)
 	}
 	// The rule hangs only the first PUT: the image alone goes through.
-	if err := build.Push(context.Background(), c, req, res, io.Discard); err != nil {
+	if err := solve.Push(context.Background(), c, req, res, io.Discard); err != nil {
 		t.Fatalf("second push: %v", err)
 	}
 	if d, found, err := teststack.Manifest(s.Registry+"/push-timeout:latest", nil); err != nil || !found || d.Digest.String() != res.Digest || !res.Pushed {

@@ -17,7 +17,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
-	"github.com/ecr-build-cache/ecr-build-cache/internal/fakeecr"
+	"github.com/ecr-build-cache/ecr-build-cache/internal/testing/fakeecr"
 )
 
 // push writes img through the front under each tag.

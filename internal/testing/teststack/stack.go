@@ -74,7 +74,7 @@ type Options struct {
 // that tests, `go run` and benchmarks agree whatever their working directory.
 func RepoRoot() string {
 	_, file, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "..", "..")
+	return filepath.Join(filepath.Dir(file), "..", "..", "..")
 }
 
 // Install runs hack/install-stack.sh and returns the tool directories it reports.

@@ -18,7 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ecr/types"
 	"github.com/aws/smithy-go"
 
-	"github.com/ecr-build-cache/ecr-build-cache/internal/fakeecr"
+	"github.com/ecr-build-cache/ecr-build-cache/internal/testing/fakeecr"
 )
 
 // start runs a double for the test's lifetime.

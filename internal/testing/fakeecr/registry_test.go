@@ -22,7 +22,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	ggcrtypes "github.com/google/go-containerregistry/pkg/v1/types"
 
-	"github.com/ecr-build-cache/ecr-build-cache/internal/fakeecr"
+	"github.com/ecr-build-cache/ecr-build-cache/internal/testing/fakeecr"
 )
 
 // stack is a double in front of an in-memory registry.

@@ -1,4 +1,4 @@
-package build
+package solve
 
 import (
 	"context"
