@@ -38,6 +38,7 @@ func (s *Stack) StartBuildkitd(t testing.TB, config string, args func(configPath
 // end.
 func StartDocker(t testing.TB) string {
 	t.Helper()
+	SkipShort(t)
 	if _, err := exec.LookPath("dockerd"); err != nil {
 		t.Fatalf("no dockerd (hack/install-stack.sh installs docker.io): %v", err)
 	}

@@ -16,8 +16,10 @@ var shared struct {
 
 // Get returns the stack shared by the tests of one package, starting it on first
 // use. The package's TestMain must call Main so that the stack is stopped.
+// Under -short it skips the test: the daily loop runs without root or Debian.
 func Get(t testing.TB) *Stack {
 	t.Helper()
+	SkipShort(t)
 	shared.once.Do(func() {
 		opt := shared.opt
 		opt.Log = os.Stderr
@@ -27,6 +29,15 @@ func Get(t testing.TB) *Stack {
 		t.Fatalf("start test stack: %v", shared.err)
 	}
 	return shared.stack
+}
+
+// SkipShort skips a test that needs the local stack (registry, buildkitd,
+// dockerd, act) when go test runs with -short; make test runs it.
+func SkipShort(t testing.TB) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("needs the local stack; runs in make test (skipped under -short)")
+	}
 }
 
 // MainWith is Main for a package whose shared stack needs options (act, TLS).
