@@ -17,8 +17,8 @@ import (
 	"github.com/moby/buildkit/util/entitlements"
 	"github.com/sethvargo/go-githubactions"
 
-	"github.com/ecr-build-cache/ecr-build-cache/internal/solve"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/buildkitconn"
+	"github.com/ecr-build-cache/ecr-build-cache/internal/solve"
 )
 
 // readBuildOptions reads the rest of docker/build-push-action's inputs, with

@@ -20,10 +20,10 @@ import (
 	"github.com/distribution/reference"
 	"github.com/sethvargo/go-githubactions"
 
-	"github.com/ecr-build-cache/ecr-build-cache/internal/solve"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/buildkitconn"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/cacheref"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/ecr"
+	"github.com/ecr-build-cache/ecr-build-cache/internal/solve"
 )
 
 // Config is everything one run needs to know, validated.

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ecr-build-cache/ecr-build-cache/internal/testing/faultproxy"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/retryafter"
+	"github.com/ecr-build-cache/ecr-build-cache/internal/testing/faultproxy"
 )
 
 func TestParse(t *testing.T) {

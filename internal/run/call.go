@@ -6,9 +6,9 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/ecr-build-cache/ecr-build-cache/internal/solve"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/cacheref"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/ghout"
+	"github.com/ecr-build-cache/ecr-build-cache/internal/solve"
 )
 
 // call runs the call input's subrequest instead of a build, as buildx --call

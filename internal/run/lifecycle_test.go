@@ -15,8 +15,8 @@ import (
 
 	"github.com/ecr-build-cache/ecr-build-cache/internal/cacheref"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/ecr"
-	"github.com/ecr-build-cache/ecr-build-cache/internal/testing/fakeecr"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/registry"
+	"github.com/ecr-build-cache/ecr-build-cache/internal/testing/fakeecr"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/testing/teststack"
 )
 

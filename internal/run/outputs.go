@@ -9,8 +9,8 @@ import (
 
 	"github.com/moby/buildkit/client"
 
-	"github.com/ecr-build-cache/ecr-build-cache/internal/solve"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/buildkitconn"
+	"github.com/ecr-build-cache/ecr-build-cache/internal/solve"
 )
 
 // outputs are the build's further outputs: the outputs input's files and

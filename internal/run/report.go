@@ -10,9 +10,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ecr-build-cache/ecr-build-cache/internal/solve"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/ghout"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/registry"
+	"github.com/ecr-build-cache/ecr-build-cache/internal/solve"
 )
 
 // report sets the step outputs and writes the job summary.
