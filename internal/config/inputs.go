@@ -11,11 +11,10 @@ import (
 )
 
 // inputDefaults is every input the action declares, with its default ("" for
-// none, or a default computed from other inputs or the environment). It is the
-// only place defaults live: action.yml declares the same names without a
-// default: key (inputs_test.go checks both), so a runner and an in-process run
-// see the same values. Adding an input is one line here and its entry in
-// action.yml.
+// none, or a default computed from other inputs or the environment).
+// action.yml declares the same names, and the same fixed defaults as default:
+// keys (inputs_test.go checks both), so a runner and an in-process run see the
+// same values. Adding an input is one line here and its entry in action.yml.
 var inputDefaults = map[string]string{
 	"repository":                  "",
 	"registry":                    "",
