@@ -392,11 +392,15 @@ func checkFiles(root string, files, examples []string, actionYML []byte) ([]stri
 		rel, _ := filepath.Rel(root, f)
 		all = append(all, blocks(rel, string(b))...)
 	}
-	names := append(names(all), examples...)
-	c, err := newChecker(actionYML, names)
+	named := names(all)
+	c, err := newChecker(actionYML, append(named, examples...))
 	if err != nil {
 		return nil, err
 	}
+	if dup := duplicates(named); len(dup) > 0 {
+		c.errorf(files[0], 0, "workflow names used twice: %s", strings.Join(dup, ", "))
+	}
+	example := map[string]string{}
 	for _, e := range examples {
 		p := filepath.Join(root, "docs", "examples", e+".yml")
 		b, err := os.ReadFile(p)
@@ -404,10 +408,14 @@ func checkFiles(root string, files, examples []string, actionYML []byte) ([]stri
 			return nil, err
 		}
 		rel, _ := filepath.Rel(root, p)
+		example[e] = string(b)
 		all = append(all, block{file: rel, line: 1, lang: "yaml", text: string(b), workflow: e})
 	}
-	if dup := duplicates(names); len(dup) > 0 {
-		c.errorf(files[0], 0, "workflow names used twice: %s", strings.Join(dup, ", "))
+	// A block named like an example shows that file, verbatim.
+	for _, b := range all {
+		if want, ok := example[b.workflow]; ok && !strings.HasPrefix(b.file, filepath.Join("docs", "examples")) && b.text != want {
+			c.errorf(b.file, b.line, "workflow %s differs from docs/examples/%s.yml: show the file verbatim", b.workflow, b.workflow)
+		}
 	}
 	c.check(all)
 	return c.errs, nil
