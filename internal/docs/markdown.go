@@ -14,7 +14,7 @@ func (a *Action) InputsTables() string {
 		}
 		fmt.Fprintf(&b, "### %s\n\n", g.Title)
 		if g.About != "" {
-			fmt.Fprintf(&b, "%s.\n\n", upperFirst(g.About))
+			fmt.Fprintf(&b, "%s.\n\n", cell(upperFirst(g.About)))
 		}
 		b.WriteString("| input | default | description |\n|---|---|---|\n")
 		for _, in := range g.Inputs {
@@ -62,11 +62,13 @@ func ReplaceRegion(doc, name, content string) (string, error) {
 	return doc[:i+len(begin)] + content + doc[j:], nil
 }
 
-// cell makes a description one table cell: one line, pipes escaped.
+// cell makes a description one table cell: one line, and plain text where
+// Markdown would read <name> as an HTML tag, * as emphasis or | as a column.
 func cell(s string) string {
-	s = strings.Join(strings.Fields(s), " ")
-	return strings.ReplaceAll(s, "|", `\|`)
+	return cellEscaper.Replace(strings.Join(strings.Fields(s), " "))
 }
+
+var cellEscaper = strings.NewReplacer("|", `\|`, "<", "&lt;", "*", `\*`, "_", `\_`)
 
 func code(s string) string {
 	if s == "" {
