@@ -25,7 +25,7 @@ func TestDocsSnippets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	errs, err := checkFiles(root, files, examples, action)
+	errs, err := checkFiles(root, files, examples, action, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,8 +37,11 @@ func TestDocsSnippets(t *testing.T) {
 	}
 }
 
-// The checker finds each kind of mistake in a fixture, on its line, and
-// nothing in a fixture without mistakes.
+// The checker finds each kind of mistake in a fixture, on its line (a
+// misspelt input, an output that does not exist, an unmarked or orphan
+// fragment, what actionlint finds, a refused input, a value the action
+// refuses such as the plain-TCP buildkit-host the old README showed, invalid
+// JSON), and nothing in a fixture without mistakes.
 func TestSnippetChecker(t *testing.T) {
 	t.Parallel()
 	action, err := os.ReadFile(filepath.Join(root, "action.yml"))
@@ -52,6 +55,7 @@ func TestSnippetChecker(t *testing.T) {
 		{"good.md", nil},
 		{"bad.md", []string{
 			"testdata/bad.md:13: with: repositry is not an input of ecr-build-cache/ecr-build-cache",
+			`testdata/bad.md:14: the action refuses this value: tags: bare tag "latest" needs the repository input`,
 			"testdata/bad.md:15: steps.build.outputs.digests: ecr-build-cache/ecr-build-cache has no output digests",
 			"testdata/bad.md:18: yaml block is not a complete workflow",
 			"testdata/bad.md:23: fragment of \"nowhere\": no complete workflow of that name",
@@ -59,11 +63,13 @@ func TestSnippetChecker(t *testing.T) {
 			"testdata/bad.md:35: with: cache-to is not an input",
 			"testdata/bad.md:51: actionlint (after): property \"nostep\" is not defined",
 			"testdata/bad.md:55: json block is not valid JSON",
+			`testdata/bad.md:64: the action refuses this value: cache-mode: "maximum" is not max or min`,
+			`testdata/bad.md:63: the action refuses this value: buildkit-host: "tcp://buildkitd.internal:1234" is plain TCP to another host`,
 		}},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
 			t.Parallel()
-			errs, err := checkFiles(".", []string{filepath.Join("testdata", tc.file)}, nil, action)
+			errs, err := checkFiles(".", []string{filepath.Join("testdata", tc.file)}, nil, action, t.TempDir())
 			if err != nil {
 				t.Fatal(err)
 			}

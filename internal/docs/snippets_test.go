@@ -10,7 +10,9 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/ecr-build-cache/ecr-build-cache/internal/config"
 	"github.com/rhysd/actionlint"
+	"github.com/sethvargo/go-githubactions"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -81,6 +83,7 @@ type checker struct {
 	outputs map[string]bool
 	known   map[string]bool // workflow names a fragment may name
 	lint    *actionlint.Linter
+	scratch string // a directory with the files userFiles name
 	errs    []string
 }
 
@@ -339,6 +342,7 @@ func (c *checker) checkJob(u unit, job *yaml.Node) {
 				c.errorf(u.file, u.docLine(k.Line), "with: %s is not an input of %s (action.yml)", k.Value, strings.TrimSuffix(thisAction, "@"))
 			}
 		}
+		c.checkValues(u, with)
 	}
 	var walk func(n *yaml.Node)
 	walk = func(n *yaml.Node) {
@@ -382,7 +386,10 @@ func exampleNames(root string) ([]string, error) {
 
 // checkFiles checks the snippets of the given Markdown files (and the example
 // workflows) against actionYML, and returns every problem, one per line.
-func checkFiles(root string, files, examples []string, actionYML []byte) ([]string, error) {
+func checkFiles(root string, files, examples []string, actionYML []byte, scratch string) ([]string, error) {
+	if err := scratchFiles(scratch); err != nil {
+		return nil, err
+	}
 	var all []block
 	for _, f := range files {
 		b, err := os.ReadFile(f)
@@ -397,6 +404,7 @@ func checkFiles(root string, files, examples []string, actionYML []byte) ([]stri
 	if err != nil {
 		return nil, err
 	}
+	c.scratch = scratch
 	if dup := duplicates(named); len(dup) > 0 {
 		c.errorf(files[0], 0, "workflow names used twice: %s", strings.Join(dup, ", "))
 	}
@@ -430,4 +438,56 @@ func duplicates(s []string) []string {
 		}
 	}
 	return out
+}
+
+// userFiles are inputs that name files of the user's repository or runner,
+// which the docs' examples cannot provide: the check gives a file of its own
+// for a path ("" = a directory with a Dockerfile), and leaves out the lists.
+var userFiles = map[string]string{
+	"context": "", "file": "Dockerfile", "buildkit-tls-ca-cert": "ca.pem", "buildkit-tls-cert": "cert.pem",
+	"buildkit-tls-key": "key.pem", "secret-files": "-", "build-contexts": "-", "ssh": "-",
+}
+
+// scratchFiles makes the files checkValues gives for userFiles in dir.
+func scratchFiles(dir string) error {
+	for _, name := range userFiles {
+		if name != "" && name != "-" {
+			if err := os.WriteFile(filepath.Join(dir, name), []byte("FROM scratch\n"), 0o644); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// checkValues reads the step's literal inputs (no expression, no file of the
+// user's) as the action reads them on a push to main, and reports every
+// problem config.Read finds with one of them: a value the action would
+// refuse on the first run.
+func (c *checker) checkValues(u unit, with *yaml.Node) {
+	env := map[string]string{"GITHUB_EVENT_NAME": "push", "GITHUB_REF": "refs/heads/main"}
+	line := map[string]int{}
+	for i := 0; i+1 < len(with.Content); i += 2 {
+		k, v := with.Content[i], with.Content[i+1]
+		f, isFile := userFiles[k.Value]
+		switch {
+		case !c.inputs[k.Value] || f == "-":
+		case isFile:
+			env["INPUT_"+strings.ToUpper(k.Value)] = filepath.Join(c.scratch, f)
+		case !strings.Contains(v.Value, "${{"):
+			env["INPUT_"+strings.ToUpper(k.Value)] = v.Value
+			line[k.Value] = k.Line
+		}
+	}
+	a := githubactions.New(githubactions.WithGetenv(func(k string) string { return env[k] }), githubactions.WithWriter(io.Discard))
+	_, err := config.Read(a, nil)
+	if err == nil {
+		return
+	}
+	for _, problem := range strings.Split(err.Error(), "\n") {
+		name, _, _ := strings.Cut(problem, ":")
+		if l, given := line[name]; given {
+			c.errorf(u.file, u.docLine(l), "the action refuses this value: %s", problem)
+		}
+	}
 }
