@@ -62,7 +62,7 @@ var inputDefaults = map[string]string{
 	"merge-platforms":             "",
 	"cache-cleanup":               "true",
 	"cache-cleanup-scopes":        "",
-	"cache-refresh-days":          "7", // half of the README's 14-day lifecycle rule
+	"cache-refresh-days":          "7", // half of docs/lifecycle.md's 14-day lifecycle rule
 	"ssh":                         "",
 	"build-contexts":              "",
 	"secret-envs":                 "",

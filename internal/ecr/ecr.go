@@ -306,7 +306,7 @@ func explain(op operation, err error) error {
 	if errors.As(err, &api) {
 		switch api.ErrorCode() {
 		case "AccessDeniedException":
-			return fmt.Errorf("%s: access denied; the role needs %s (see the README's IAM policy): %w: %w", what, op.iamAction, ErrNoPermission, err)
+			return fmt.Errorf("%s: access denied; the role needs %s (docs/iam.md lists the policies): %w: %w", what, op.iamAction, ErrNoPermission, err)
 		case "UnrecognizedClientException", "InvalidSignatureException", "ExpiredTokenException":
 			return fmt.Errorf("%s: AWS rejected the credentials; check the role or keys that configure-aws-credentials set: %w", what, err)
 		}

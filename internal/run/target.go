@@ -67,7 +67,7 @@ func connectBuilder(ctx context.Context, a *githubactions.Action, cfg *config.Co
 	a.Infof("BuildKit: %s (from %s)", ep.Addr, ep.Source)
 	if tr.Untrusted && ep.Container == "" {
 		a.Warningf("%s, on a builder this action did not start (%s): untrusted code can poison a shared daemon's local cache and cache mounts; "+
-			"give untrusted workflows an ephemeral builder (see the README's security model)", tr.Reason, ep.Source)
+			"give untrusted workflows an ephemeral builder (see docs/security-model.md)", tr.Reason, ep.Source)
 	}
 	return buildkitconn.Connect(ctx, ep)
 }
