@@ -13,9 +13,10 @@
 //
 //	event                                     trust      imports (priority order)  exports
 //	push refs/heads/B                         trusted    B, D                      B
+//	push refs/heads/D                         trusted    D, pr-M...                D
 //	push refs/tags/T, release refs/tags/T     trusted    D                         none (T with cache-export: true)
 //	schedule, workflow_dispatch               trusted    as push to GITHUB_REF
-//	merge_group                               trusted    base, D                   none (the queue branch with cache-export: true)
+//	merge_group                               trusted    base, pr-M..., D          none (the queue branch with cache-export: true)
 //	pull_request, pull_request_review,        trusted    pr-N, head, base, D       pr-N
 //	  pull_request_review_comment, same repository
 //	the same from a fork or a deleted fork    untrusted  base, D                   none
@@ -42,6 +43,16 @@
 // the default-branch input says otherwise); events that need it to decide trust
 // are untrusted (a pull request still takes its number from
 // refs/pull/N/merge). Either way Decision.Notes says so.
+//
+// pr-M are the pull requests the push or merge group merged (merged.go): the
+// head commit's message (GitHub's squash "Title (#M)" or merge commit "Merge
+// pull request #M from ..."), the other pushed commits', the queue branch's
+// pr-M, and Options.Merged from the GitHub API. Their builds ran on
+// refs/pull/M/merge, the tree the merge produced, so the build after a merge
+// is warm. Only a same-repository pull request's run writes pr-M (a fork's
+// never does): the default branch reads what it could already have read as a
+// base for those runs, within one cache repository. Options.SkipMerged turns
+// it off.
 //
 // ExportNever turns every export off. ExportAlways also exports the runs the
 // table marks "none (X with cache-export: true)", but never an untrusted run.
@@ -99,6 +110,12 @@ type Options struct {
 	DefaultBranch string     // empty: the payload's repository.default_branch, else "main"
 	Export        ExportMode // empty means ExportAuto
 	ExtraFrom     []string   // cache-from: extra full refs, imported last
+	// SkipMerged turns off importing the caches of the pull requests a push
+	// to the default branch (or a merge group) merged (cache-from-merged: false).
+	SkipMerged bool
+	// Merged are pull requests the GitHub API says the pushed commit merged,
+	// beside those its messages name (a rebase merge names none).
+	Merged []int
 }
 
 // Decision is the outcome of the policy for one run: whether it is trusted
@@ -110,18 +127,20 @@ type Decision struct {
 	Own       Key      // the key this run writes, or would write if allowed; zero when the event names none
 	Reads     []Key    // keys to import, priority order, no duplicates, no zero keys
 	Writes    bool     // the run exports its cache to Own
+	Merged    []int    // pull requests this push or merge group merged, whose pr-N caches Reads holds
 
 	opt Options // normalized, for Plan
 }
 
 // Plan is the cache references for one run.
 type Plan struct {
-	Imports      []string // full refs (repository:tag), priority order, no duplicates, Options.ExtraFrom last
-	Export       string   // full ref to export to; "" when none
-	ExportTag    string   // the tag of Export alone; "" when none
-	ExportReason string   // when Export is "": one sentence saying why, for the user; else ""
-	Untrusted    bool     // as Decision.Untrusted: the caller must write nothing (no image push either)
-	Scope        Key      // the key this run writes, or would write if allowed; zero when the event names none
+	Imports      []string       // full refs (repository:tag), priority order, no duplicates, Options.ExtraFrom last
+	Export       string         // full ref to export to; "" when none
+	ExportTag    string         // the tag of Export alone; "" when none
+	ExportReason string         // when Export is "": one sentence saying why, for the user; else ""
+	Untrusted    bool           // as Decision.Untrusted: the caller must write nothing (no image push either)
+	Scope        Key            // the key this run writes, or would write if allowed; zero when the event names none
+	Merged       map[string]int // Imports of pull requests this run's commit merged: ref -> number
 }
 
 // Decide reads the event once and decides trust and keys; it needs no
@@ -138,8 +157,16 @@ func Decide(ev Event, opt Options) (Decision, error) {
 	pl, plErr := parsePayload(ev.Payload)
 	def := BranchKey(cmp.Or(opt.DefaultBranch, pl.defaultBranch(), "main"))
 	v := verdictFor(ev, pl, plErr, def)
+	if !opt.SkipMerged {
+		switch {
+		case ev.Name == "push" && branchOf(ev.Ref) == def.Name:
+			v = withMerged(v, merged(pl, "", opt.Merged))
+		case ev.Name == "merge_group":
+			v = withMerged(v, merged(pl, branchOf(cmp.Or(pl.MergeGroup.HeadRef, ev.Ref)), opt.Merged))
+		}
+	}
 
-	d := Decision{Untrusted: v.untrusted, Own: v.own, opt: opt}
+	d := Decision{Untrusted: v.untrusted, Own: v.own, Merged: v.merged, opt: opt}
 	if plErr != nil {
 		note := fmt.Sprintf("the event payload (GITHUB_EVENT_PATH) %v: the cache keys come from GITHUB_REF and the inputs", plErr)
 		if opt.DefaultBranch == "" {
@@ -195,6 +222,12 @@ func (d Decision) Plan(repository string) (Plan, error) {
 	}
 	for _, k := range d.Reads {
 		add(ref(k))
+	}
+	for _, n := range d.Merged {
+		if plan.Merged == nil {
+			plan.Merged = map[string]int{}
+		}
+		plan.Merged[ref(PRKey(n))] = n
 	}
 	for _, r := range d.opt.ExtraFrom {
 		add(strings.TrimSpace(r))

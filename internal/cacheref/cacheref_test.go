@@ -62,6 +62,26 @@ var trustedCases = []policyCase{
 		imports: []Key{main}, export: main, scope: main,
 	},
 	{
+		name: "push to the default branch of a squash merge imports the pull request's cache", ev: Event{Name: "push", Ref: "refs/heads/main"},
+		fixture: "push_main_squash.json", imports: []Key{main, PRKey(42)}, export: main, scope: main,
+	},
+	{
+		name: "push to the default branch of a merge commit imports the pull request's cache", ev: Event{Name: "push", Ref: "refs/heads/main"},
+		fixture: "push_main_merge_commit.json", imports: []Key{main, PRKey(42)}, export: main, scope: main,
+	},
+	{
+		name: "a rebase merge's pull request comes from the API", ev: Event{Name: "push", Ref: "refs/heads/main"}, fixture: "push_branch.json",
+		opt: Options{Merged: []int{7}}, imports: []Key{main, PRKey(7)}, export: main, scope: main,
+	},
+	{
+		name: "cache-from-merged false", ev: Event{Name: "push", Ref: "refs/heads/main"}, fixture: "push_main_squash.json",
+		opt: Options{SkipMerged: true}, imports: []Key{main}, export: main, scope: main,
+	},
+	{
+		name: "a squash message on another branch imports nothing merged", ev: Event{Name: "push", Ref: "refs/heads/feature/Login#2"},
+		fixture: "push_main_squash.json", imports: []Key{loginBranch, main}, export: loginBranch, scope: loginBranch,
+	},
+	{
 		name: "push tag", ev: Event{Name: "push", Ref: "refs/tags/v1.2.0"}, fixture: "push_tag.json",
 		imports: []Key{main}, reason: "tag", scope: TagKey("v1.2.0"),
 	},
@@ -104,11 +124,11 @@ var trustedCases = []policyCase{
 	},
 	{
 		name: "merge_group", ev: Event{Name: "merge_group", Ref: "refs/heads/" + queue.Name}, fixture: "merge_group.json",
-		imports: []Key{BranchKey("release/2.x"), main}, reason: "merge queue", scope: queue,
+		imports: []Key{BranchKey("release/2.x"), PRKey(42), main}, reason: "merge queue", scope: queue,
 	},
 	{
 		name: "merge_group, cache-export true", ev: Event{Name: "merge_group", Ref: "refs/heads/" + queue.Name}, fixture: "merge_group.json",
-		opt: Options{Export: ExportAlways}, imports: []Key{BranchKey("release/2.x"), main}, export: queue, scope: queue,
+		opt: Options{Export: ExportAlways}, imports: []Key{BranchKey("release/2.x"), PRKey(42), main}, export: queue, scope: queue,
 	},
 }
 
@@ -335,7 +355,7 @@ var badPayloadCases = []policyCase{
 	},
 	{
 		name: "merge_group with an unreadable payload", ev: Event{Name: "merge_group", Ref: "refs/heads/" + queue.Name, Payload: []byte("{")},
-		imports: []Key{main}, reason: "merge queue", scope: queue, note: "is not JSON",
+		imports: []Key{PRKey(42), main}, reason: "merge queue", scope: queue, note: "is not JSON",
 	},
 }
 
@@ -630,5 +650,27 @@ func TestParseExportMode(t *testing.T) {
 	}
 	if _, err := ParseExportMode("yes"); err == nil {
 		t.Error(`ParseExportMode("yes") succeeded`)
+	}
+}
+
+func TestMergedByMessage(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		message string
+		want    int
+	}{
+		{"Fix login redirect (#42)", 42},
+		{"Fix login redirect (#42)\n\n* Fix login redirect", 42},
+		{"Merge pull request #7 from octo-org/feature/Login#2\n\nFix login redirect", 7},
+		{"Revert \"Fix login redirect (#42)\" (#43)", 43},
+		{"Fix login redirect", 0},
+		{"Fixes #42", 0},
+		{"See (#42) for details", 0},
+		{"Merge branch 'main' into feature", 0},
+		{"Bump (#0)", 0},
+	} {
+		if got := mergedByMessage(tc.message); got != tc.want {
+			t.Errorf("mergedByMessage(%q) = %d, want %d", tc.message, got, tc.want)
+		}
 	}
 }

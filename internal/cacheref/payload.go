@@ -17,9 +17,12 @@ type payload struct {
 	Repository  *repository         `json:"repository"`
 	PullRequest *pullRequestPayload `json:"pull_request"`
 	MergeGroup  struct {
-		BaseRef string `json:"base_ref"` // refs/heads/<base>
-		HeadRef string `json:"head_ref"` // refs/heads/gh-readonly-queue/<base>/pr-<N>-<sha>
+		BaseRef    string `json:"base_ref"` // refs/heads/<base>
+		HeadRef    string `json:"head_ref"` // refs/heads/gh-readonly-queue/<base>/pr-<N>-<sha>
+		HeadCommit commit `json:"head_commit"`
 	} `json:"merge_group"`
+	HeadCommit commit   `json:"head_commit"` // push; null for a deleted branch
+	Commits    []commit `json:"commits"`     // push, oldest first
 	WorkflowRun *struct {
 		Event          string               `json:"event"`       // the event that triggered the run that completed
 		HeadBranch     string               `json:"head_branch"` // the branch it ran on (a fork's branch for a fork pull request)
@@ -33,6 +36,10 @@ type payload struct {
 	} `json:"issue"`
 
 	raw any
+}
+
+type commit struct {
+	Message string `json:"message"`
 }
 
 type repository struct {

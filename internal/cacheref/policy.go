@@ -13,6 +13,7 @@ type verdict struct {
 	write     bool   // whether ExportAuto exports own
 	why       string // why not, for the user, when !write
 	untrusted bool
+	merged    []int // pull requests whose caches reads holds as merged by this run
 }
 
 const neverWrites = ": untrusted code never writes the cache"

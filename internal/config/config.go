@@ -97,7 +97,10 @@ type Config struct {
 	// CacheExportTimeout bounds a hung cache export (the image stands).
 	CacheExportTimeout time.Duration
 	CacheFrom          []string
-	DefaultBranch      string
+	// CacheFromMerged imports, on the default branch and in a merge queue, the
+	// caches of the pull requests the build's commit merged (cache-from-merged).
+	CacheFromMerged bool
+	DefaultBranch   string
 	// CacheMounts is the cache-mounts input: nil for none, ["auto"], or mount
 	// ids or targets; CacheMountsMaxSize the largest mount saved, in bytes.
 	CacheMounts        []string
@@ -187,6 +190,7 @@ func Read(a *githubactions.Action, environ []string) (*Config, error) {
 		CacheScope:       in("cache-scope"),
 		CacheMode:        solve.CacheMode(in("cache-mode")),
 		CacheFrom:        list("cache-from", true),
+		CacheFromMerged:  boolean("cache-from-merged"),
 		DefaultBranch:    in("default-branch"),
 		AWSRegion:        cmp.Or(in("aws-region"), a.Getenv("AWS_REGION"), a.Getenv("AWS_DEFAULT_REGION")),
 		Username:         in("username"),

@@ -39,6 +39,7 @@ var inputDefaults = map[string]string{
 	"cache-export":                string(cacheref.ExportAuto),
 	"cache-export-timeout":        "10m", // far above a healthy large export, far below the 6-hour job limit
 	"cache-from":                  "",
+	"cache-from-merged":           "true",
 	"cache-mounts":                "",
 	"cache-mounts-max-size":       "2GiB",
 	"compression":                 "", // gzip for the image; zstd for the layers only a max-mode cache holds

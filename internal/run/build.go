@@ -86,7 +86,7 @@ func (r *runner) build(ctx context.Context, plan cachePlan) (built, error) {
 	var fingerprint string
 	if plan.Export != "" {
 		if fingerprint, err = solve.Fingerprint(ctx, req); err != nil {
-			r.a.Infof("could not fingerprint the build's inputs (%s): guessing from the cache alone", ghout.Line(err.Error()))
+			r.a.Infof("could not fingerprint the build's inputs (%s): the cache is exported in the build's solve", ghout.Line(err.Error()))
 		}
 		if !expectHits(plan, fingerprint) {
 			req.CacheExport = plan.Export
@@ -141,11 +141,11 @@ func cacheCompression(cfg *config.Config) solve.Compression {
 // expectHits tells whether every step is expected to come from the one cache
 // the build imports, so that its export is likely skipped (decideExport): the
 // registry has every blob of that cache, and it was written from the inputs
-// fingerprinted the same. Without a fingerprint the cache alone decides, as a
-// rebuild of unchanged inputs is the case to keep fast.
+// fingerprinted the same. Without a fingerprint there is no guess: the one
+// solve exports, as a wrong guess would cost a second solve.
 func expectHits(plan cachePlan, fingerprint string) bool {
 	i := soleCache(plan, plan.imports)
-	return i >= 0 && (fingerprint == "" || plan.probed[i].Annotations[registry.InputsAnnotation] == fingerprint)
+	return i >= 0 && fingerprint != "" && plan.probed[i].Annotations[registry.InputsAnnotation] == fingerprint
 }
 
 // cacheMayBeAtFault tells a failure a build without the cache might not have:

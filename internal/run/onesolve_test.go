@@ -27,7 +27,8 @@ func committed(t *testing.T, r *runner) {
 	}
 }
 
-// inputsOf is the fingerprint a cold run with these inputs marks its cache with.
+// inputsOf is the fingerprint a cold run with these inputs marks its cache
+// with: its context a git checkout or a plain directory.
 func inputsOf(t *testing.T, git bool) string {
 	t.Helper()
 	reg := &fakeRegistry{}
@@ -36,15 +37,9 @@ func inputsOf(t *testing.T, git bool) string {
 		committed(t, r)
 	}
 	runPhases(t, r)
-	if !git {
-		if len(reg.annotated) != 0 {
-			t.Fatalf("a context outside git was marked: %q", reg.annotated)
-		}
-		return ""
-	}
 	want := refOf("feature") + " sha256:"
 	if len(reg.annotated) != 1 || !strings.HasPrefix(reg.annotated[0], want) {
-		t.Fatalf("the cold run marked %q; want %s...", reg.annotated, want)
+		t.Fatalf("the cold run (git %v) marked %q; want %s...", git, reg.annotated, want)
 	}
 	return strings.TrimPrefix(reg.annotated[0], refOf("feature")+" ")
 }
@@ -54,7 +49,10 @@ func inputsOf(t *testing.T, git bool) string {
 func TestOneSolveUnlessEveryStepIsExpectedCached(t *testing.T) {
 	t.Parallel()
 	own := refOf("feature")
-	fp := inputsOf(t, true)
+	fp, plain := inputsOf(t, true), inputsOf(t, false)
+	if fp == plain {
+		t.Fatalf("a git checkout and a plain directory of the same files share the fingerprint %s", fp)
+	}
 	marked := func(inputs string) registry.Ref {
 		c := cache(own, "l1")
 		c.Annotations = map[string]string{registry.InputsAnnotation: inputs}
@@ -75,8 +73,11 @@ func TestOneSolveUnlessEveryStepIsExpectedCached(t *testing.T) {
 		{"other inputs: one solve", true, []registry.Ref{marked("sha256:other")}, []bool{true, false}, 1, true, "exported", ""},
 		{"unmarked cache: one solve", true, []registry.Ref{cache(own, "l1")}, []bool{true, false}, 1, true, "exported", ""},
 		{"same inputs, a step ran: export solve", true, []registry.Ref{marked(fp)}, []bool{true, false}, 2, false, "exported", fallbackExportSolve},
-		{"no git, all cached: one solve, kept", false, []registry.Ref{cache(own, "l1")}, []bool{true, true}, 1, false, "kept", ""},
-		{"no git, a step ran: export solve", false, []registry.Ref{cache(own, "l1")}, []bool{true, false}, 2, false, "exported", fallbackExportSolve},
+		// Outside git the files' content is the fingerprint.
+		{"no git, same files, all cached: one solve, kept", false, []registry.Ref{marked(plain)}, []bool{true, true}, 1, false, "kept", ""},
+		{"no git, unmarked cache: one solve", false, []registry.Ref{cache(own, "l1")}, []bool{true, false}, 1, true, "exported", ""},
+		{"no git, other files: one solve", false, []registry.Ref{marked(fp)}, []bool{true, false}, 1, true, "exported", ""},
+		{"no git, same files, a step ran: export solve", false, []registry.Ref{marked(plain)}, []bool{true, false}, 2, false, "exported", fallbackExportSolve},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -100,12 +101,15 @@ func TestOneSolveUnlessEveryStepIsExpectedCached(t *testing.T) {
 			if o["cache-export"] != tc.outcome || o["fallbacks"] != tc.fallbacks || o["pushed"] != "true" || o["digest"] != fakeDigest {
 				t.Errorf("outputs %v; want cache-export %q, fallbacks %q, the image pushed", o, tc.outcome, tc.fallbacks)
 			}
-			wantMarks := 0
-			if tc.git && tc.outcome == "exported" {
+			wantMarks, mark := 0, fp
+			if tc.outcome == "exported" {
 				wantMarks = 1
 			}
-			if len(reg.annotated) != wantMarks || (wantMarks == 1 && reg.annotated[0] != own+" "+fp) {
-				t.Errorf("marked %q; want %d mark with %s", reg.annotated, wantMarks, fp)
+			if !tc.git {
+				mark = plain
+			}
+			if len(reg.annotated) != wantMarks || (wantMarks == 1 && reg.annotated[0] != own+" "+mark) {
+				t.Errorf("marked %q; want %d mark with %s", reg.annotated, wantMarks, mark)
 			}
 		})
 	}

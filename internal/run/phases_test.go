@@ -169,6 +169,15 @@ func cache(ref string, layers ...string) registry.Ref {
 	return registry.Ref{Ref: ref, Kind: registry.Cache, Layers: l, Complete: true}
 }
 
+// warm is a complete cache marked with the inputs of testRunner's build, as a
+// build of the same files wrote it: a run expects every step from it.
+func warm(t *testing.T, ref string, layers ...string) registry.Ref {
+	t.Helper()
+	c := cache(ref, layers...)
+	c.Annotations = map[string]string{registry.InputsAnnotation: inputsOf(t, false)}
+	return c
+}
+
 // testRunner is a runner on fakes, for a push of branch feature to repo.
 func testRunner(t *testing.T, s *fakeSolver, reg *fakeRegistry, push bool) (*runner, *bytes.Buffer, map[string]string) {
 	t.Helper()
@@ -346,7 +355,7 @@ func TestNewBranchTagsMainsCacheInsteadOfExporting(t *testing.T) {
 	own, main := refOf("feature"), refOf("main")
 	for _, tagErr := range []error{nil, errors.New("tag refused")} {
 		s := &fakeSolver{cached: []bool{true, true, true}}
-		reg := &fakeRegistry{refs: map[string]registry.Ref{main: cache(main, "l1", "l2")}, tagErr: tagErr,
+		reg := &fakeRegistry{refs: map[string]registry.Ref{main: warm(t, main, "l1", "l2")}, tagErr: tagErr,
 			layers: map[string]map[string]bool{"registry.test/app:latest": {"l1": true, "l2": true}}}
 		r, _, env := testRunner(t, s, reg, true)
 		_, _, exp := runPhases(t, r)
@@ -393,7 +402,7 @@ func TestUnpushedImageHasNoDigestOutput(t *testing.T) {
 	t.Parallel()
 	own := refOf("feature")
 	s := &fakeSolver{cached: []bool{false, false}}
-	reg := &fakeRegistry{refs: map[string]registry.Ref{own: cache(own, "l1")}, layers: map[string]map[string]bool{own: {"l1": true}}}
+	reg := &fakeRegistry{refs: map[string]registry.Ref{own: warm(t, own, "l1")}, layers: map[string]map[string]bool{own: {"l1": true}}}
 	r, _, env := testRunner(t, s, reg, false)
 	runPhases(t, r)
 	o := outputs(t, env)

@@ -31,8 +31,8 @@ func (f *fakeRefresher) Refresh(_ context.Context, ref string, _ time.Time) (str
 func TestSkippedExportRefreshesAnOldCache(t *testing.T) {
 	t.Parallel()
 	own, main := refOf("feature"), refOf("main")
-	kept := map[string]registry.Ref{own: cache(own, "l1"), main: cache(main, "l1")}
-	copied := map[string]registry.Ref{main: cache(main, "l1")}
+	kept := map[string]registry.Ref{own: warm(t, own, "l1"), main: warm(t, main, "l1")}
+	copied := map[string]registry.Ref{main: warm(t, main, "l1")}
 	for _, tc := range []struct {
 		name      string
 		refs      map[string]registry.Ref

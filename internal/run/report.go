@@ -131,6 +131,9 @@ func summary(dockerfile, platform string, plan cachePlan, b built, exp exported,
 		if slices.Contains(b.damaged, p.Ref) {
 			state = "damaged: the build failed with it and succeeded without it"
 		}
+		if n, ok := plan.Merged[p.Ref]; ok {
+			state += fmt.Sprintf("; pr-%d, merged by this commit", n)
+		}
 		fmt.Fprintf(&sb, "| Cache import | %s (%s) |\n", ghout.Code(p.Ref), state)
 	}
 	switch {

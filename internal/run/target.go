@@ -40,6 +40,7 @@ func decision(cfg *config.Config, platform string) (cacheref.Decision, error) {
 		DefaultBranch: cfg.DefaultBranch,
 		Export:        cfg.CacheExport,
 		ExtraFrom:     cfg.CacheFrom,
+		SkipMerged:    !cfg.CacheFromMerged,
 	})
 	if err != nil {
 		return d, fmt.Errorf("derive cache references: %w", err)

@@ -37,13 +37,18 @@ func checkout(t *testing.T, files map[string]string, commit bool) string {
 
 func TestFingerprint(t *testing.T) {
 	t.Parallel()
-	files := map[string]string{"Dockerfile": "FROM scratch\nCOPY src /src\n", "src/a.txt": "a\n", "src/b.txt": "b\n"}
-	with := func(k, v string) map[string]string {
+	files := map[string]string{
+		"Dockerfile": "FROM scratch\nCOPY src /src\n", "src/a.txt": "a\n", "src/b.txt": "b\n",
+		".gitignore": "out/\n", ".dockerignore": "out/skip.log\n",
+	}
+	with := func(extra ...string) map[string]string {
 		m := map[string]string{}
 		for f, b := range files {
 			m[f] = b
 		}
-		m[k] = v
+		for i := 0; i+1 < len(extra); i += 2 {
+			m[extra[i]] = extra[i+1]
+		}
 		return m
 	}
 	fp := func(dir string, change func(*Request)) string {
@@ -56,39 +61,64 @@ func TestFingerprint(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		if got == "" {
+			t.Fatalf("no fingerprint for %s", dir)
+		}
 		return got
 	}
-	base := fp(checkout(t, files, true), nil)
-	if base == "" {
-		t.Fatal("a committed context has no fingerprint")
+	// generated is a checkout where an earlier step wrote files git ignores.
+	generated := func(jar string) string {
+		dir := checkout(t, files, true)
+		for name, body := range map[string]string{"out/app.jar": jar, "out/skip.log": jar} {
+			if err := os.MkdirAll(filepath.Join(dir, "out"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return dir
 	}
 	uncommitted := checkout(t, files, true)
 	if err := os.WriteFile(filepath.Join(uncommitted, "src", "a.txt"), []byte("changed\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	deleted := checkout(t, files, true)
+	if err := os.Remove(filepath.Join(deleted, "src", "b.txt")); err != nil {
+		t.Fatal(err)
+	}
+	ignoredOnly := generated("v1")
+	if err := os.WriteFile(filepath.Join(ignoredOnly, "out", "skip.log"), []byte("other\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
-		name string
-		got  string
-		same bool
+		name      string
+		got, base string
+		same      bool
 	}{
-		{"same files in another checkout", fp(checkout(t, files, true), nil), true},
-		{"a source file changed", fp(checkout(t, with("src/a.txt", "changed\n"), true), nil), false},
-		{"the Dockerfile changed", fp(checkout(t, with("Dockerfile", "FROM scratch\n"), true), nil), false},
-		{"a build arg changed", fp(checkout(t, files, true), func(r *Request) { r.BuildArgs["V"] = "2" }), false},
-		{"a target set", fp(checkout(t, files, true), func(r *Request) { r.Target = "x" }), false},
+		{"same files in another checkout", fp(checkout(t, files, true), nil), fp(checkout(t, files, true), nil), true},
+		{"a source file changed", fp(checkout(t, with("src/a.txt", "changed\n"), true), nil), fp(checkout(t, files, true), nil), false},
+		{"the Dockerfile changed", fp(checkout(t, with("Dockerfile", "FROM scratch\n"), true), nil), fp(checkout(t, files, true), nil), false},
+		{"a build arg changed", fp(checkout(t, files, true), func(r *Request) { r.BuildArgs["V"] = "2" }), fp(checkout(t, files, true), nil), false},
+		{"a target set", fp(checkout(t, files, true), func(r *Request) { r.Target = "x" }), fp(checkout(t, files, true), nil), false},
 		{"a named context added", fp(checkout(t, files, true), func(r *Request) { r.Contexts = map[string]string{"lib": checkout(t, files, true)} }),
-			false},
-		// Only what HEAD holds counts: the guess may be wrong, never the build.
-		{"a change not committed", fp(uncommitted, nil), true},
+			fp(checkout(t, files, true), nil), false},
+		// What BuildKit receives counts, committed or not.
+		{"a change not committed", fp(uncommitted, nil), fp(checkout(t, files, true), nil), false},
+		{"a file deleted, not committed", fp(deleted, nil), fp(checkout(t, files, true), nil), false},
+		{"a generated git-ignored file, same bytes", fp(generated("v1"), nil), fp(generated("v1"), nil), true},
+		{"a generated git-ignored file changed, HEAD not", fp(generated("v2"), nil), fp(generated("v1"), nil), false},
+		{"a changed file .dockerignore leaves out", fp(ignoredOnly, nil), fp(generated("v1"), nil), true},
+		{"outside git: same files", fp(checkout(t, files, false), nil), fp(checkout(t, files, false), nil), true},
+		{"outside git: a file changed", fp(checkout(t, with("src/a.txt", "changed\n"), false), nil), fp(checkout(t, files, false), nil), false},
+		{"outside git: a file added", fp(checkout(t, with("src/c.txt", "c\n"), false), nil), fp(checkout(t, files, false), nil), false},
+		{"outside git: a file .dockerignore leaves out", fp(checkout(t, with("out/skip.log", "x\n"), false), nil),
+			fp(checkout(t, files, false), nil), true},
+		{"a named context outside git changed", fp(checkout(t, files, true), func(r *Request) { r.Contexts = map[string]string{"lib": checkout(t, with("x", "2"), false)} }),
+			fp(checkout(t, files, true), func(r *Request) { r.Contexts = map[string]string{"lib": checkout(t, with("x", "1"), false)} }), false},
 	} {
-		if (tc.got == base) != tc.same {
-			t.Errorf("%s: fingerprint %s, base %s; want same=%v", tc.name, tc.got, base, tc.same)
+		if (tc.got == tc.base) != tc.same {
+			t.Errorf("%s: fingerprint %s, base %s; want same=%v", tc.name, tc.got, tc.base, tc.same)
 		}
-	}
-	if got := fp(checkout(t, files, false), nil); got != "" {
-		t.Errorf("a context outside git: fingerprint %q, want none", got)
-	}
-	if got := fp(checkout(t, files, true), func(r *Request) { r.Contexts = map[string]string{"lib": t.TempDir()} }); got != "" {
-		t.Errorf("a named context outside git: fingerprint %q, want none", got)
 	}
 }

@@ -1,0 +1,81 @@
+package cacheref
+
+import (
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// maxMerged bounds the merged pull requests' caches one run imports: each is
+// probed before the build.
+const maxMerged = 3
+
+var (
+	// GitHub's squash merge ends the first line with "(#N)"; its merge commit
+	// starts "Merge pull request #N from owner/branch".
+	squashRE = regexp.MustCompile(`\(#([0-9]+)\)\s*$`)
+	mergeRE  = regexp.MustCompile(`^Merge pull request #([0-9]+) from `)
+	// A merge queue's branch is gh-readonly-queue/<base>/pr-<N>-<sha>.
+	queueRE = regexp.MustCompile(`^gh-readonly-queue/.+/pr-([0-9]+)-[0-9a-f]{40}$`)
+)
+
+// mergedByMessage is the pull request a commit message says it merged, or 0.
+func mergedByMessage(message string) int {
+	first, _, _ := strings.Cut(message, "\n")
+	for _, re := range []*regexp.Regexp{squashRE, mergeRE} {
+		if m := re.FindStringSubmatch(strings.TrimSpace(first)); m != nil {
+			if n, err := strconv.Atoi(m[1]); err == nil && n > 0 {
+				return n
+			}
+		}
+	}
+	return 0
+}
+
+// merged lists the pull requests this push or merge group merged, newest
+// first: the head commit's message, then the other pushed commits' (a push
+// of several merges), then known (the GitHub API's answer for a rebase merge,
+// whose messages name no pull request). Only a pull request's own run writes
+// its pr-N cache, and a fork's never does, so a number names a cache this
+// repository's code wrote or none at all.
+func merged(pl payload, queueBranch string, known []int) []int {
+	var nums []int
+	add := func(n int) {
+		if n > 0 && !slices.Contains(nums, n) {
+			nums = append(nums, n)
+		}
+	}
+	if m := queueRE.FindStringSubmatch(queueBranch); m != nil {
+		n, _ := strconv.Atoi(m[1])
+		add(n)
+	}
+	add(mergedByMessage(pl.HeadCommit.Message))
+	add(mergedByMessage(pl.MergeGroup.HeadCommit.Message))
+	for i := len(pl.Commits) - 1; i >= 0; i-- {
+		add(mergedByMessage(pl.Commits[i].Message))
+	}
+	for _, n := range known {
+		add(n)
+	}
+	if len(nums) > maxMerged {
+		nums = nums[:maxMerged]
+	}
+	return nums
+}
+
+// withMerged inserts the merged pull requests' keys after the run's own key,
+// before its fallbacks: their builds ran the steps this build needs.
+func withMerged(v verdict, nums []int) verdict {
+	if len(nums) == 0 || v.untrusted {
+		return v
+	}
+	head := min(1, len(v.reads))
+	reads := slices.Clone(v.reads[:head])
+	for _, n := range nums {
+		reads = append(reads, PRKey(n))
+	}
+	v.reads = append(reads, v.reads[head:]...)
+	v.merged = nums
+	return v
+}
