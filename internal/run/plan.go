@@ -8,6 +8,7 @@ import (
 
 	"github.com/ecr-build-cache/ecr-build-cache/internal/cacheref"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/registry"
+	"github.com/ecr-build-cache/ecr-build-cache/internal/solve"
 )
 
 // cachePlan is the cache references of this run, with what the registry said
@@ -49,6 +50,9 @@ func (r *runner) plan(ctx context.Context, tgt target, tr cacheref.Decision) (ca
 	}
 
 	p.probed = r.reg.Probe(ctx, p.Imports)
+	if len(p.Merged) > 0 {
+		p.probed = r.preferMerged(ctx, p)
+	}
 	p.imports = registry.Importable(p.probed)
 	for _, pr := range p.probed {
 		state := registry.State(pr, slices.Contains(p.imports, pr.Ref), false)
@@ -65,6 +69,33 @@ func (r *runner) plan(ctx context.Context, tgt target, tr cacheref.Decision) (ca
 		r.a.Warningf("no cache found (looked for %s): this build runs cold", strings.Join(p.Imports, ", "))
 	}
 	return p, r.checkRegistry(&p)
+}
+
+// preferMerged puts first the cache of a pull request this push merged when
+// it was written from exactly this build's inputs: the pull request's build
+// ran on refs/pull/N/merge, the tree the merge produced, so that cache holds
+// every step, where the branch's own lacks the pull request's changes. Any
+// other merged cache stays after the branch's own (one cache is imported).
+// The refs are probed again in the new order, so that the registry's blob
+// check covers the cache now imported.
+func (r *runner) preferMerged(ctx context.Context, p cachePlan) []registry.Ref {
+	fingerprint, err := solve.Fingerprint(ctx, r.request(p.Untrusted, p.why))
+	if err != nil || fingerprint == "" {
+		return p.probed
+	}
+	for i, pr := range p.probed {
+		if _, merged := p.Merged[pr.Ref]; merged && pr.Kind == registry.Cache && pr.Annotations[registry.InputsAnnotation] == fingerprint {
+			r.a.Infof("cache import: %s was written from this build's inputs by the pull request this commit merged: it comes first", pr.Ref)
+			refs := []string{pr.Ref}
+			for j, other := range p.probed {
+				if j != i {
+					refs = append(refs, other.Ref)
+				}
+			}
+			return r.reg.Probe(ctx, refs)
+		}
+	}
+	return p.probed
 }
 
 // checkRegistry stops a run whose registry did not answer a single probe, before
