@@ -19,6 +19,11 @@ func TestRefs(t *testing.T) {
 		t.Fatal(err)
 	}
 	forkPR := cacheref.Event{Name: "pull_request", Ref: "refs/pull/43/merge", Payload: fork}
+	squash, err := os.ReadFile("../cacheref/testdata/push_main_squash.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	merge := cacheref.Event{Name: "push", Ref: "refs/heads/main", Payload: squash}
 	tag := func(branch string) string {
 		return repo + ":" + cacheref.MountsTag("cache", cacheref.BranchKey(branch), "", "")
 	}
@@ -30,6 +35,8 @@ func TestRefs(t *testing.T) {
 	}{
 		{"push to a branch", push, []string{tag("feature/x"), tag("main")}, tag("feature/x")},
 		{"fork pull request", forkPR, []string{tag("develop"), tag("main")}, ""},
+		// The layer cache imports pr-42 too; its mounts are left out.
+		{"the default branch after a squash merge", merge, []string{tag("main")}, tag("main")},
 	} {
 		d, err := cacheref.Decide(tc.ev, cacheref.Options{})
 		if err != nil {
