@@ -39,7 +39,10 @@ type fakeSolver struct {
 	// hangExport holds a cache export until the solve is stopped, after the
 	// image was pushed when hangAfterPush is set.
 	hangExport, hangAfterPush bool
-	calls                     []client.SolveOpt
+	// took is how long each step that runs takes; names, when set, name the steps.
+	took  time.Duration
+	names []string
+	calls []client.SolveOpt
 }
 
 const fakeDigest = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
@@ -53,9 +56,15 @@ func (f *fakeSolver) Solve(ctx context.Context, _ *llb.Definition, opt client.So
 		st.Vertexes = append(st.Vertexes, &client.Vertex{Digest: digest.FromString(name), Name: name, Error: err, Started: &now, Completed: &now})
 	}
 	for i, c := range f.cached {
+		name, done := fmt.Sprintf("[%d/%d] RUN step %d", i+1, len(f.cached), i), now
+		if i < len(f.names) {
+			name = f.names[i]
+		}
+		if !c {
+			done = now.Add(f.took)
+		}
 		st.Vertexes = append(st.Vertexes, &client.Vertex{
-			Digest: digest.FromString(fmt.Sprint(i)), Name: fmt.Sprintf("[%d/%d] RUN step %d", i+1, len(f.cached), i),
-			Cached: c, Started: &now, Completed: &now,
+			Digest: digest.FromString(fmt.Sprint(i)), Name: name, Cached: c, Started: &now, Completed: &done,
 		})
 	}
 	send := func() error {
@@ -114,6 +123,7 @@ type fakeRegistry struct {
 	tagged    []string
 	staged    []string
 	annotated []string
+	sets      []map[string]string // every Annotate's annotations
 }
 
 func (f *fakeRegistry) Digest(_ context.Context, ref string) (string, error) {
@@ -122,6 +132,7 @@ func (f *fakeRegistry) Digest(_ context.Context, ref string) (string, error) {
 
 func (f *fakeRegistry) Annotate(_ context.Context, ref string, set map[string]string) (string, error) {
 	f.annotated = append(f.annotated, ref+" "+set[registry.InputsAnnotation])
+	f.sets = append(f.sets, set)
 	return "sha256:annotated", nil
 }
 
@@ -233,7 +244,7 @@ func finish(t *testing.T, r *runner, plan cachePlan, b built) exported {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := r.report(ctx, plan, b, exp); err != nil {
+	if err := r.report(ctx, plan, b, exp, nil); err != nil {
 		t.Fatal(err)
 	}
 	return exp
