@@ -137,3 +137,22 @@ func TestSummaryAndReportSayWhyABuildWasCold(t *testing.T) {
 		}
 	}
 }
+
+// cache-mounts given but no mount kept: the row and the output say so; no
+// input, no row.
+func TestReportCacheMountsNotKept(t *testing.T) {
+	t.Parallel()
+	for _, mounts := range [][]string{nil, {"auto"}} {
+		r, _, env := testRunner(t, &fakeSolver{cached: []bool{false}}, &fakeRegistry{}, false)
+		r.cfg.CacheMounts = mounts
+		sum := withSummary(t, env)
+		runPhases(t, r)
+		o, got := outputs(t, env), sum()
+		if mounts == nil && (o["cache-mounts"] != "" || strings.Contains(got, "Cache mounts")) {
+			t.Errorf("no cache-mounts input: output %q, summary:\n%s", o["cache-mounts"], got)
+		}
+		if mounts != nil && (o["cache-mounts"] != "none" || !strings.Contains(got, "| Cache mounts | not saved by this run")) {
+			t.Errorf("cache-mounts auto, none kept: output %q, summary:\n%s", o["cache-mounts"], got)
+		}
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ecr-build-cache/ecr-build-cache/internal/cacheref"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/solve"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/testing/fakeecr"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/testing/teststack"
@@ -104,5 +105,31 @@ func TestMetadataActionOutputsLandInTheECRRepository(t *testing.T) {
 		if err := json.Unmarshal(d.Manifest, &m); err != nil || m.Annotations["org.opencontainers.image.revision"] != "860c1904a1ce19322e91ac35af1ab07466440c37" {
 			t.Errorf("my-app:%s manifest annotations %v (%v)", tag, m.Annotations, err)
 		}
+	}
+}
+
+// The cache mounts row and output say whether the mounts were saved or came
+// through unchanged.
+func TestSummaryAndOutputReportCacheMounts(t *testing.T) {
+	s := teststack.Get(t)
+	const repo = "summary-mounts"
+	run := func(stamp string) (map[string]string, string) {
+		t.Helper()
+		r := pushRun(t, s, repo, "main", mountsInputs(t, s, "a", stamp))
+		if err := execRun(t, r); err != nil {
+			t.Fatalf("run: %v\n%s", err, r.Stdout())
+		}
+		return r.Outputs(t), r.Summary(t)
+	}
+	prune(t, s)
+	o, sum := run("one")
+	ref := s.Registry + "/" + repo + ":" + cacheref.MountsTag(cacheref.DefaultPrefix, cacheref.BranchKey("main"), "", "")
+	if want := "| Cache mounts | saved to `" + ref + "` where changed"; o["cache-mounts"] != "saved" || !strings.Contains(sum, want) {
+		t.Errorf("first run: cache-mounts %q; want saved and a summary row %q:\n%s", o["cache-mounts"], want, sum)
+	}
+	// The same build again on the same builder: every step is cached.
+	o, sum = run("one")
+	if o["cache-mounts"] != "unchanged" || !strings.Contains(sum, "| Cache mounts | unchanged: every step came from the cache") {
+		t.Errorf("cached run: cache-mounts %q:\n%s", o["cache-mounts"], sum)
 	}
 }
