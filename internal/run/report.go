@@ -56,7 +56,7 @@ func (r *runner) report(ctx context.Context, plan cachePlan, b built, exp export
 			return err
 		}
 	}
-	r.a.Infof("%d/%d steps cached%s; build took %s", cached, len(res.Steps), rep.savedText(", cache saved about "), res.Duration.Round(10*time.Millisecond))
+	r.a.Infof("%d/%d steps cached%s; build took %s", cached, len(res.Steps), rep.saved.text(", cache saved about "), res.Duration.Round(10*time.Millisecond))
 	if rep.cold != "" {
 		r.a.Infof("cold build: %s", rep.cold)
 	}
@@ -91,16 +91,16 @@ type saved struct {
 	known, of int
 }
 
-// savedText is "<prefix>N s", or "" when no cached step has a recorded time.
-func (rep cacheReport) savedText(prefix string) string {
-	if rep.saved.known == 0 {
+// text is "<prefix>N s", or "" when no cached step has a recorded time.
+func (s saved) text(prefix string) string {
+	if s.known == 0 {
 		return ""
 	}
-	s := fmt.Sprintf("%s%d s", prefix, int(rep.saved.total.Round(time.Second).Seconds()))
-	if rep.saved.known < rep.saved.of {
-		s += fmt.Sprintf(" (%d of %d cached steps have a recorded time)", rep.saved.known, rep.saved.of)
+	t := fmt.Sprintf("%s%d s", prefix, int(s.total.Round(time.Second).Seconds()))
+	if s.known < s.of {
+		t += fmt.Sprintf(" (%d of %d cached steps have a recorded time)", s.known, s.of)
 	}
-	return s
+	return t
 }
 
 // lastRunTimes are the step times the imports recorded, by solve.StepKey: the
@@ -278,7 +278,7 @@ func summary(dockerfile, platform string, plan cachePlan, b built, exp exported,
 	if platform != "" {
 		fmt.Fprintf(&sb, "| Platform | %s |\n", ghout.Code(platform))
 	}
-	fmt.Fprintf(&sb, "| Cached steps | %d/%d%s |\n", res.CachedSteps(), len(res.Steps), rep.savedText(": cache saved about "))
+	fmt.Fprintf(&sb, "| Cached steps | %d/%d%s |\n", res.CachedSteps(), len(res.Steps), rep.saved.text(": cache saved about "))
 	if rep.cold != "" {
 		fmt.Fprintf(&sb, "| Cold build | %s |\n", ghout.Cell(rep.cold))
 	}
@@ -353,7 +353,7 @@ func stepTables(sb *strings.Builder, steps []solve.Step, sv saved) {
 	if len(cached) == 1 {
 		plural = ""
 	}
-	fmt.Fprintf(sb, "\n<details><summary>%d cached step%s%s</summary>\n\n", len(cached), plural, cacheReport{saved: sv}.savedText(": saved about "))
+	fmt.Fprintf(sb, "\n<details><summary>%d cached step%s%s</summary>\n\n", len(cached), plural, sv.text(": saved about "))
 	fmt.Fprintf(sb, "| Cached step | Seconds when it last ran |\n|---|---|\n")
 	for _, s := range solve.Slowest(cached, maxStepRows) {
 		secs := "unknown"
