@@ -42,7 +42,9 @@ type fakeSolver struct {
 	// took is how long each step that runs takes; names, when set, name the steps.
 	took  time.Duration
 	names []string
-	calls []client.SolveOpt
+	// failWithCache fails every solve that imports a cache, with this error.
+	failWithCache string
+	calls         []client.SolveOpt
 }
 
 const fakeDigest = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
@@ -50,6 +52,9 @@ const fakeDigest = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa
 func (f *fakeSolver) Solve(ctx context.Context, _ *llb.Definition, opt client.SolveOpt, ch chan *client.SolveStatus) (*client.SolveResponse, error) {
 	defer close(ch)
 	f.calls = append(f.calls, opt)
+	if f.failWithCache != "" && len(opt.CacheImports) > 0 {
+		return nil, errors.New(f.failWithCache)
+	}
 	now := time.Now()
 	st := &client.SolveStatus{}
 	vertex := func(name, err string) {

@@ -115,6 +115,8 @@ func TestSummaryAndReportSayWhyABuildWasCold(t *testing.T) {
 		set  func(r *runner)
 		want string
 	}{
+		{"damaged cache", map[string]registry.Ref{main: cache(main)}, func(r *runner) { r.solver.(*fakeSolver).failWithCache = "failed to compute cache key: blob not found" },
+			"| Cold build | damaged cache: the build failed with " + main + " and ran again without it |"},
 		{"no cache yet", nil, nil, "| Cold build | no cache yet: none of " + refOf("feature") + ", " + main + " exists"},
 		{"no-cache", map[string]registry.Ref{main: cache(main)}, func(r *runner) { r.cfg.NoCache = true }, "| Cold build | no-cache: true runs every step |"},
 		{"nothing matched", map[string]registry.Ref{main: cache(main)}, nil, "| Cold build | no step matched the imported cache"},
