@@ -219,6 +219,9 @@ func Read(a *githubactions.Action, environ []string) (*Config, error) {
 	c.readBuildExtras(&p, in, list("platforms", true))
 	c.readEvent(&p, a)
 	c.Cleanup = boolean("cache-cleanup") && cacheref.IsCleanupEvent(c.Event)
+	if c.Cleanup {
+		checkCleanupOnly(&p, in, c.Event)
+	}
 	c.CleanupScopes = list("cache-cleanup-scopes", false)
 	c.CacheRefreshAfter = refreshAfter(&p, in("cache-refresh-days"))
 
@@ -275,6 +278,7 @@ func (c *Config) checkRefs(p *problems) {
 	if c.CacheRepository == "" {
 		c.CacheRepository = c.Repository
 	}
+	c.Tags = c.bareTags()
 	if c.CacheRepository == "" {
 		c.cacheFromFirstTag()
 	}
@@ -294,8 +298,10 @@ func (c *Config) checkRefs(p *problems) {
 	}
 	for _, t := range c.Tags {
 		if isFullRef(t) {
-			if _, err := reference.ParseNormalizedNamed(t); err != nil {
+			if named, err := reference.ParseNormalizedNamed(t); err != nil {
 				p.add("tags: %q is not a valid image reference: %v", t, err)
+			} else {
+				c.checkDockerHub(p, t, named)
 			}
 			continue
 		}
@@ -333,6 +339,51 @@ func (c *Config) cacheFromFirstTag() {
 	if c.Registry == "" {
 		c.Registry = reference.Domain(named)
 	}
+}
+
+// bareTags turns a tag written <repository>:<tag>, with the repository input
+// as its repository part and no registry (docker/metadata-action's tags output
+// for images: <repository>), into the bare tag, which goes to that repository
+// in the target registry: read as a full reference it would mean Docker Hub.
+func (c *Config) bareTags() []string {
+	out := slices.Clone(c.Tags)
+	for i, t := range out {
+		if tag, ok := strings.CutPrefix(t, c.Repository+":"); ok && c.Repository != "" && anchoredTag.MatchString(tag) {
+			out[i] = tag
+		}
+	}
+	return out
+}
+
+// dockerHubHosts are the names Docker Hub is written with in a reference or the
+// registry input.
+var dockerHubHosts = []string{"docker.io", "index.docker.io", "registry-1.docker.io"}
+
+// checkDockerHub refuses a full reference that names no registry, and so means
+// Docker Hub, while the build targets another registry (c.Registry: the
+// registry input, else the first tag's without a repository input, else ECR):
+// a tag from docker/metadata-action whose images input lacks the registry host
+// would otherwise be pushed to Docker Hub unnoticed. Docker Hub written out
+// (docker.io/...) is taken as meant.
+func (c *Config) checkDockerHub(p *problems, t string, named reference.Named) {
+	host, _, _ := strings.Cut(t, "/")
+	if reference.Domain(named) != "docker.io" || slices.Contains(dockerHubHosts, host) || slices.Contains(dockerHubHosts, c.Registry) {
+		return
+	}
+	target := "the ECR registry of the AWS credentials (the registry input is empty)"
+	if c.Registry != "" {
+		target = "registry " + c.Registry
+	}
+	tag := "latest"
+	if tagged, ok := named.(reference.Tagged); ok {
+		tag = tagged.Tag()
+	}
+	fix := fmt.Sprintf("set repository: %s and write %q (or give metadata-action's images the registry host)", reference.FamiliarName(named), tag)
+	if c.Repository != "" {
+		fix = fmt.Sprintf("write %q or %q for repository %s, or the registry host in full (<host>/%s)", tag, c.Repository+":"+tag, c.Repository, reference.FamiliarString(named))
+	}
+	p.add("tags: %q names no registry, so it means Docker Hub (%s), but this build pushes to %s: %s; write %q to push to Docker Hub on purpose",
+		t, named.String(), target, fix, "docker.io/"+reference.FamiliarString(named))
 }
 
 // isFullRef tells a full reference (registry/repo:tag) from a bare tag.

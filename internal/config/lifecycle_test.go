@@ -90,3 +90,44 @@ func TestCacheRefreshDays(t *testing.T) {
 		}
 	}
 }
+
+// A build step on a delete event or a closed pull request ("build after
+// merge") fails, naming cache-cleanup, instead of silently cleaning up.
+func TestCleanupEventWithBuildInputsFailsNamingCacheCleanup(t *testing.T) {
+	t.Parallel()
+	dir := appDir(t)
+	for _, tc := range []struct{ name, ref, fixture, event string }{
+		{"delete", "refs/heads/main", "delete_branch.json", "on a delete event"},
+		{"pull_request", "refs/pull/7/merge", "pull_request_closed.json", "on a pull_request event with action closed"},
+	} {
+		env := map[string]string{
+			"INPUT_REPOSITORY": "my-app", "INPUT_CONTEXT": dir,
+			"INPUT_TAGS": "main", "INPUT_BUILD-ARGS": "A=1", "INPUT_PUSH": "false", "INPUT_PLATFORMS": "linux/amd64",
+		}
+		event(t, env, tc.name, tc.ref, tc.fixture)
+		_, err := Read(action(env), nil)
+		want := "cache-cleanup: " + tc.event + " this step deletes the cache of the branch or pull request and builds nothing (cache-cleanup defaults to true), " +
+			"but it is given build inputs (tags, push, build-args); to build on this event set cache-cleanup: false"
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v\nwant %s", tc.name, err, want)
+		}
+
+		// cache-cleanup: false builds as asked.
+		env["INPUT_CACHE-CLEANUP"] = "false"
+		if c, err := Read(action(env), nil); err != nil || c.Cleanup {
+			t.Errorf("%s with cache-cleanup false: cleanup %v, %v", tc.name, c != nil && c.Cleanup, err)
+		}
+	}
+
+	// The cleanup recipe's step (repository alone), with every default
+	// written out as action.yml's default: keys make the runner pass them,
+	// and platforms (the cleanup reads them), is still a cleanup.
+	env := map[string]string{"INPUT_REPOSITORY": "my-app", "INPUT_PLATFORMS": "linux/arm64"}
+	for _, name := range buildInputs {
+		env[envName(name)] = inputDefaults[name]
+	}
+	event(t, env, "pull_request", "refs/pull/7/merge", "pull_request_closed.json")
+	if c, err := Read(action(env), nil); err != nil || !c.Cleanup {
+		t.Errorf("the cleanup recipe: %v", err)
+	}
+}

@@ -115,15 +115,25 @@ func (r *runner) export(ctx context.Context, plan cachePlan, b built) (exported,
 }
 
 // saved warns of a failed export, and marks a written cache with the inputs
-// it was built from (a failure to mark it costs the next build's guess only).
+// it was built from and its steps' times (a failure to mark it costs the next
+// build's guess and its "cache saved" figure only).
 func (r *runner) saved(ctx context.Context, plan cachePlan, b built, out exported) {
-	switch {
-	case out.Err != nil:
+	if out.Err != nil {
 		r.a.Warningf("cache not saved to %s (the image is fine): %s", plan.Export, out.Err)
-	case b.fingerprint != "":
-		if _, err := r.reg.Annotate(ctx, plan.Export, map[string]string{registry.InputsAnnotation: b.fingerprint}); err != nil {
-			r.a.Infof("could not mark %s with the build's inputs (%s): the next build guesses from the cache alone", plan.Export, ghout.Line(err.Error()))
-		}
+		return
+	}
+	set := map[string]string{}
+	if b.fingerprint != "" {
+		set[registry.InputsAnnotation] = b.fingerprint
+	}
+	if times := stepTimes(plan, b); times != "" {
+		set[solve.StepsAnnotation] = times
+	}
+	if len(set) == 0 {
+		return
+	}
+	if _, err := r.reg.Annotate(ctx, plan.Export, set); err != nil {
+		r.a.Infof("could not mark %s with the build's inputs and step times (%s): the next build guesses from the cache alone", plan.Export, ghout.Line(err.Error()))
 	}
 }
 

@@ -114,6 +114,7 @@ func reportMerge(a *githubactions.Action, req registry.IndexRequest, idx registr
 	for _, out := range []struct{ k, v string }{
 		{"digest", idx.Descriptor.Digest.String()},
 		{"image", req.Tags[0]},
+		{"registry", registryHost(req.Tags[0])},
 		{"pushed", "true"},
 		{"metadata", string(meta)},
 		{"platform", strings.Join(idx.Platforms, ",")},

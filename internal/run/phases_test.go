@@ -39,7 +39,12 @@ type fakeSolver struct {
 	// hangExport holds a cache export until the solve is stopped, after the
 	// image was pushed when hangAfterPush is set.
 	hangExport, hangAfterPush bool
-	calls                     []client.SolveOpt
+	// took is how long each step that runs takes; names, when set, name the steps.
+	took  time.Duration
+	names []string
+	// failWithCache fails every solve that imports a cache, with this error.
+	failWithCache string
+	calls         []client.SolveOpt
 }
 
 const fakeDigest = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
@@ -47,15 +52,24 @@ const fakeDigest = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa
 func (f *fakeSolver) Solve(ctx context.Context, _ *llb.Definition, opt client.SolveOpt, ch chan *client.SolveStatus) (*client.SolveResponse, error) {
 	defer close(ch)
 	f.calls = append(f.calls, opt)
+	if f.failWithCache != "" && len(opt.CacheImports) > 0 {
+		return nil, errors.New(f.failWithCache)
+	}
 	now := time.Now()
 	st := &client.SolveStatus{}
 	vertex := func(name, err string) {
 		st.Vertexes = append(st.Vertexes, &client.Vertex{Digest: digest.FromString(name), Name: name, Error: err, Started: &now, Completed: &now})
 	}
 	for i, c := range f.cached {
+		name, done := fmt.Sprintf("[%d/%d] RUN step %d", i+1, len(f.cached), i), now
+		if i < len(f.names) {
+			name = f.names[i]
+		}
+		if !c {
+			done = now.Add(f.took)
+		}
 		st.Vertexes = append(st.Vertexes, &client.Vertex{
-			Digest: digest.FromString(fmt.Sprint(i)), Name: fmt.Sprintf("[%d/%d] RUN step %d", i+1, len(f.cached), i),
-			Cached: c, Started: &now, Completed: &now,
+			Digest: digest.FromString(fmt.Sprint(i)), Name: name, Cached: c, Started: &now, Completed: &done,
 		})
 	}
 	send := func() error {
@@ -114,6 +128,7 @@ type fakeRegistry struct {
 	tagged    []string
 	staged    []string
 	annotated []string
+	sets      []map[string]string // every Annotate's annotations
 }
 
 func (f *fakeRegistry) Digest(_ context.Context, ref string) (string, error) {
@@ -122,6 +137,7 @@ func (f *fakeRegistry) Digest(_ context.Context, ref string) (string, error) {
 
 func (f *fakeRegistry) Annotate(_ context.Context, ref string, set map[string]string) (string, error) {
 	f.annotated = append(f.annotated, ref+" "+set[registry.InputsAnnotation])
+	f.sets = append(f.sets, set)
 	return "sha256:annotated", nil
 }
 
@@ -242,7 +258,7 @@ func finish(t *testing.T, r *runner, plan cachePlan, b built) exported {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := r.report(ctx, plan, b, exp); err != nil {
+	if err := r.report(ctx, plan, b, exp, nil); err != nil {
 		t.Fatal(err)
 	}
 	return exp

@@ -99,7 +99,7 @@ func Run(ctx context.Context, a *githubactions.Action, out *ghout.Writer, enviro
 	if err := r.saveMounts(ctx, mounts, b); err != nil {
 		return err
 	}
-	return r.report(ctx, plan, b, exp)
+	return r.report(ctx, plan, b, exp, mounts)
 }
 
 // runner holds what every phase after the target uses.

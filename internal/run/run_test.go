@@ -171,7 +171,7 @@ func TestColdBuildThenPrunedRebuildIsFullyCached(t *testing.T) {
 	if got, err := teststack.ImageFile(image, "/app/greeting", nil); err != nil || got != "hello\n" {
 		t.Errorf("/app/greeting after cached rebuild = %q, %v; want hello", got, err)
 	}
-	if sum := r.Summary(t); !strings.Contains(sum, "| Cached steps | 3/3 |") {
+	if sum := r.Summary(t); !strings.Contains(sum, "| Cached steps | 3/3: cache saved about ") {
 		t.Errorf("job summary lacks the cached/total line:\n%s", sum)
 	}
 }

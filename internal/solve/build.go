@@ -105,8 +105,10 @@ type Result struct {
 	ImageID string // config digest
 	Steps   []Step
 	// Warnings are what the frontend warned about (lint rules, deprecated syntax).
-	Warnings         []Warning
-	Duration         time.Duration
+	Warnings []Warning
+	Duration time.Duration // the whole solve
+	// ImageDuration is the image export's part of Duration, its push included.
+	ImageDuration    time.Duration
 	ExporterResponse map[string]string
 	// Pushed is set when the image reached the registry (Digest names it).
 	Pushed bool
@@ -232,7 +234,7 @@ func Build(ctx context.Context, s Solver, req Request, progress io.Writer) (*Res
 		t.add(st)
 		clocks.watch(st)
 	})
-	res := &Result{Steps: t.result(), Warnings: t.warnings, Duration: time.Since(start)}
+	res := &Result{Steps: t.result(), Warnings: t.warnings, Duration: time.Since(start), ImageDuration: t.imageDone}
 	names := strings.Join(req.imageNames(), ", ")
 	switch cause := context.Cause(solveCtx); {
 	case ctx.Err() != nil:
@@ -467,14 +469,27 @@ func solve(ctx context.Context, run solveFunc, progress io.Writer, observe func(
 	})
 	eg.Go(func() error {
 		defer close(displayCh)
-		for st := range solveCh {
-			observe(st)
-			for _, f := range filters {
-				st = f(st)
+		watch := newExportWatch()
+		tick := time.NewTicker(stillRunningEvery / 3)
+		defer tick.Stop()
+		for {
+			select {
+			case st, ok := <-solveCh:
+				if !ok {
+					return nil
+				}
+				observe(st)
+				watch.add(st, time.Now())
+				for _, f := range filters {
+					st = f(st)
+				}
+				displayCh <- st
+			case now := <-tick.C:
+				if st := watch.still(now); st != nil {
+					displayCh <- st
+				}
 			}
-			displayCh <- st
 		}
-		return nil
 	})
 	eg.Go(func() error {
 		d, err := progressui.NewDisplay(progress, progressui.PlainMode)

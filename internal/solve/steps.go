@@ -2,12 +2,18 @@ package solve
 
 import (
 	"cmp"
+	"fmt"
+	"maps"
 	"regexp"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/docker/go-units"
 	"github.com/moby/buildkit/client"
+	digest "github.com/opencontainers/go-digest"
 )
 
 // Step is one Dockerfile instruction as BuildKit ran (or skipped) it.
@@ -34,9 +40,12 @@ type tally struct {
 	// (non-fatal under ignore-error=true, moby/buildkit#3430).
 	cacheExportErr string
 	exportStart    time.Time // when the cache export was seen to start
-	imageErr       string    // the error of a failed "exporting to image" vertex
-	image          imageProgress
-	warnings       []Warning
+	// exportDone and imageDone are how long the cache export and the image
+	// export (its push included) took, by the builder's clock; 0 until done.
+	exportDone, imageDone time.Duration
+	imageErr              string // the error of a failed "exporting to image" vertex
+	image                 imageProgress
+	warnings              []Warning
 }
 
 // imageProgress is what the image exporter's progress told of the image.
@@ -77,9 +86,12 @@ func (p imageProgress) pushed(names int) (digest, config string, ok bool) {
 	return digest, p.config, digest != "" && p.pushedNames >= names
 }
 
-// exportTook is how long the cache export has run.
+// exportTook is how long the cache export took, or has run when it was stopped.
 func (t *tally) exportTook() time.Duration {
-	if t.exportStart.IsZero() {
+	switch {
+	case t.exportDone > 0:
+		return t.exportDone
+	case t.exportStart.IsZero():
 		return 0
 	}
 	return time.Since(t.exportStart)
@@ -123,11 +135,13 @@ func (t *tally) add(st *client.SolveStatus) {
 			if v.Error != "" {
 				t.cacheExportErr = v.Error
 			}
+			t.exportDone = max(t.exportDone, took(v))
 			continue
 		case strings.HasPrefix(v.Name, "exporting to image"):
 			if v.Error != "" {
 				t.imageErr = v.Error
 			}
+			t.imageDone = max(t.imageDone, took(v))
 			continue
 		}
 		if !isStep(v.Name) {
@@ -143,10 +157,18 @@ func (t *tally) add(st *client.SolveStatus) {
 		if v.Error != "" {
 			s.Error = v.Error
 		}
-		if v.Started != nil && v.Completed != nil {
-			s.Duration = v.Completed.Sub(*v.Started)
+		if d := took(v); d > 0 {
+			s.Duration = d
 		}
 	}
+}
+
+// took is how long a completed vertex ran; 0 while it runs.
+func took(v *client.Vertex) time.Duration {
+	if v.Started == nil || v.Completed == nil {
+		return 0
+	}
+	return v.Completed.Sub(*v.Started)
 }
 
 // isStep reports whether a vertex is a Dockerfile build step. FROM is not one:
@@ -173,4 +195,118 @@ func Slowest(steps []Step, n int) []Step {
 		s = s[:n]
 	}
 	return s
+}
+
+// StepsAnnotation is the cache manifest annotation holding how long each step
+// of the build that wrote the cache took when it last ran (EncodeTimes), so
+// that a later build served by the cache can tell the time it saved.
+const StepsAnnotation = "com.github.ecr-build-cache.steps"
+
+// maxTimes bounds StepsAnnotation: the slowest steps only, about 2 KB.
+const maxTimes = 100
+
+// StepKey names a step in StepsAnnotation: a short digest of its name. Not the
+// vertex digest, which changes with every session's build context; the name
+// ("[stage n/m] RUN ...") is the Dockerfile's, and a digest of it keeps the
+// Dockerfile's text out of the annotation.
+func StepKey(name string) string {
+	return digest.FromString(name).Encoded()[:16]
+}
+
+// EncodeTimes writes step times (by StepKey) as "key=seconds,...", the slowest
+// maxTimes first, to a tenth of a second; steps under that are left out.
+func EncodeTimes(times map[string]time.Duration) string {
+	keys := make([]string, 0, len(times))
+	for k, d := range times {
+		if d >= 100*time.Millisecond {
+			keys = append(keys, k)
+		}
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if times[keys[i]] != times[keys[j]] {
+			return times[keys[i]] > times[keys[j]]
+		}
+		return keys[i] < keys[j]
+	})
+	if len(keys) > maxTimes {
+		keys = keys[:maxTimes]
+	}
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = k + "=" + strconv.FormatFloat(times[k].Seconds(), 'f', 1, 64)
+	}
+	return strings.Join(parts, ",")
+}
+
+// DecodeTimes reads EncodeTimes' text, skipping what it cannot read: the
+// annotation is in a registry anyone with push access may write.
+func DecodeTimes(s string) map[string]time.Duration {
+	out := map[string]time.Duration{}
+	for _, part := range strings.Split(s, ",") {
+		k, v, ok := strings.Cut(part, "=")
+		sec, err := strconv.ParseFloat(v, 64)
+		if !ok || k == "" || err != nil || !(sec >= 0 && sec <= 24*3600) || len(out) >= maxTimes {
+			continue
+		}
+		out[k] = time.Duration(sec * float64(time.Second)).Round(100 * time.Millisecond)
+	}
+	return out
+}
+
+// stillRunningEvery is the longest a running image or cache export goes
+// without a line in the log: a large upload is otherwise silent for minutes.
+var stillRunningEvery = 30 * time.Second
+
+// exportWatch follows the running image and cache exports of a solve, with the
+// bytes each has sent, to say they are still running.
+type exportWatch struct {
+	running map[digest.Digest]*watched
+}
+
+type watched struct {
+	name           string
+	started, shown time.Time
+	sent           map[string]int64 // bytes per progress item (a layer)
+}
+
+func newExportWatch() *exportWatch { return &exportWatch{running: map[digest.Digest]*watched{}} }
+
+func (w *exportWatch) add(st *client.SolveStatus, now time.Time) {
+	for _, v := range st.Vertexes {
+		switch {
+		case !strings.HasPrefix(v.Name, "exporting to image") && !strings.HasPrefix(v.Name, "exporting cache"):
+		case v.Completed != nil:
+			delete(w.running, v.Digest)
+		case v.Started != nil && w.running[v.Digest] == nil:
+			w.running[v.Digest] = &watched{name: v.Name, started: now, shown: now, sent: map[string]int64{}}
+		}
+	}
+	for _, vs := range st.Statuses {
+		if r := w.running[vs.Vertex]; r != nil && vs.Total > 0 {
+			r.sent[vs.ID] = vs.Current
+		}
+	}
+}
+
+// still is a log line on each export that has run stillRunningEvery without
+// one (the ticker calls it a few times as often), nil when none is due.
+func (w *exportWatch) still(now time.Time) *client.SolveStatus {
+	var st *client.SolveStatus
+	for _, d := range slices.Sorted(maps.Keys(w.running)) {
+		r := w.running[d]
+		if now.Sub(r.shown) < stillRunningEvery*2/3 {
+			continue
+		}
+		r.shown = now
+		var sent int64
+		for _, n := range r.sent {
+			sent += n
+		}
+		line := fmt.Sprintf("still %s after %s: %s sent so far\n", r.name, now.Sub(r.started).Round(time.Second), units.BytesSize(float64(sent)))
+		if st == nil {
+			st = &client.SolveStatus{}
+		}
+		st.Logs = append(st.Logs, &client.VertexLog{Vertex: d, Stream: 1, Data: []byte(line), Timestamp: now})
+	}
+	return st
 }

@@ -1,6 +1,11 @@
 package solve
 
 import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -62,4 +67,110 @@ func TestTallyDedupesVertexUpdates(t *testing.T) {
 	if s := Slowest(res.Steps, 1); len(s) != 1 || s[0].Name != "[2/3] RUN make" {
 		t.Errorf("Slowest = %+v", s)
 	}
+}
+
+func TestTallyTimesTheImageAndCacheExportsApart(t *testing.T) {
+	t0 := time.Unix(100, 0)
+	at := func(s int) *time.Time { v := t0.Add(time.Duration(s) * time.Second); return &v }
+	tl := newTally()
+	tl.add(&client.SolveStatus{Vertexes: []*client.Vertex{
+		{Digest: digest.FromString("run"), Name: "[2/2] RUN make", Started: at(0), Completed: at(10)},
+		{Digest: digest.FromString("image"), Name: "exporting to image", Started: at(10), Completed: at(13)},
+		{Digest: digest.FromString("cache"), Name: "exporting cache to registry", Started: at(13), Completed: at(20)},
+	}})
+	if tl.imageDone != 3*time.Second || tl.exportTook() != 7*time.Second {
+		t.Errorf("image export %v, cache export %v; want 3s and 7s", tl.imageDone, tl.exportTook())
+	}
+}
+
+func TestStepTimesRoundTripBounded(t *testing.T) {
+	times := map[string]time.Duration{
+		StepKey("[2/3] RUN make"):      12345 * time.Millisecond,
+		StepKey("[3/3] COPY . /src"):   50 * time.Millisecond, // too short to keep
+		StepKey("[builder 2/4] RUN x"): 2 * time.Second,
+	}
+	enc := EncodeTimes(times)
+	want := StepKey("[2/3] RUN make") + "=12.3," + StepKey("[builder 2/4] RUN x") + "=2.0"
+	if enc != want {
+		t.Errorf("EncodeTimes = %q, want %q (slowest first, tenths, short steps left out)", enc, want)
+	}
+	got := DecodeTimes(enc)
+	if len(got) != 2 || got[StepKey("[2/3] RUN make")] != 12300*time.Millisecond {
+		t.Errorf("DecodeTimes = %v", got)
+	}
+
+	// A Dockerfile of many steps still writes a bounded annotation.
+	many := map[string]time.Duration{}
+	for i := range 1000 {
+		many[StepKey(fmt.Sprintf("[%d/1000] RUN step", i))] = time.Duration(i+1) * time.Second
+	}
+	enc = EncodeTimes(many)
+	if n := strings.Count(enc, ",") + 1; n != maxTimes || len(enc) > 2500 || !strings.HasPrefix(enc, StepKey("[999/1000] RUN step")+"=1000.0,") {
+		t.Errorf("1000 steps: %d entries, %d bytes, starting %.40s", n, len(enc), enc)
+	}
+
+	// What anyone with push access could have written is read safely.
+	for _, bad := range []string{"", "garbage", "k=-1", "k=NaN", "k=1e99", "k==1", "=,=,"} {
+		if got := DecodeTimes(bad); len(got) != 0 {
+			t.Errorf("DecodeTimes(%q) = %v", bad, got)
+		}
+	}
+}
+
+// A long export says it is still running, with the bytes sent so far.
+func TestLongExportPrintsStillRunning(t *testing.T) {
+	defer func(d time.Duration) { stillRunningEvery = d }(stillRunningEvery)
+	stillRunningEvery = 30 * time.Millisecond
+	out := &signalWriter{want: "still exporting cache to registry after", seen: make(chan struct{})}
+	cache := digest.FromString("cache")
+	now := time.Now()
+	run := func(ctx context.Context, ch chan *client.SolveStatus) (*client.SolveResponse, error) {
+		defer close(ch)
+		ch <- &client.SolveStatus{
+			Vertexes: []*client.Vertex{{Digest: cache, Name: "exporting cache to registry", Started: &now}},
+			Statuses: []*client.VertexStatus{
+				{ID: "writing layer sha256:aaa", Vertex: cache, Current: 3 << 20, Total: 8 << 20, Started: &now},
+				{ID: "writing layer sha256:bbb", Vertex: cache, Current: 2 << 20, Total: 2 << 20, Started: &now},
+			},
+		}
+		select { // the export hangs until the line is out
+		case <-out.seen:
+		case <-time.After(time.Minute):
+			return nil, errors.New("no still-running line within a minute")
+		}
+		done := time.Now()
+		ch <- &client.SolveStatus{Vertexes: []*client.Vertex{{Digest: cache, Name: "exporting cache to registry", Started: &now, Completed: &done}}}
+		return &client.SolveResponse{}, nil
+	}
+	if _, err := solve(context.Background(), run, out, func(*client.SolveStatus) {}); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	if !strings.Contains(out.String(), ": 5MiB sent so far") {
+		t.Errorf("no bytes so far in:\n%s", out.String())
+	}
+}
+
+// signalWriter is a progress display's output that closes seen once want is in it.
+type signalWriter struct {
+	mu   sync.Mutex
+	buf  strings.Builder
+	want string
+	seen chan struct{}
+}
+
+func (w *signalWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf.Write(p)
+	if strings.Contains(w.buf.String(), w.want) && w.seen != nil {
+		close(w.seen)
+		w.seen = nil
+	}
+	return len(p), nil
+}
+
+func (w *signalWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.String()
 }
