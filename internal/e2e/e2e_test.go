@@ -77,20 +77,8 @@ func newE2E(s *teststack.Stack) (*e2e, error) {
 	if err := copyRepo(teststack.RepoRoot(), e.workspace); err != nil {
 		return nil, fmt.Errorf("copy the repository: %w", err)
 	}
-	// act reads the ref, SHA and workflow files of a git repository.
-	git := func(args ...string) error {
-		cmd := exec.Command("git", append([]string{"-c", "user.name=e2e", "-c", "user.email=e2e@localhost", "-c", "commit.gpgsign=false"}, args...)...)
-		cmd.Dir = e.workspace
-		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + e.home, "GIT_CONFIG_NOSYSTEM=1", "AWS_EC2_METADATA_DISABLED=true"}
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("git %v: %w\n%s", args, err, out)
-		}
-		return nil
-	}
-	for _, args := range [][]string{{"init", "-q", "-b", "main"}, {"add", "-A"}, {"commit", "-q", "-m", "e2e"}} {
-		if err := git(args...); err != nil {
-			return nil, err
-		}
+	if err := commitAll(e.workspace, e.home); err != nil {
+		return nil, err
 	}
 	// The reusable workflows run the action of their own release.
 	e.standInMap = []string{"--local-repository", releaseRef + "=" + e.workspace}
