@@ -227,3 +227,44 @@ func TestOtherRepositoryCallsTheReusableWorkflowsAtTheRelease(t *testing.T) {
 		}
 	}
 }
+
+// The release job's rewrite, run as it runs there: every action step of both
+// reusable workflows names the exact release tag afterwards, so a caller at
+// @vN, @vX.Y.Z or the release commit runs the action of that same release.
+func TestReleaseRewritesTheReusableWorkflowsToTheirOwnTag(t *testing.T) {
+	t.Parallel()
+	var sed string
+	for _, line := range strings.Split(string(readRepoFile(t, ".github/workflows/release.yml")), "\n") {
+		if l := strings.TrimSpace(line); strings.HasPrefix(l, "sed -i -E ") && strings.Contains(l, "build-image.yml") {
+			sed = l
+		}
+	}
+	if sed == "" {
+		t.Fatal("release.yml has no sed -i -E line rewriting build-image.yml")
+	}
+	dir := t.TempDir()
+	want := map[string]int{}
+	for _, name := range []string{"build-image.yml", "build-multiarch.yml"} {
+		b := readRepoFile(t, ".github/workflows/"+name)
+		want[name] = strings.Count(string(b), "uses: "+releaseRef+"\n")
+		if want[name] == 0 || strings.Contains(string(b), "uses: ./\n") {
+			t.Errorf("%s: want its action steps as `uses: %s` (the form act maps and the release rewrites), none as uses: ./", name, releaseRef)
+		}
+		writeFile(t, filepath.Join(dir, ".github/workflows", name), b, 0o644)
+	}
+	cmd := exec.Command("bash", "-c", sed)
+	cmd.Dir = dir
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "GITHUB_REPOSITORY=octo/ecr-build-cache", "TAG=v1.4.2"}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v\n%s", sed, err, out)
+	}
+	for name, n := range want {
+		b, err := os.ReadFile(filepath.Join(dir, ".github/workflows", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Count(string(b), "uses: octo/ecr-build-cache@v1.4.2\n"); got != n || strings.Contains(string(b), "uses: "+releaseRef) {
+			t.Errorf("%s after the release rewrite: %d steps name octo/ecr-build-cache@v1.4.2, want %d and none left at %s:\n%s", name, got, n, releaseRef, b)
+		}
+	}
+}
