@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ecr-build-cache/ecr-build-cache/internal/cacheref"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/testing/fakeecr"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/testing/teststack"
 )
@@ -131,7 +132,8 @@ func tagsOf(t *testing.T, repo string) []string {
 
 // The quick start, verbatim, in a repository of its own: a push to main
 // builds cold and pushes my-app:<sha> to the ECR registry; on a fresh builder
-// the next push is fully cached; a fork's pull request builds and writes
+// the next push is fully cached; a pull request from a branch builds from
+// that cache and pushes no image; a fork's pull request builds and writes
 // nothing, without ever running the AWS step.
 func TestQuickStartVerbatimColdThenCachedAndForkSafe(t *testing.T) {
 	e := setup(t)
@@ -159,6 +161,15 @@ func TestQuickStartVerbatimColdThenCachedAndForkSafe(t *testing.T) {
 	if !strings.Contains(warm.Log, "3/3 steps cached") || !strings.Contains(warm.Log, "| Cached steps | 3/3") {
 		t.Errorf("second run on a fresh builder: want 3/3 steps cached in the log and the job summary:\n%s", tail(warm.Log, 4000))
 	}
+
+	// A pull request from a branch of the repository builds from main's cache
+	// and keeps its own cache tag; its image is not pushed.
+	prune(t, s)
+	pr := r.act(t, e, "pull_request", "build.yml", "pr.json", map[string]string{})
+	if !strings.Contains(pr.Log, "3/3 steps cached") || !strings.Contains(pr.Log, "| Image | not pushed |") {
+		t.Errorf("same-repository pull request: want a build from main's cache that pushes no image:\n%s", tail(pr.Log, 4000))
+	}
+	mustExist(t, s.Registry+"/my-app:"+cacheref.Tag(cacheref.DefaultPrefix, cacheref.PRKey(8), "", ""))
 
 	before := tagsOf(t, s.Registry+"/my-app")
 	prune(t, s)
