@@ -169,7 +169,10 @@ func TestQuickStartVerbatimColdThenCachedAndForkSafe(t *testing.T) {
 	if !strings.Contains(pr.Log, "3/3 steps cached") || !strings.Contains(pr.Log, "| Image | not pushed |") {
 		t.Errorf("same-repository pull request: want a build from main's cache that pushes no image:\n%s", tail(pr.Log, 4000))
 	}
-	mustExist(t, s.Registry+"/my-app:"+cacheref.Tag(cacheref.DefaultPrefix, cacheref.PRKey(8), "", ""))
+	prCache := s.Registry + "/my-app:" + cacheref.Tag(cacheref.DefaultPrefix, cacheref.PRKey(8), "", "")
+	if _, found, err := teststack.Manifest(prCache, nil); err != nil || !found {
+		t.Errorf("same-repository pull request: no cache tag %s (found=%v, %v):\n%s", prCache, found, err, tail(pr.Log, 4000))
+	}
 
 	before := tagsOf(t, s.Registry+"/my-app")
 	prune(t, s)
