@@ -77,21 +77,11 @@ func newE2E(s *teststack.Stack) (*e2e, error) {
 	if err := copyRepo(teststack.RepoRoot(), e.workspace); err != nil {
 		return nil, fmt.Errorf("copy the repository: %w", err)
 	}
-	// act reads the ref, SHA and workflow files of a git repository.
-	git := func(args ...string) error {
-		cmd := exec.Command("git", append([]string{"-c", "user.name=e2e", "-c", "user.email=e2e@localhost", "-c", "commit.gpgsign=false"}, args...)...)
-		cmd.Dir = e.workspace
-		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + e.home, "GIT_CONFIG_NOSYSTEM=1", "AWS_EC2_METADATA_DISABLED=true"}
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("git %v: %w\n%s", args, err, out)
-		}
-		return nil
+	if err := commitAll(e.workspace, e.home); err != nil {
+		return nil, err
 	}
-	for _, args := range [][]string{{"init", "-q", "-b", "main"}, {"add", "-A"}, {"commit", "-q", "-m", "e2e"}} {
-		if err := git(args...); err != nil {
-			return nil, err
-		}
-	}
+	// The reusable workflows run the action of their own release.
+	e.standInMap = []string{"--local-repository", releaseRef + "=" + e.workspace}
 	// act reads a remote action's action.yml even for a skipped step; the
 	// workflows' pinned AWS step is skipped here, so it maps to a stand-in that fails if run.
 	var pins []string
@@ -187,13 +177,25 @@ func (e *e2e) act(t *testing.T, event, workflow, eventFile string, vars map[stri
 // tryAct runs act and returns its error: a failed job makes act exit non-zero.
 func (e *e2e) tryAct(t *testing.T, event, workflow, eventFile string, vars map[string]string) (actRun, error) {
 	t.Helper()
+	return e.tryActIn(t, actDir{dir: e.workspace, workflows: filepath.Join(testdata, "workflows"), events: filepath.Join(testdata, "events")}, event, workflow, eventFile, vars)
+}
+
+// actDir is where act runs: a repository, its workflows and event payloads
+// (relative to it), and what that run adds to act's flags and environment.
+type actDir struct {
+	dir, workflows, events string
+	args, env              []string
+}
+
+func (e *e2e) tryActIn(t *testing.T, in actDir, event, workflow, eventFile string, vars map[string]string) (actRun, error) {
+	t.Helper()
 	result := filepath.Join(t.TempDir(), "outputs.json")
 	args := []string{event,
 		// Each act run is its own workflow run, as on GitHub (act's default is 1 for all).
 		"--env", "GITHUB_RUN_ID=" + strconv.FormatInt(runIDs.Add(1), 10),
 		"-P", "ubuntu-latest=-self-hosted",
-		"-W", filepath.Join(testdata, "workflows", workflow),
-		"-e", filepath.Join(testdata, "events", eventFile),
+		"-W", filepath.Join(in.workflows, workflow),
+		"-e", filepath.Join(in.events, eventFile),
 		"--defaultbranch", "main",
 		"--env", "GITHUB_REPOSITORY=octo/app",
 		"--var", "REGISTRY=" + e.stack.Registry,
@@ -206,21 +208,21 @@ func (e *e2e) tryAct(t *testing.T, event, workflow, eventFile string, vars map[s
 		"--action-offline-mode", "--pull=false", "--container-daemon-socket", "-",
 		"--no-cache-server", "--cache-server-addr", "127.0.0.1", "--artifact-server-addr", "127.0.0.1",
 	}
-	args = append(args, e.standInMap...)
+	args = append(append(args, e.standInMap...), in.args...) // later --local-repository flags win
 	for k, v := range vars {
 		args = append(args, "--var", k+"="+v)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, e.stack.Tool("act"), args...)
-	cmd.Dir = e.workspace
+	cmd.Dir = in.dir
 	// act hands its own environment to the steps, so this is the runner's.
 	cmd.Env = append([]string{
 		"PATH=" + os.Getenv("PATH"),
 		"HOME=" + e.home,
 		"ACT_DISABLE_VERSION_CHECK=1",
 		"AWS_EC2_METADATA_DISABLED=true",
-	}, e.goEnv...)
+	}, slices.Concat(e.goEnv, in.env)...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	start := time.Now()
