@@ -2,9 +2,11 @@ package e2e_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -17,6 +19,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	controlapi "github.com/moby/buildkit/api/services/control"
 	"github.com/moby/buildkit/client"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/ecr-build-cache/ecr-build-cache/internal/testing/faultproxy"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/testing/teststack"
@@ -26,8 +29,11 @@ import (
 // runner does, by signalling the node process of dist/launcher.js, at three
 // moments: while a RUN step runs, while the image manifest is being pushed,
 // and while the cache manifest is being pushed (held by a fault proxy). The
-// action's binary must be gone within the 10 s the runner allows, and no tag
-// may appear in the registry, even once buildkitd has finished with the build.
+// action's binary must be gone within the 10 s the runner allows, and no image
+// tag may appear in the registry, even once buildkitd has finished with the
+// build. With one solve the cache export runs beside the image push, so a cache
+// whose manifest reached the registry around the signal may stay: it must be
+// complete (every blob it names is there), as a cache tag always is.
 func TestCancelStopsTheBuildAndPublishesNothing(t *testing.T) {
 	s := teststack.Get(t)
 	bin, err := os.ReadFile(teststack.Binary(t))
@@ -94,6 +100,11 @@ func TestCancelStopsTheBuildAndPublishesNothing(t *testing.T) {
 			} else {
 				l.waitFor(t, "held request", func() bool { return held.Matched() > 0 })
 			}
+			if tc.name == "mid cache export" {
+				// The image push beside it is not held: cancel once it is in,
+				// so that the signal comes during the cache export alone.
+				l.waitFor(t, "the image in the registry", func() bool { return slices.Contains(tags(t, s.Registry+"/"+repo), "latest") })
+			}
 			child := l.child(t)
 			before := tags(t, s.Registry+"/"+repo)
 
@@ -110,8 +121,19 @@ func TestCancelStopsTheBuildAndPublishesNothing(t *testing.T) {
 
 			// Whatever buildkitd still did for the build, it has done now.
 			waitBuildsDone(t, s, nonce)
-			if after := tags(t, s.Registry+"/"+repo); !slices.Equal(before, after) {
-				t.Errorf("tags of %s: %v before the cancel, %v after; a cancelled build publishes nothing\n%s", repo, before, after, tail(out, 3000))
+			after := tags(t, s.Registry+"/"+repo)
+			if images := func(tags []string) []string {
+				return slices.DeleteFunc(slices.Clone(tags), func(tag string) bool { return strings.HasPrefix(tag, "cache-") })
+			}; !slices.Equal(images(before), images(after)) {
+				t.Errorf("tags of %s: %v before the cancel, %v after; a cancelled build publishes no image\n%s", repo, before, after, tail(out, 3000))
+			}
+			for _, tag := range after {
+				if strings.HasPrefix(tag, "cache-") {
+					mustBeComplete(t, s.Registry+"/"+repo+":"+tag)
+				}
+			}
+			if tc.name == "mid cache export" && len(after) != len(before) {
+				t.Errorf("tags of %s: %v before the cancel, %v after; the held cache manifest was written", repo, before, after)
 			}
 
 			// The post step still runs after the cancel (the main step saved that it is one).
@@ -138,6 +160,44 @@ func tags(t *testing.T, repo string) []string {
 		t.Fatal(err)
 	}
 	return tags
+}
+
+// mustBeComplete fails t unless every blob the manifest at ref names (layers,
+// config, or an index's entries, as BuildKit's cache writes them) is in the
+// registry: the cache a later run would import is whole.
+func mustBeComplete(t *testing.T, ref string) {
+	t.Helper()
+	d, found, err := teststack.Manifest(ref, nil)
+	if err != nil || !found {
+		t.Fatalf("%s: found=%v err=%v", ref, found, err)
+	}
+	var m struct {
+		Config    *ocispec.Descriptor
+		Layers    []ocispec.Descriptor
+		Manifests []ocispec.Descriptor
+	}
+	if err := json.Unmarshal(d.Manifest, &m); err != nil {
+		t.Fatalf("%s: %v", ref, err)
+	}
+	blobs := append(m.Layers, m.Manifests...)
+	if m.Config != nil {
+		blobs = append(blobs, *m.Config)
+	}
+	if len(blobs) == 0 {
+		t.Errorf("%s names no blobs:\n%s", ref, d.Manifest)
+	}
+	repo, _, _ := strings.Cut(ref, ":cache-")
+	host, path, _ := strings.Cut(repo, "/")
+	for _, b := range blobs {
+		resp, err := http.Head("http://" + host + "/v2/" + path + "/blobs/" + b.Digest.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("%s names blob %s (%s), which the registry answers %d: a partial cache was tagged", ref, b.Digest, b.MediaType, resp.StatusCode)
+		}
+	}
 }
 
 // waitBuildsDone waits until buildkitd runs no build marked with nonce.
