@@ -178,7 +178,8 @@ func maskCommands(value string) []byte {
 // line of each Write may be a workflow command (go-githubactions writes one per
 // call) and reaches the runner as one, even between Begin and End; any further
 // lines, such as a multi-line value formatted into a.Infof, are neutralised like
-// Write's. Untrusted text at the start of a message still needs Line.
+// Write's. Untrusted text at the start of a message still needs Line. An
+// ::add-mask:: line (a.AddMask) registers every form of its value, as AddMask.
 func (w *Writer) Commands() io.Writer { return commandWriter{w} }
 
 type commandWriter struct{ w *Writer }
@@ -189,8 +190,8 @@ func (c commandWriter) Write(p []byte) (int, error) {
 	}
 	first, rest, _ := bytes.Cut(p, []byte("\n"))
 	first = bytes.TrimSuffix(first, []byte("\r"))
-	if data, ok := bytes.CutPrefix(first, []byte("::add-mask::")); ok {
-		// a.AddMask: every form of the value, as Writer.AddMask.
+	if data, ok := bytes.CutPrefix(first, []byte("::add-mask::")); ok && len(rest) == 0 {
+		// a.AddMask (one line, its value escaped): every form of the value, as Writer.AddMask.
 		return len(p), c.w.AddMask(unescapeData(string(data)))
 	}
 	out := appendLine(nil, first, true)
