@@ -26,14 +26,15 @@ import (
 )
 
 // TestCancelStopsTheBuildAndPublishesNothing cancels a real build the way the
-// runner does, by signalling the node process of dist/launcher.js, at three
-// moments: while a RUN step runs, while the image manifest is being pushed,
-// and while the cache manifest is being pushed (held by a fault proxy). The
-// action's binary must be gone within the 10 s the runner allows, and no image
-// tag may appear in the registry, even once buildkitd has finished with the
-// build. With one solve the cache export runs beside the image push, so a cache
-// whose manifest reached the registry around the signal may stay: it must be
-// complete (every blob it names is there), as a cache tag always is.
+// runner does, by signalling the node process of dist/launcher.js: while a RUN
+// step runs, while the image manifest is being pushed (held by a fault proxy),
+// before and after the cache export beside it has written its tag, and while
+// the cache manifest is being pushed. The action's binary must be gone within
+// the 10 s the runner allows, and no image tag may appear in the registry, even
+// once buildkitd has finished with the build. With one solve the cache export
+// runs beside the image push, so a cache whose manifest reached the registry
+// before the signal, or as it came, may stay: it must be complete (every blob
+// it names is there), as a cache tag always is. A held manifest is never written.
 func TestCancelStopsTheBuildAndPublishesNothing(t *testing.T) {
 	s := teststack.Get(t)
 	bin, err := os.ReadFile(teststack.Binary(t))
@@ -44,9 +45,13 @@ func TestCancelStopsTheBuildAndPublishesNothing(t *testing.T) {
 		name string
 		run  string // the Dockerfile's RUN step
 		sig  syscall.Signal
-		// held is the registry request in flight when the signal comes; nil:
-		// the signal comes while the RUN step runs.
-		held func(repo string) *faultproxy.Rule
+		// held is the tag (or tag prefix) whose manifest PUT is in flight,
+		// held by a fault proxy, when the signal comes; "": the signal comes
+		// while the RUN step runs.
+		held string
+		// in is a tag the signal waits for, besides the held request: what
+		// the unheld half of the solve (image push, cache export) wrote.
+		in string
 	}{{
 		name: "mid build",
 		run:  `echo "$NONCE" > /nonce && sleep 20`,
@@ -55,17 +60,24 @@ func TestCancelStopsTheBuildAndPublishesNothing(t *testing.T) {
 		name: "mid image push",
 		run:  `echo "$NONCE" > /nonce`,
 		sig:  syscall.SIGINT,
-		held: func(repo string) *faultproxy.Rule {
-			return &faultproxy.Rule{Method: "PUT", Path: `^/v2/` + repo + `/manifests/latest$`, Delay: time.Minute}
-		},
+		held: "latest",
+	}, {
+		// The cache export beside the held image push finishes first: that
+		// complete cache stays, the image is still never published.
+		name: "mid image push after the cache export",
+		run:  `echo "$NONCE" > /nonce`,
+		sig:  syscall.SIGINT,
+		held: "latest",
+		in:   "cache-",
 	}, {
 		// The runner's second signal alone (a timed-out job on some runners) does the same.
 		name: "mid cache export",
 		run:  `echo "$NONCE" > /nonce`,
 		sig:  syscall.SIGTERM,
-		held: func(repo string) *faultproxy.Rule {
-			return &faultproxy.Rule{Method: "PUT", Path: `^/v2/` + repo + `/manifests/cache-`, Delay: time.Minute}
-		},
+		held: "cache-",
+		// Cancel once the image push beside it is in, so that the signal
+		// comes during the cache export alone.
+		in: "latest",
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -75,8 +87,8 @@ func TestCancelStopsTheBuildAndPublishesNothing(t *testing.T) {
 			writeFile(t, filepath.Join(ctxDir, "Dockerfile"), fmt.Appendf(nil, "FROM %s\nARG NONCE\nRUN %s\n", s.BaseImage, tc.run), 0o644)
 			registry := s.Registry
 			var held *faultproxy.Rule
-			if tc.held != nil {
-				held = tc.held(repo)
+			if tc.held != "" {
+				held = &faultproxy.Rule{Method: "PUT", Path: `^/v2/` + repo + `/manifests/` + tc.held, Delay: time.Minute}
 				registry = faultproxy.Serve(t, "http://"+s.Registry, held).Host
 			}
 			r := teststack.NewActionRun(t, map[string]string{
@@ -100,10 +112,10 @@ func TestCancelStopsTheBuildAndPublishesNothing(t *testing.T) {
 			} else {
 				l.waitFor(t, "held request", func() bool { return held.Matched() > 0 })
 			}
-			if tc.name == "mid cache export" {
-				// The image push beside it is not held: cancel once it is in,
-				// so that the signal comes during the cache export alone.
-				l.waitFor(t, "the image in the registry", func() bool { return slices.Contains(tags(t, s.Registry+"/"+repo), "latest") })
+			if tc.in != "" {
+				l.waitFor(t, "tag "+tc.in+"*", func() bool {
+					return slices.ContainsFunc(tags(t, s.Registry+"/"+repo), func(tag string) bool { return strings.HasPrefix(tag, tc.in) })
+				})
 			}
 			child := l.child(t)
 			before := tags(t, s.Registry+"/"+repo)
@@ -135,8 +147,13 @@ func TestCancelStopsTheBuildAndPublishesNothing(t *testing.T) {
 					}
 				}
 			}
-			if tc.name == "mid cache export" && len(after) != len(before) {
-				t.Errorf("tags of %s: %v before the cancel, %v after; the held cache manifest was written", repo, before, after)
+			if tc.in != "" && !slices.ContainsFunc(after, func(tag string) bool { return strings.HasPrefix(tag, tc.in) }) {
+				t.Errorf("tags of %s: %v before the cancel, %v after; what was complete before the cancel is gone", repo, before, after)
+			}
+			for _, tag := range after {
+				if tc.held != "" && strings.HasPrefix(tag, tc.held) && !slices.Contains(before, tag) {
+					t.Errorf("tags of %s: %v before the cancel, %v after; the held manifest of %s was written", repo, before, after, tag)
+				}
 			}
 
 			// The post step still runs after the cancel (the main step saved that it is one).
