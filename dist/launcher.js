@@ -4,8 +4,17 @@
 // Binary lookup: dist/ecr-build-cache-<os>-<arch> (release tags ship them), run
 // only if its SHA-256 matches dist/checksums.txt; else, on a branch or @main,
 // build from source with the runner's go, pinned to go.mod's toolchain, into
-// this job's RUNNER_TEMP, and keep a copy in the tool cache with its hash beside
-// it for later jobs; else fail saying how to pin a release.
+// this job's RUNNER_TEMP; else fail saying how to pin a release.
+//
+// A source build trusts nothing another job can write: no binary is reused
+// across jobs (the tool cache, the self-hosted runner's shared disk, can be
+// rewritten with a matching checksum beside it; only a release's checksums.txt,
+// part of the action's own commit, vouches for a binary), and it builds with a
+// module and build cache of its own under RUNNER_TEMP (a shared GOMODCACHE or
+// GOCACHE is restored from caches that pull_request_target jobs can write, and
+// go trusts both once filled). The post step runs the main step's binary only
+// if its SHA-256 is the one the main step saved in the step state, which the
+// runner keeps; else it builds again.
 //
 // Cancellation: the runner signals this process only (SIGINT, SIGTERM 7.5 s
 // later, SIGKILL 2.5 s after that). Both signals are passed on to the child,
@@ -100,17 +109,6 @@ function verifyShipped(bin) {
   if (got !== want) fail(`ecr-build-cache: dist/${name} has SHA-256 ${got}, but dist/checksums.txt says ${want}: the binary was altered; refusing to run it. Use a release tag as published.`);
 }
 
-// sourceHash fingerprints the Go sources and this launcher (its build flags),
-// so a later job with the same checkout reuses the binary.
-function sourceHash(dir, h = crypto.createHash('sha256').update(fs.readFileSync(__filename))) {
-  for (const e of fs.readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
-    const p = path.join(dir, e.name);
-    if (e.isDirectory() && !['.git', 'dist', 'testdata', 'node_modules'].includes(e.name)) sourceHash(p, h);
-    else if (e.isFile() && /(\.go|go\.mod|go\.sum)$/.test(e.name)) h.update(path.relative(root, p)).update(fs.readFileSync(p));
-  }
-  return h;
-}
-
 // toolchain is the Go toolchain go.mod asks for: its toolchain line, else its go line.
 function toolchain() {
   const mod = fs.readFileSync(path.join(root, 'go.mod'), 'utf8');
@@ -124,23 +122,29 @@ function toolchain() {
 
 // goEnv is the environment of the source build: the runner's, without any Go
 // or cgo setting it carries (GOFLAGS=-mod=mod, GONOSUMDB, GOSUMDB=off,
-// GOINSECURE, GOPRIVATE, GOWORK, GOOS, ...) nor the user's go env file, plus
-// where modules come from and where the caches are, as the probe read them.
-// Modules are checked against go.sum, the toolchain download against the
-// default checksum database.
-function goEnv(probed) {
+// GOINSECURE, GOPRIVATE, GOWORK, GOOS, GOCACHE, GOMODCACHE, ...) nor the
+// user's go env file, plus where modules come from, as the probe read it, and
+// caches of this build's own in dir. Modules are checked against go.sum, the
+// toolchain download against the default checksum database.
+function goEnv(probed, dir) {
   const env = {};
   for (const [k, v] of Object.entries(process.env)) if (!/^(GO|CGO_)/.test(k)) env[k] = v;
-  for (const k of ['GOPROXY', 'GOMODCACHE', 'GOCACHE', 'GOPATH']) if (probed[k]) env[k] = probed[k];
-  return { ...env, GOENV: 'off', GOWORK: 'off', GOFLAGS: '-mod=readonly', GOTOOLCHAIN: toolchain(), CGO_ENABLED: '0' };
+  if (probed.GOPROXY) env.GOPROXY = probed.GOPROXY;
+  return {
+    ...env,
+    GOENV: 'off', GOWORK: 'off', GOTOOLCHAIN: toolchain(), CGO_ENABLED: '0',
+    // -modcacherw: the module cache can be removed after the build.
+    GOFLAGS: '-mod=readonly -modcacherw',
+    GOPATH: path.join(dir, 'gopath'), GOMODCACHE: path.join(dir, 'mod'), GOCACHE: path.join(dir, 'cache'),
+  };
 }
 
 // probeGo reads the local go's settings (null without a go): the go env file
-// still applies here, for GOPROXY and the cache locations only.
+// still applies here, for GOPROXY only.
 function probeGo() {
   return new Promise((resolve) => {
     const env = { ...process.env, GOTOOLCHAIN: 'local', GOFLAGS: '-mod=readonly' };
-    const p = spawn('go', ['env', '-json', 'GOVERSION', 'GOPROXY', 'GOMODCACHE', 'GOCACHE', 'GOPATH'], { env, cwd: root, stdio: ['ignore', 'pipe', 'ignore'] });
+    const p = spawn('go', ['env', '-json', 'GOVERSION', 'GOPROXY'], { env, cwd: root, stdio: ['ignore', 'pipe', 'ignore'] });
     let out = '';
     p.stdout.on('data', (d) => { out += d; });
     p.on('error', () => resolve(null));
@@ -150,42 +154,47 @@ function probeGo() {
   });
 }
 
-// stage is this job's own directory for a binary to run, removed at exit.
-function stage() {
-  const dir = fs.mkdtempSync(path.join(process.env.RUNNER_TEMP || os.tmpdir(), 'ecr-build-cache-'));
-  cleanups.push(() => fs.rmSync(dir, { recursive: true, force: true }));
-  return path.join(dir, name);
+// runnerTemp is this job's own directory, which the runner empties at the
+// start of every job. There is no fallback: the system's temporary directory
+// is shared with every other user and job.
+function runnerTemp() {
+  const dir = process.env.RUNNER_TEMP;
+  if (!dir || !path.isAbsolute(dir) || !fs.existsSync(dir)) {
+    fail(`ecr-build-cache: RUNNER_TEMP is ${dir ? `"${dir}", which is not an existing absolute directory` : 'not set'}: ` +
+      'a source build needs the job\'s own temporary directory. Run the action as a step of a GitHub Actions job, or pin a release tag, whose binary needs none.');
+  }
+  return dir;
 }
 
-// fromToolCache copies a binary an earlier job built into this job's stage,
-// if its hash matches the one recorded beside it, and returns the copy.
-function fromToolCache(cached) {
+// fromMainStep returns the binary the main step built, for the post step, if
+// its SHA-256 is the one the main step saved: the runner keeps the state, so
+// no later step of the job can change it, while RUNNER_TEMP it can.
+function fromMainStep() {
+  const bin = process.env.STATE_launcherBinary;
+  const want = process.env.STATE_launcherBinarySha256;
+  if (!post || !bin || !want) return null;
+  cleanups.push(() => remove(path.dirname(bin)));
   let b;
-  try { b = fs.readFileSync(cached); } catch { return null; }
-  const want = expectedHash(path.join(path.dirname(cached), 'checksums.txt'), name);
-  if (!want) return null; // left half-written: build again
+  try { b = fs.readFileSync(bin); } catch { return null; }
   if (sha256(b) !== want) {
-    process.stdout.write(`::warning::ecr-build-cache: ${cached} does not match the SHA-256 recorded when it was built; building from source again instead of running it\n`);
+    process.stdout.write(`::warning::ecr-build-cache: ${bin} is not the binary the main step built (SHA-256 ${sha256(b)}, want ${want}); building from source again instead of running it\n`);
     return null;
   }
-  const bin = stage();
-  fs.writeFileSync(bin, b, { mode: 0o755 });
   return bin;
 }
 
-// keep puts a copy of a fresh build in the tool cache with its hash beside it;
-// renames make sure no job reads a half-written file. Failing only costs a rebuild.
-function keep(bin, cached) {
+// remove deletes dir, making read-only directories (a toolchain go fetched
+// into the module cache) writable first. Failing leaves it to the runner,
+// which empties RUNNER_TEMP after the job.
+function remove(dir) {
+  const writable = (d) => {
+    try { fs.chmodSync(d, 0o700); } catch { return; }
+    for (const e of fs.readdirSync(d, { withFileTypes: true })) if (e.isDirectory()) writable(path.join(d, e.name));
+  };
   try {
-    fs.mkdirSync(path.dirname(cached), { recursive: true });
-    const b = fs.readFileSync(bin);
-    const tmp = `${cached}.${process.pid}.tmp`;
-    fs.writeFileSync(tmp, b, { mode: 0o755 });
-    fs.renameSync(tmp, cached);
-    fs.writeFileSync(tmp, `${sha256(b)}  ${name}\n`);
-    fs.renameSync(tmp, path.join(path.dirname(cached), 'checksums.txt'));
-  } catch (err) {
-    process.stdout.write(`ecr-build-cache: could not keep the binary in the tool cache (${err.message}); the next job builds it again\n`);
+    fs.rmSync(dir, { recursive: true, force: true });
+  } catch {
+    try { writable(dir); fs.rmSync(dir, { recursive: true, force: true }); } catch { /* left to the runner */ }
   }
 }
 
@@ -195,23 +204,30 @@ async function binary() {
     verifyShipped(shipped);
     return shipped;
   }
+  const built = fromMainStep();
+  if (built) return built;
+  const temp = runnerTemp();
   const probed = await probeGo();
   if (!probed) {
     fail('ecr-build-cache: this ref has no prebuilt binary and the runner has no Go toolchain. ' +
       'Pin a release tag (uses: <owner>/ecr-build-cache@v1), or add actions/setup-go before this step.');
   }
-  const cache = process.env.RUNNER_TOOL_CACHE || os.tmpdir();
-  const cached = path.join(cache, 'ecr-build-cache', sourceHash(root).digest('hex').slice(0, 16), name);
-  const reused = fromToolCache(cached);
-  if (reused) return reused;
-
-  const env = goEnv(probed);
-  const bin = stage();
-  process.stdout.write(`Building ecr-build-cache from source with ${env.GOTOOLCHAIN} (local go: ${probed.GOVERSION})\n`);
+  const dir = fs.mkdtempSync(path.join(temp, 'ecr-build-cache-'));
+  const caches = path.join(dir, 'go');
+  let keep = false; // the binary, for the post step
+  cleanups.push(() => remove(keep ? caches : dir));
+  const env = goEnv(probed, caches);
+  const bin = path.join(dir, name);
+  process.stdout.write(`Building ecr-build-cache from source with ${env.GOTOOLCHAIN} (local go: ${probed.GOVERSION}), with fresh module and build caches\n`);
   const code = await run('go', ['build', '-trimpath', '-buildvcs=false', '-ldflags=-s -w', '-o', bin, '.'], { cwd: root, env });
   if (cancelled) exit(1);
   if (code !== 0) fail('ecr-build-cache: building from source failed (see above); pin a release tag instead.');
-  keep(bin, cached);
+  remove(caches);
+  if (!post && process.env.GITHUB_STATE) {
+    // The post step runs this binary, not one a step in between put there.
+    fs.appendFileSync(process.env.GITHUB_STATE, `launcherBinary=${bin}${os.EOL}launcherBinarySha256=${sha256(fs.readFileSync(bin))}${os.EOL}`);
+    keep = true;
+  }
   return bin;
 }
 

@@ -1,7 +1,7 @@
 // Package e2e runs the action through a real workflow runner, nektos/act, on
 // this machine (-P ubuntu-latest=-self-hosted: steps run on the host, no Docker):
-// act reads action.yml, starts dist/launcher.js with node, which builds the Go
-// binary from source into the runner's tool cache, and runs the post step. The
+// act reads action.yml, starts dist/launcher.js with node, which runs the
+// binary shipped in dist/ as a release tag has it, and runs the post step. The
 // workflows in testdata build against the local test stack; every address is
 // loopback and nothing is fetched from GitHub.
 //
@@ -55,14 +55,14 @@ var shared struct {
 func setup(t *testing.T) *e2e {
 	t.Helper()
 	s := teststack.Get(t)
-	shared.once.Do(func() { shared.e, shared.err = newE2E(s) })
+	shared.once.Do(func() { shared.e, shared.err = newE2E(s, teststack.Binary(t)) })
 	if shared.err != nil {
 		t.Fatal(shared.err)
 	}
 	return shared.e
 }
 
-func newE2E(s *teststack.Stack) (*e2e, error) {
+func newE2E(s *teststack.Stack, bin string) (*e2e, error) {
 	dir := filepath.Join(s.Dir, "e2e")
 	e := &e2e{stack: s, workspace: filepath.Join(dir, "repo"), actCache: filepath.Join(dir, "act-cache"), home: filepath.Join(dir, "home")}
 	for _, d := range []string{e.workspace, e.actCache, e.home} {
@@ -76,6 +76,12 @@ func newE2E(s *teststack.Stack) (*e2e, error) {
 	}
 	if err := copyRepo(teststack.RepoRoot(), e.workspace); err != nil {
 		return nil, fmt.Errorf("copy the repository: %w", err)
+	}
+	// A source build takes minutes with the fresh caches it uses (launcher_test.go tests it).
+	if b, err := os.ReadFile(bin); err != nil {
+		return nil, err
+	} else if err := shipBinary(e.workspace, b); err != nil {
+		return nil, err
 	}
 	if err := commitAll(e.workspace, e.home); err != nil {
 		return nil, err
@@ -202,7 +208,6 @@ func (e *e2e) tryActIn(t *testing.T, in actDir, event, workflow, eventFile strin
 		"--var", "BASE_IMAGE=" + e.stack.BaseImage,
 		"--var", "BUILDKIT_HOST=" + e.stack.BuildkitAddr,
 		"--var", "RESULT_FILE=" + result,
-		// The tool cache lives here: the launcher's binary is built once.
 		"--action-cache-path", e.actCache,
 		// Nothing from GitHub, no docker, every server loopback or off.
 		"--action-offline-mode", "--pull=false", "--container-daemon-socket", "-",

@@ -5,11 +5,13 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -69,8 +71,19 @@ func sha256Hex(b []byte) string {
 // ship puts bin into the checkout as a release does, with its checksum line.
 func ship(t *testing.T, root string, bin []byte) {
 	t.Helper()
-	writeFile(t, filepath.Join(root, "dist", shippedName), bin, 0o755)
-	writeFile(t, filepath.Join(root, "dist", "checksums.txt"), []byte(sha256Hex(bin)+"  "+shippedName+"\n"), 0o644)
+	if err := shipBinary(root, bin); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func shipBinary(root string, bin []byte) error {
+	if err := os.MkdirAll(filepath.Join(root, "dist"), 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(root, "dist", shippedName), bin, 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(root, "dist", "checksums.txt"), []byte(sha256Hex(bin)+"  "+shippedName+"\n"), 0o644)
 }
 
 // fakeBinary is a shell script standing in for the action's binary.
@@ -204,8 +217,10 @@ func TestLauncherRunsAShippedBinaryOnlyIfChecksumsTxtVouchesForIt(t *testing.T) 
 
 // sourceCheckout is an action checkout without prebuilt binaries holding a
 // small Go program (testdata/launcher-fixture) that the launcher builds from
-// source, with go on PATH and this machine's Go caches but no module proxy and
-// no other Go setting.
+// source, with go on PATH, this machine's Go caches (which the launcher must
+// not use) and, as the module proxy, this machine's module download cache
+// (GOPROXY=file://...), which go checks against go.sum as it would
+// proxy.golang.org; no other Go setting.
 func sourceCheckout(t *testing.T, goVersion string, withGoSum bool) (root, path string, env []string) {
 	t.Helper()
 	root, path = launcherCheckout(t)
@@ -228,11 +243,16 @@ func sourceCheckout(t *testing.T, goVersion string, withGoSum bool) (root, path 
 	if err != nil {
 		t.Fatal(err)
 	}
-	env = []string{"GOPROXY=off"}
 	for _, kv := range all {
-		if strings.HasPrefix(kv, "GOCACHE=") || strings.HasPrefix(kv, "GOMODCACHE=") {
+		if mod, ok := strings.CutPrefix(kv, "GOMODCACHE="); ok {
+			env = append(env, kv, "GOPROXY=file://"+filepath.Join(mod, "cache", "download"))
+		}
+		if strings.HasPrefix(kv, "GOCACHE=") {
 			env = append(env, kv)
 		}
+	}
+	if len(env) != 3 {
+		t.Fatalf("go env %v lacks GOMODCACHE or GOCACHE", all)
 	}
 	return root, path, env
 }
@@ -243,42 +263,125 @@ func localGoVersion() string {
 	return strings.TrimPrefix(strings.Fields(runtime.Version())[0], "go")
 }
 
-func TestLauncherBuildsFromSourceIntoTheJobAndReusesOnlyAVerifiedToolCacheCopy(t *testing.T) {
+// stateEnv is what the runner gives the post step of a main step that wrote
+// the GITHUB_STATE file at p: STATE_<name>=<value> for each entry.
+func stateEnv(t *testing.T, p string) []string {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var env []string
+	for k, v := range teststack.ParseOutputs(string(b)) {
+		env = append(env, "STATE_"+k+"="+v)
+	}
+	return env
+}
+
+// A self-hosted runner's disk is shared by its jobs: the tool cache, and the
+// Go caches that actions/setup-go restores (a pull_request_target job can
+// write caches in the default branch's scope). The launcher's source build
+// must run nothing another job wrote there.
+func TestLauncherRunsNoBinaryAnotherJobCouldWrite(t *testing.T) {
 	t.Parallel()
 	version := localGoVersion()
 	root, path, env := sourceCheckout(t, version, true)
-	toolCache, jobTemp := t.TempDir(), t.TempDir()
-	env = append(env, "RUNNER_TOOL_CACHE="+toolCache, "RUNNER_TEMP="+jobTemp)
-	ran := "fixture ran: linux/" + runtime.GOARCH + " go" + version + " exe=" + jobTemp + "/ecr-build-cache-"
-	check := func(what string, build bool) string {
+	// The runner's shared places, the Go caches filled as setup-go restores them.
+	toolCache, modCache, buildCache := t.TempDir(), t.TempDir(), t.TempDir()
+	env = append(env, "RUNNER_TOOL_CACHE="+toolCache, "GOMODCACHE="+modCache, "GOCACHE="+buildCache)
+	download := exec.Command("go", "mod", "download")
+	download.Dir, download.Env = root, append([]string{"PATH=" + path, "HOME=" + t.TempDir(), "GOFLAGS=-modcacherw"}, env...)
+	if out, err := download.CombinedOutput(); err != nil {
+		t.Fatalf("fill the shared module cache: %v\n%s", err, out)
+	}
+
+	const replacement = "replacement ran"
+	fake := fakeBinary(`echo "` + replacement + `"`)
+	// job runs the main and the post step of one job, with its own RUNNER_TEMP,
+	// between runs a step of the same job between them, and returns what both printed.
+	job := func(what string, between func(jobTemp string)) string {
 		t.Helper()
-		out, code := runLauncher(t, root, path, env...)
-		if code != 0 || !strings.Contains(out, ran) || strings.Contains(out, "Building ecr-build-cache from source") != build {
-			t.Fatalf("%s: exit %d, printed:\n%s\nwant exit 0, built from source: %v, and %q: the binary runs from this job's RUNNER_TEMP", what, code, out, build, ran)
+		jobTemp, state := t.TempDir(), filepath.Join(t.TempDir(), "state")
+		env := append(slices.Clone(env), "RUNNER_TEMP="+jobTemp)
+		out, code := runLauncher(t, root, path, append(env, "GITHUB_STATE="+state)...)
+		if strings.Contains(out, replacement) {
+			t.Fatalf("%s, main step: ran what another job wrote:\n%s", what, out)
+		}
+		ran := "fixture ran: linux/" + runtime.GOARCH + " go" + version + " exe=" + jobTemp + "/ecr-build-cache-"
+		if code != 0 || !strings.Contains(out, ran) || !strings.Contains(out, "Building ecr-build-cache from source") {
+			t.Fatalf("%s, main step: exit %d, printed:\n%s\nwant a build from source and %q: the binary runs from this job's RUNNER_TEMP", what, code, out, ran)
+		}
+		between(jobTemp)
+		pout, code := runLauncher(t, root, path, append(env, stateEnv(t, state)...)...)
+		if code != 0 || !strings.Contains(pout, ran) || !strings.Contains(pout, "args=[post]") {
+			t.Fatalf("%s, post step: exit %d, printed:\n%s\nwant %q with args=[post]", what, code, pout, ran)
 		}
 		if left, _ := os.ReadDir(jobTemp); len(left) != 0 {
-			t.Errorf("%s: %d entries left in RUNNER_TEMP, want the job's copy removed", what, len(left))
+			t.Errorf("%s: %d entries left in RUNNER_TEMP after the post step, want none", what, len(left))
 		}
-		return out
+		return out + pout
 	}
-	check("first job", true)
-	cached, err := filepath.Glob(filepath.Join(toolCache, "ecr-build-cache", "*", shippedName))
-	if err != nil || len(cached) != 1 {
-		t.Fatalf("tool cache holds %v (%v), want one binary", cached, err)
-	}
-	check("second job", false)
+	nothing := func(string) {}
 
-	// Something rewrites the tool cache's binary between jobs (another job on a
-	// shared runner): the next job must not run it.
-	if err := os.WriteFile(cached[0], fakeBinary(`echo "tampered ran"`), 0o755); err != nil {
+	// Job 1 builds; its post step runs the same binary without building again.
+	if out := job("job 1", nothing); strings.Count(out, "Building ecr-build-cache from source") != 1 {
+		t.Errorf("job 1 built %d times, want once: the post step runs the main step's binary\n%s", strings.Count(out, "Building ecr-build-cache from source"), out)
+	}
+
+	// Job 2 (untrusted code on the same runner) replaces every binary it finds
+	// in the tool cache and the checksum beside it, and the dependency's source
+	// in the shared module cache.
+	err := filepath.WalkDir(toolCache, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		if d.Name() == shippedName {
+			writeFile(t, p, fake, 0o755)
+			writeFile(t, filepath.Join(filepath.Dir(p), "checksums.txt"), []byte(sha256Hex(fake)+"  "+shippedName+"\n"), 0o644)
+		}
+		return nil
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
-	out := check("job after the tampering", true)
-	if strings.Contains(out, "tampered ran") || !strings.Contains(out, "::warning::ecr-build-cache: "+cached[0]+" does not match the SHA-256 recorded when it was built") {
-		t.Errorf("job after the tampering printed:\n%s\nwant a warning and a rebuild, never the tampered binary", out)
+	dep := filepath.Join(modCache, "golang.org", "x", "sync@v0.23.0", "errgroup", "errgroup.go")
+	src, err := os.ReadFile(dep)
+	if err != nil {
+		t.Fatalf("the shared module cache lacks the dependency: %v", err)
 	}
-	// The rebuild replaced the cache entry: the job after that reuses it again.
-	check("job after the rebuild", false)
+	poisoned := strings.Replace(string(src), "func (g *Group) Wait() error {", "func (g *Group) Wait() error {\n\tprintln(\""+replacement+"\")", 1)
+	if poisoned == string(src) {
+		t.Fatalf("%s has no Wait method to replace", dep)
+	}
+	writeFile(t, dep, []byte(poisoned), 0o644)
+
+	// Job 3 builds afresh from go.sum-checked modules and runs none of it; a
+	// step between its main and post steps replaces the binary in RUNNER_TEMP,
+	// which the post step then does not run either.
+	out := job("job 3", func(jobTemp string) {
+		bins, err := filepath.Glob(filepath.Join(jobTemp, "*", shippedName))
+		if err != nil || len(bins) != 1 {
+			t.Fatalf("RUNNER_TEMP holds %v (%v) after the main step, want the binary for the post step", bins, err)
+		}
+		writeFile(t, bins[0], fake, 0o755)
+	})
+	if strings.Contains(out, replacement) {
+		t.Errorf("job 3 ran what job 2 or a step in between wrote:\n%s", out)
+	}
+	if !strings.Contains(out, "::warning::ecr-build-cache: ") || !strings.Contains(out, "is not the binary the main step built") {
+		t.Errorf("job 3's post step did not say that the main step's binary was replaced:\n%s", out)
+	}
+}
+
+func TestLauncherSourceBuildNeedsRunnerTemp(t *testing.T) {
+	t.Parallel()
+	root, path, env := sourceCheckout(t, localGoVersion(), true)
+	for _, temp := range []string{"", "relative/dir", filepath.Join(t.TempDir(), "gone")} {
+		out, code := runLauncher(t, root, path, append(env, "RUNNER_TEMP="+temp)...)
+		if code != 1 || !strings.Contains(out, "::error::ecr-build-cache: RUNNER_TEMP is ") || strings.Contains(out, "fixture ran") {
+			t.Errorf("RUNNER_TEMP=%q: exit %d, printed:\n%s\nwant exit 1 and an error naming RUNNER_TEMP, never a build elsewhere", temp, code, out)
+		}
+	}
 }
 
 // archLevel is a GOAMD64/GOARM64 setting other than the default, which

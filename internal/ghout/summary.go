@@ -54,5 +54,8 @@ func Code(s string) string {
 	if s[0] == '`' || s[len(s)-1] == '`' || (s[0] == ' ' && s[len(s)-1] == ' ' && strings.Trim(s, " ") != "") {
 		pad = " "
 	}
-	return fence + pad + strings.ReplaceAll(s, "|", `\|`) + pad + fence
+	return fence + pad + codeText(s) + pad + fence
 }
+
+// codeText is s as Code writes it inside the fence.
+func codeText(s string) string { return strings.ReplaceAll(s, "|", `\|`) }

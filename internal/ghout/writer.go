@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 	"unicode"
@@ -120,19 +121,11 @@ func (w *Writer) End() error {
 }
 
 // AddMask registers value as a secret with the runner, which then prints it as
-// "***". The runner masks within one log line, so each line of a multi-line
-// value is registered (blank lines are skipped: the runner refuses them). It
-// works between Begin and End, from any goroutine: the commands go on lines of
-// their own, never inside a held partial line.
+// "***". It registers each form in which this package may print the value
+// (maskForms). It works between Begin and End, from any goroutine: the
+// commands go on lines of their own, never inside a held partial line.
 func (w *Writer) AddMask(value string) error {
-	var cmds []byte
-	for _, l := range splitLines(value) {
-		if strings.TrimSpace(l) == "" {
-			continue
-		}
-		cmd := githubactions.Command{Name: "add-mask", Message: l}
-		cmds = append(cmds, cmd.String()+"\n"...)
-	}
+	cmds := maskCommands(value)
 	if len(cmds) == 0 {
 		return nil
 	}
@@ -141,12 +134,52 @@ func (w *Writer) AddMask(value string) error {
 	return w.emit(w.resumed(cmds))
 }
 
+// minMaskPiece is the shortest line of a multi-line value that is masked on its
+// own: shorter ones ("{", "}", a lone quote) hold nothing secret and would
+// star every such character in the log.
+const minMaskPiece = 3
+
+// maskForms are the texts the runner must mask so that no part of value shows:
+// the runner masks each log line on its own and ends a line at "\r" as at
+// "\n", so each line of value, as is and as this package rewrites it in the
+// log (Line: "##[" becomes "##[\"), in a summary table cell (Cell) and in a
+// code span (Code: "|" becomes "\|"). A form that holds the line as is
+// needs no mask of its own. Blank lines are skipped (the runner refuses them).
+func maskForms(value string) []string {
+	lines := splitLines(value)
+	var forms []string
+	for _, l := range lines {
+		if strings.TrimSpace(l) == "" || len(lines) > 1 && len(strings.TrimSpace(l)) < minMaskPiece {
+			continue
+		}
+		for _, f := range []string{l, Line(l), Cell(l), codeText(l)} {
+			if (f == l || !strings.Contains(f, l)) && !slices.Contains(forms, f) {
+				forms = append(forms, f)
+			}
+		}
+	}
+	return forms
+}
+
+// maskCommands are the ::add-mask:: lines for value's forms. They are written
+// as they are, "##[" included: a line that starts with "::add-mask::" is read
+// as that command, never as a legacy "##[" one.
+func maskCommands(value string) []byte {
+	var cmds []byte
+	for _, f := range maskForms(value) {
+		cmd := githubactions.Command{Name: "add-mask", Message: f}
+		cmds = append(cmds, cmd.String()+"\n"...)
+	}
+	return cmds
+}
+
 // Commands returns the writer for the action's own output: build its
 // *githubactions.Action with githubactions.WithWriter(w.Commands()). The first
 // line of each Write may be a workflow command (go-githubactions writes one per
 // call) and reaches the runner as one, even between Begin and End; any further
 // lines, such as a multi-line value formatted into a.Infof, are neutralised like
-// Write's. Untrusted text at the start of a message still needs Line.
+// Write's. Untrusted text at the start of a message still needs Line. An
+// ::add-mask:: line (a.AddMask) registers every form of its value, as AddMask.
 func (w *Writer) Commands() io.Writer { return commandWriter{w} }
 
 type commandWriter struct{ w *Writer }
@@ -156,7 +189,12 @@ func (c commandWriter) Write(p []byte) (int, error) {
 		return 0, nil
 	}
 	first, rest, _ := bytes.Cut(p, []byte("\n"))
-	out := appendLine(nil, bytes.TrimSuffix(first, []byte("\r")), true)
+	first = bytes.TrimSuffix(first, []byte("\r"))
+	if data, ok := bytes.CutPrefix(first, []byte("::add-mask::")); ok && len(rest) == 0 {
+		// a.AddMask (one line, its value escaped): every form of the value, as Writer.AddMask.
+		return len(p), c.w.AddMask(unescapeData(string(data)))
+	}
+	out := appendLine(nil, first, true)
 	for len(rest) > 0 {
 		var l []byte
 		l, rest, _ = bytes.Cut(rest, []byte("\n"))
@@ -239,8 +277,9 @@ func appendLine(dst, line []byte, command bool) []byte {
 	return append(appendSafe(dst, line, command), '\n')
 }
 
-// appendSafe appends b with every line break made visible and "##[" broken;
-// unless command is true, a leading "::" is defused too.
+// appendSafe appends b with every line break made visible and "##[" broken
+// once ("##[\" stays as it is, so that Line's text keeps the form its masks
+// name when written again); unless command is true, a leading "::" is defused too.
 func appendSafe(dst, b []byte, command bool) []byte {
 	at := -1
 	if !command {
@@ -258,6 +297,9 @@ func appendSafe(dst, b []byte, command bool) []byte {
 		case bytes.HasPrefix(b[i:], []byte(legacyPrefix)):
 			dst = append(dst, legacyPrefix+`\`...)
 			i += len(legacyPrefix) - 1
+			if i+1 < len(b) && b[i+1] == '\\' {
+				i++ // already broken: Line's text written again stays as Line wrote it
+			}
 		default:
 			dst = append(dst, b[i])
 		}
@@ -288,6 +330,14 @@ func commandStart(b []byte) int {
 func skippable(r rune) bool {
 	return unicode.IsSpace(r) || unicode.IsControl(r) ||
 		unicode.In(r, unicode.Cf, unicode.Other_Default_Ignorable_Code_Point, unicode.Variation_Selector)
+}
+
+// unescapeData undoes the escaping of a command's data, as the runner does:
+// one mapping after the other.
+func unescapeData(s string) string {
+	s = strings.ReplaceAll(s, "%0D", "\r")
+	s = strings.ReplaceAll(s, "%0A", "\n")
+	return strings.ReplaceAll(s, "%25", "%")
 }
 
 // splitLines splits s where the runner would: "\r\n", "\r" or "\n".

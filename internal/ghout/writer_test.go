@@ -3,6 +3,7 @@ package ghout
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"fmt"
 	"io"
 	"slices"
@@ -15,6 +16,8 @@ import (
 	"github.com/moby/buildkit/util/progress/progressui"
 	digest "github.com/opencontainers/go-digest"
 	"github.com/sethvargo/go-githubactions"
+
+	"github.com/ecr-build-cache/ecr-build-cache/internal/testing/runnerlog"
 )
 
 // hostile are byte streams a RUN step (or a Dockerfile) can put on stdout
@@ -208,7 +211,7 @@ func TestWriterAddMaskMidStream(t *testing.T) {
 	must(w.End())
 
 	log := replayRunner(out.String())
-	names := log.names()
+	names := log.Names()
 	var masks, tokens []string
 	for _, c := range log.Commands {
 		switch c.Name {
@@ -353,7 +356,7 @@ func TestPlainProgressOfAHostileBuild(t *testing.T) {
 		t.Fatal(err)
 	}
 	log := replayRunner(out.String())
-	names := log.names()
+	names := log.Names()
 	for _, c := range log.Commands {
 		if c.Name == "add-mask" && c.Data != "ecr-token-2" {
 			t.Errorf("runner registered mask %q", c.Data)
@@ -471,6 +474,67 @@ func TestWriterConcurrent(t *testing.T) {
 	for p, n := range next {
 		if n != lines {
 			t.Errorf("producer %d: %d whole lines reached the runner, want %d", p, n, lines)
+		}
+	}
+}
+
+// A secret registered through a.AddMask or Writer.AddMask is masked in every
+// form this package prints it: a build's output line (a lone "\r" becomes "␍",
+// "##[" becomes "##[\"), a message of the action's own, an error annotation and
+// the job summary's cells and code spans, which the runner masks line by line.
+func TestMasksCoverEveryFormThePackagePrints(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name   string
+		secret func(a, b string) string
+	}{
+		{"legacy command marker", func(a, b string) string { return a + "##[" + b }},
+		{"carriage return", func(a, b string) string { return a + "\r" + b }},
+		{"command marker", func(a, b string) string { return "::" + a + "::" + b }},
+		{"trailing newline", func(a, b string) string { return a + "-" + b + "\n" }},
+		{"markup", func(a, b string) string { return a + "|&<`*" + b }},
+		{"all of them", func(a, b string) string { return "::" + a + "##[|\r::&" + b + "\r\n" }},
+	} {
+		for _, via := range []string{"a.AddMask", "Writer.AddMask"} {
+			t.Run(tc.name+" via "+via, func(t *testing.T) {
+				t.Parallel()
+				parts := []string{"tokA" + rand.Text()[:12], "tokB" + rand.Text()[:12]}
+				secret := tc.secret(parts[0], parts[1])
+				var out bytes.Buffer
+				w := NewWriter(&out)
+				a := githubactions.New(githubactions.WithWriter(w.Commands()), githubactions.WithGetenv(func(string) string { return "" }))
+				if err := w.Begin(); err != nil {
+					t.Fatal(err)
+				}
+				if via == "a.AddMask" {
+					a.AddMask(secret)
+				} else if err := w.AddMask(secret); err != nil {
+					t.Fatal(err)
+				}
+				for _, s := range []string{"#7 0.25 " + secret + "\n", secret + "\n", "x" + secret + secret + "\r\n"} {
+					if _, err := w.Write([]byte(s)); err != nil {
+						t.Fatal(err)
+					}
+				}
+				a.Infof("value: %s", Line(secret))
+				a.Errorf("failed with %s", secret)
+				if err := w.End(); err != nil {
+					t.Fatal(err)
+				}
+				summary := "| Step | " + Code(secret) + " |\n| Reason | " + Cell(secret) + " |\n"
+
+				log := replayRunner(out.String())
+				shown := append(slices.Clone(log.Shown), runnerlog.MaskLines(summary, log.Masks)...)
+				printed := strings.Join(shown, "\n")
+				for _, part := range parts {
+					if strings.Contains(printed, part) {
+						t.Errorf("secret %q: %s shows in the masked log:\n%s\nraw:\n%s\nsummary:\n%s", secret, part, printed, out.String(), summary)
+					}
+				}
+				if strings.Count(printed, "***") < 6 {
+					t.Errorf("secret %q: the masked log shows fewer than 6 masks, so the secret was not printed everywhere:\n%s", secret, printed)
+				}
+			})
 		}
 	}
 }
