@@ -33,10 +33,6 @@ import (
 	"time"
 
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
-
-	// Registers docker-container:// addresses with BuildKit's client, for buildx
-	// docker-container builders and the container this package starts.
-	_ "github.com/moby/buildkit/client/connhelper/dockercontainer"
 )
 
 // Image is the BuildKit image started when only a Docker engine is available,
@@ -47,6 +43,10 @@ var Image = "moby/buildkit:v0.34.2"
 // StateContainer is the GITHUB_STATE key under which the main step records a
 // container it started, so that the post step (STATE_buildkit_container) removes it.
 const StateContainer = "buildkit_container"
+
+// pullTimeout bounds docker create, which pulls the image (tens of MB) when the
+// engine lacks it.
+const pullTimeout = 5 * time.Minute
 
 // containerPrefix starts the name of every container this action starts.
 const containerPrefix = "ecr-build-cache-buildkit-"
@@ -93,15 +93,31 @@ type Endpoint struct {
 	// Container is set when Resolve started a BuildKit container; the main step
 	// saves it as StateContainer and the post step passes it to Stop.
 	Container string
+	// getenv is the run's environment, for the docker CLI that reaches a
+	// docker-container:// address.
+	getenv func(string) string
+}
+
+func (ep Endpoint) env() func(string) string {
+	if ep.getenv == nil {
+		return func(string) string { return "" }
+	}
+	return ep.getenv
 }
 
 // Resolve picks the BuildKit daemon for this run. It may start a container (see
 // Endpoint.Container), which is ready when Resolve returns.
 func Resolve(ctx context.Context, opt Options) (Endpoint, error) {
-	getenv := opt.Getenv
-	if getenv == nil {
-		getenv = func(string) string { return "" }
+	if opt.Getenv == nil {
+		opt.Getenv = func(string) string { return "" }
 	}
+	ep, err := resolve(ctx, opt)
+	ep.getenv = opt.Getenv
+	return ep, err
+}
+
+func resolve(ctx context.Context, opt Options) (Endpoint, error) {
+	getenv := opt.Getenv
 	notStarted := func(source string) error {
 		if opt.Daemon.Set() {
 			return fmt.Errorf("buildkit-image, buildkitd-config-inline and buildkitd-flags configure the BuildKit container this action starts, "+
@@ -197,6 +213,7 @@ type nodeGroup struct {
 	Nodes  []node
 	// allowInsecure allows a remote node's plain TCP (buildkit-allow-insecure-tcp).
 	allowInsecure bool
+	getenv        func(string) string // the run's, for the docker CLI
 }
 
 type node struct {
@@ -231,7 +248,7 @@ func fromBuilder(ctx context.Context, name string, platforms []string, getenv fu
 	if len(ng.Nodes) == 0 {
 		return Endpoint{}, fmt.Errorf("builder %q has no nodes", name)
 	}
-	ng.allowInsecure = allowInsecure
+	ng.allowInsecure, ng.getenv = allowInsecure, getenv
 	i, err := pickNode(ctx, ng, platforms)
 	if err != nil {
 		return Endpoint{}, err
@@ -250,7 +267,7 @@ func (ng nodeGroup) endpoint(n node) (Endpoint, error) {
 		if n.Endpoint != "" && n.Endpoint != "default" && !strings.Contains(n.Endpoint, "://") {
 			addr += "?context=" + url.QueryEscape(n.Endpoint)
 		}
-		return Endpoint{Addr: addr, Source: source}, nil
+		return Endpoint{Addr: addr, Source: source, getenv: ng.getenv}, nil
 	case "remote":
 		o := n.DriverOpts
 		return fromAddr(n.Endpoint, source, TLS{CACert: o["cacert"], Cert: o["cert"], Key: o["key"], ServerName: o["servername"]}, ng.allowInsecure)
@@ -340,8 +357,12 @@ func startContainer(ctx context.Context, d dockerCLI, opt Options) (Endpoint, er
 	}
 	args = append(append(args, image), daemon.Args(ConfigPath)...)
 	err := func() error {
-		if _, err := d.run(ctx, args...); err != nil {
-			return err
+		// docker create pulls the image when the engine lacks it.
+		cctx, cancel := context.WithTimeout(ctx, pullTimeout)
+		defer cancel()
+		if _, err := d.run(cctx, args...); err != nil {
+			return fmt.Errorf("buildkit-image %s: the Docker engine could not create a container from it (is the image name right, and can the runner pull it? "+
+				"an ECR pull-through cache avoids Docker Hub: see docs/remote-builders.md): %w", image, err)
 		}
 		if daemon.Config != "" {
 			archive, err := daemon.configArchive()
@@ -358,7 +379,7 @@ func startContainer(ctx context.Context, d dockerCLI, opt Options) (Endpoint, er
 	if err != nil {
 		// docker create can fail after creating the container.
 		_ = Stop(context.WithoutCancel(ctx), d.getenv, name)
-		return Endpoint{}, fmt.Errorf("start a BuildKit container (%s): %w", image, err)
+		return Endpoint{}, fmt.Errorf("start a BuildKit container: %w", err)
 	}
 	ep := Endpoint{Addr: "docker-container://" + name, Source: "container " + name + " started from " + image, Container: name}
 	wctx, cancel := context.WithTimeout(ctx, time.Minute)
