@@ -5,9 +5,13 @@
 //  2. $BUILDKIT_HOST;
 //  3. the builder input: a buildx builder, as docker/setup-buildx-action creates
 //     and names it (read from buildx's store, never changed);
-//  4. a Docker engine: a pinned moby/buildkit container started for this job,
+//  4. $BUILDX_BUILDER, which buildx itself reads the same way;
+//  5. buildx's current builder, as docker/build-push-action builds on it:
+//     setup-buildx-action's `docker buildx create --use` makes its builder
+//     current (see current.go);
+//  6. a Docker engine: a pinned moby/buildkit container started for this job,
 //     which the post step removes (see Stop);
-//  5. otherwise an error listing these options.
+//  7. otherwise an error listing these options.
 //
 // tcp:// addresses take mTLS files (the buildkit-tls-* inputs, or a buildx
 // remote builder's cacert/cert/key), which is how one buildkitd serves many runners.
@@ -93,6 +97,9 @@ type Endpoint struct {
 	// Container is set when Resolve started a BuildKit container; the main step
 	// saves it as StateContainer and the post step passes it to Stop.
 	Container string
+	// Notice and Warning are for the log: why the run builds on buildx's
+	// current builder, or why not on the one it has.
+	Notice, Warning string
 	// getenv is the run's environment, for the docker CLI that reaches a
 	// docker-container:// address.
 	getenv func(string) string
@@ -146,10 +153,30 @@ func resolve(ctx context.Context, opt Options) (Endpoint, error) {
 		}
 		return fromBuilder(ctx, opt.Builder, opt.Platforms, getenv, opt.AllowInsecureTCP)
 	}
+	if name := getenv("BUILDX_BUILDER"); name != "" {
+		// Set by hand (setup-buildx-action does not export it): as explicit as the builder input.
+		if err := notStarted("the buildx builder " + name + " ($BUILDX_BUILDER)"); err != nil {
+			return Endpoint{}, err
+		}
+		ep, err := fromBuilder(ctx, name, opt.Platforms, getenv, opt.AllowInsecureTCP)
+		ep.Source += " named by $BUILDX_BUILDER"
+		return ep, err
+	}
+	current, warning := useCurrentBuilder(ctx, opt)
+	if current.Addr != "" {
+		return current, nil
+	}
 	docker := dockerCLI{getenv: getenv}
 	engineErr := docker.ping(ctx)
 	if engineErr == nil {
-		return startContainer(ctx, docker, opt)
+		ep, err := startContainer(ctx, docker, opt)
+		if warning != "" {
+			ep.Warning = warning + "; building on a BuildKit container started for this job instead"
+		}
+		return ep, err
+	}
+	if warning != "" {
+		engineErr = fmt.Errorf("%w; and %s", engineErr, warning)
 	}
 	return Endpoint{}, fmt.Errorf("no BuildKit daemon to build on. Give one of:\n"+
 		"  - buildkit-host: unix:///run/buildkit/buildkitd.sock, tcp://host:1234 (with buildkit-tls-* for mTLS) or docker-container://name\n"+
@@ -231,12 +258,8 @@ func fromBuilder(ctx context.Context, name string, platforms []string, getenv fu
 	if !builderName.MatchString(name) {
 		return Endpoint{}, fmt.Errorf("builder: %q is not a buildx builder name", name)
 	}
-	dir := getenv("DOCKER_CONFIG")
-	if dir == "" {
-		dir = filepath.Join(getenv("HOME"), ".docker")
-	}
 	// buildx stores builders under their lowercased name.
-	store := filepath.Join(dir, "buildx", "instances", strings.ToLower(name))
+	store := filepath.Join(buildxDir(getenv), "instances", strings.ToLower(name))
 	b, err := os.ReadFile(store)
 	if err != nil {
 		return Endpoint{}, fmt.Errorf("builder %q: not found in buildx's store (%w); create it before this step, e.g. with docker/setup-buildx-action, and keep DOCKER_CONFIG the same", name, err)
@@ -261,6 +284,9 @@ func (ng nodeGroup) endpoint(n node) (Endpoint, error) {
 	source := fmt.Sprintf("buildx builder %s (%s driver, node %s)", ng.Name, ng.Driver, n.Name)
 	switch ng.Driver {
 	case "docker-container":
+		if !builderName.MatchString(n.Name) {
+			return Endpoint{}, fmt.Errorf("builder %q: node %q is not a buildx node name", ng.Name, n.Name)
+		}
 		// buildx names the node's container buildx_buildkit_<node>; its endpoint
 		// is a docker context name, or a docker host URL for the default context.
 		addr := "docker-container://buildx_buildkit_" + n.Name
