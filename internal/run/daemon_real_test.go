@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -162,6 +163,57 @@ func TestDefaultBuildKitContainerOnARealDockerEngine(t *testing.T) {
 		postStep(t, r)
 		if left := containers(t, host); len(left) != 0 {
 			t.Errorf("after a failed pull the engine has %q", left)
+		}
+	})
+
+	t.Run("setup-buildx-action's builder", func(t *testing.T) {
+		// What docker/setup-buildx-action leaves (buildx create --driver
+		// docker-container --use, then --bootstrap), made by hand: buildx cannot
+		// be installed here. The node's container, named as buildx names it,
+		// privileged, with its config in /etc/buildkit; the store's files in the
+		// shapes buildx writes them.
+		const builder = "builder-e2e"
+		conf := t.TempDir()
+		if err := os.WriteFile(filepath.Join(conf, "buildkitd.toml"), []byte(s.RegistryConfig()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := teststack.Docker(host, "run", "--detach", "--privileged", "--network", "host", "--name", "buildx_buildkit_"+builder+"0",
+			"--volume", conf+":/etc/buildkit", image); err != nil {
+			t.Fatalf("start the builder's node: %v: %s", err, out)
+		}
+		t.Cleanup(func() { _, _ = teststack.Docker(host, "rm", "--force", "--volumes", "buildx_buildkit_"+builder+"0") })
+		r := dockerJob(t, s, host, repo, nil)
+		store := filepath.Join(r.Env["HOME"], ".docker", "buildx")
+		for name, content := range map[string]string{
+			"current": `{"Key":"` + host + `","Name":"` + builder + `","Global":false}`,
+			"instances/" + builder: `{"Name":"` + builder + `","Driver":"docker-container","Nodes":[{"Name":"` + builder + `0","Endpoint":"` + host +
+				`","Platforms":null,"DriverOpts":{"network":"host"},"Flags":["--allow-insecure-entitlement=security.insecure","--allow-insecure-entitlement=network.host"],"Files":null}],"Dynamic":false}`,
+		} {
+			if err := os.MkdirAll(filepath.Dir(filepath.Join(store, name)), 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(store, name), []byte(content), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		o := mustRun(t, r)
+		if !strings.Contains(r.Stdout(), "::notice::Building on buildx's current builder "+builder) {
+			t.Errorf("no notice that it built on %s:\n%s", builder, r.StdoutTail(3000))
+		}
+		// It built there (the cache from the jobs above: every step cached), and started nothing.
+		if c, n := steps(t, o); c != 3 || n != 3 {
+			t.Errorf("%d/%d steps cached, want 3/3", c, n)
+		}
+		if got := containers(t, host); len(got) != 1 || got[0] != "buildx_buildkit_"+builder+"0" {
+			t.Errorf("containers %q, want only the builder's", got)
+		}
+		if postStep(t, r) != "" {
+			t.Error("the main step saved a container of its own for the post step")
+		}
+		// The builder's buildkitd ran the build: its local cache holds records.
+		out, err := teststack.Docker(host, "exec", "buildx_buildkit_"+builder+"0", "buildctl", "du", "--format", "{{len .}}")
+		if n, _ := strconv.Atoi(strings.TrimSpace(out)); err != nil || n == 0 {
+			t.Errorf("buildctl du in the builder: %v: %q records, want some", err, out)
 		}
 	})
 }
