@@ -387,7 +387,8 @@ func startContainer(ctx context.Context, d dockerCLI, opt Options) (Endpoint, er
 		cctx, cancel := context.WithTimeout(ctx, pullTimeout)
 		defer cancel()
 		if _, err := d.run(cctx, args...); err != nil {
-			return fmt.Errorf("buildkit-image %s: the Docker engine could not create a container from it (is the image name right, and can the runner pull it? "+
+			return fmt.Errorf("buildkit-image %s: the Docker engine could not create a container from it (is the image name right, and can the runner's "+
+				"Docker engine pull it? a private registry such as ECR needs a docker login in an earlier step, e.g. aws-actions/amazon-ecr-login; "+
 				"an ECR pull-through cache avoids Docker Hub: see docs/remote-builders.md): %w", image, err)
 		}
 		if daemon.Config != "" {
