@@ -49,8 +49,8 @@ func Connect(ctx context.Context, ep Endpoint) (*client.Client, error) {
 	defer cancel()
 	if _, err := c.ListWorkers(pctx); err != nil {
 		c.Close()
-		if said.Len() > 0 {
-			err = fmt.Errorf("%w; docker exec said: %s", err, strings.TrimSpace(said.String()))
+		if s := said.String(); s != "" {
+			err = fmt.Errorf("%w; docker exec said: %s", err, s)
 		}
 		return nil, fmt.Errorf("buildkitd at %s does not answer (is it running, and is the address right? set the buildkit-host input or BUILDKIT_HOST): %w", ep.Addr, err)
 	}
@@ -102,14 +102,9 @@ func (l *lockedBuffer) Write(p []byte) (int, error) {
 	return l.b.Write(p)
 }
 
-func (l *lockedBuffer) Len() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Len()
-}
-
+// String is what was written, trimmed.
 func (l *lockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.b.String()
+	return strings.TrimSpace(l.b.String())
 }
