@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ecr-build-cache/ecr-build-cache/internal/buildkitconn"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/run"
@@ -182,6 +183,16 @@ func TestDefaultBuildKitContainerOnARealDockerEngine(t *testing.T) {
 			t.Fatalf("start the builder's node: %v: %s", err, out)
 		}
 		t.Cleanup(func() { _, _ = teststack.Docker(host, "rm", "--force", "--volumes", "buildx_buildkit_"+builder+"0") })
+		// --bootstrap: setup-buildx-action returns once the node's buildkitd answers.
+		for deadline := time.Now().Add(time.Minute); ; time.Sleep(200 * time.Millisecond) {
+			out, err := teststack.Docker(host, "exec", "buildx_buildkit_"+builder+"0", "buildctl", "debug", "workers")
+			if err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the builder's buildkitd did not answer: %v: %s", err, out)
+			}
+		}
 		r := dockerJob(t, s, host, repo, nil)
 		store := filepath.Join(r.Env["HOME"], ".docker", "buildx")
 		for name, content := range map[string]string{
