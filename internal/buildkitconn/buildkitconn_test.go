@@ -251,8 +251,8 @@ func TestStopRemovesOnlyItsOwnContainers(t *testing.T) {
 }
 
 // fakeDocker is a docker CLI script that records its calls (one line each)
-// and what `docker cp -` reads, and answers like an engine: no privileged
-// container can run in this sandbox.
+// and what `docker cp -` reads, and answers like an engine: the exact calls,
+// without an engine (internal/run/daemon_real_test.go runs them on a real one).
 func fakeDocker(t *testing.T) (getenv func(string) string, calls func() []string, copied string) {
 	t.Helper()
 	bin, dir := t.TempDir(), t.TempDir()
