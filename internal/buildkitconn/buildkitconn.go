@@ -159,8 +159,11 @@ func resolve(ctx context.Context, opt Options) (Endpoint, error) {
 			return Endpoint{}, err
 		}
 		ep, err := fromBuilder(ctx, name, opt.Platforms, getenv, opt.AllowInsecureTCP)
+		if err != nil {
+			return Endpoint{}, fmt.Errorf("$BUILDX_BUILDER: %w", err)
+		}
 		ep.Source += " named by $BUILDX_BUILDER"
-		return ep, err
+		return ep, nil
 	}
 	current, warning := useCurrentBuilder(ctx, opt)
 	if current.Addr != "" {
@@ -258,8 +261,12 @@ func fromBuilder(ctx context.Context, name string, platforms []string, getenv fu
 	if !builderName.MatchString(name) {
 		return Endpoint{}, fmt.Errorf("builder: %q is not a buildx builder name", name)
 	}
+	dir := buildxDir(getenv)
+	if dir == "" {
+		return Endpoint{}, fmt.Errorf("builder %q: no buildx store to read it from: neither BUILDX_CONFIG, DOCKER_CONFIG nor HOME is set", name)
+	}
 	// buildx stores builders under their lowercased name.
-	store := filepath.Join(buildxDir(getenv), "instances", strings.ToLower(name))
+	store := filepath.Join(dir, "instances", strings.ToLower(name))
 	b, err := os.ReadFile(store)
 	if err != nil {
 		return Endpoint{}, fmt.Errorf("builder %q: not found in buildx's store (%w); create it before this step, e.g. with docker/setup-buildx-action, and keep DOCKER_CONFIG the same", name, err)
