@@ -31,7 +31,7 @@ func main() {
 	out := flag.String("out", "", "where to write the report (default BENCHMARKS.md at the repository root; a run with -only writes none unless given)")
 	profiles := flag.String("profiles", "", "keep buildkitd's CPU profiles (pprof) of the scale study's largest warm build in this directory")
 	only := flag.String("only", "", "comma-separated parts to run, for iterating: "+strings.Join(partNames, ", ")+
-		" (refs needs matrix; mounts alone with -out replaces only its section); every part when empty")
+		" (refs needs matrix; mounts or daemon alone with -out replaces only its section); every part when empty")
 	flag.Parse()
 	parts, err := selectParts(*only)
 	if err == nil && *out == "" && *only == "" {
@@ -105,27 +105,48 @@ func realMain(ctx context.Context, runs int, out, profiles string, parts map[str
 		res.mountSamples = mres.samples
 	}
 
+	var dres *daemonResults
+	if parts["daemon"] {
+		if dres, err = b.daemon(ctx, runs); err != nil {
+			return err
+		}
+	}
+
 	m := describeMachine(load)
 	m.took = time.Since(began).Round(time.Second).String()
-	if len(parts) == 1 && mres != nil {
-		fmt.Print("\n" + mres.render())
+	// A study run alone replaces only its own section.
+	for _, st := range []struct {
+		name, heading string
+		render        func() string
+		markdown      func() string
+	}{
+		{"mounts", mountsHeading, func() string { return mres.render() }, mres.markdown},
+		{"daemon", daemonHeading, func() string { return dres.render() }, dres.markdown},
+	} {
+		if len(parts) != 1 || !parts[st.name] {
+			continue
+		}
+		fmt.Print("\n" + st.render())
 		if out == "" {
 			return nil
 		}
-		fmt.Printf("\nbench: done in %s; replacing the cache mounts section of %s\n", m.took, out)
-		return spliceMounts(out, mres.markdown())
+		fmt.Printf("\nbench: done in %s; replacing the %q section of %s\n", m.took, st.heading, out)
+		return spliceSection(out, st.heading, st.markdown())
 	}
 	report := res.render()
 	fmt.Print("\n" + report)
 	if mres != nil {
 		fmt.Print("\n" + mres.render())
 	}
+	if dres != nil {
+		fmt.Print("\n" + dres.render())
+	}
 	if out == "" {
 		fmt.Printf("\nbench: done in %s; a partial run (-only) writes no report file\n", m.took)
 		return nil
 	}
 	fmt.Printf("\nbench: done in %s; writing %s\n", m.took, out)
-	return os.WriteFile(out, []byte(markdown(m, res, report)+mres.markdown()), 0o644)
+	return os.WriteFile(out, []byte(markdown(m, res, report)+mres.markdown()+dres.markdown()), 0o644)
 }
 
 // partNames are what -only selects: the fixtures' scenarios, then the studies.
@@ -134,7 +155,7 @@ var partNames = func() []string {
 	for _, f := range fixtures {
 		n = append(n, f.name)
 	}
-	return append(n, "matrix", "refs", "min", "scale", "mounts")
+	return append(n, "matrix", "refs", "min", "scale", "mounts", "daemon")
 }()
 
 // selectParts reads -only; every part when it is empty.

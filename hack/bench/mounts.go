@@ -237,7 +237,7 @@ func (r *mountsResults) render() string {
 	return b.String()
 }
 
-// mountsHeading starts the study's section of BENCHMARKS.md, always its last.
+// mountsHeading starts the study's section of BENCHMARKS.md.
 const mountsHeading = "## Cache mounts"
 
 // markdown is the study's section of BENCHMARKS.md; "" when it did not run.
@@ -263,15 +263,21 @@ load average at start %s, at end %s.
 `+"```text\n%s```\n", mountsHeading, r.date, r.load[0], r.load[1], r.render())
 }
 
-// spliceMounts replaces the study's section of the report at path (or adds it).
-func spliceMounts(path, section string) error {
+// spliceSection replaces the section of the report at path that starts with
+// heading (up to the next "## " heading), or adds it at the end.
+func spliceSection(path, heading, section string) error {
 	old, err := os.ReadFile(path)
 	if err != nil && !os.IsNotExist(err) {
 		return err
 	}
-	doc := string(old)
-	if i := strings.Index(doc, "\n"+mountsHeading+"\n"); i >= 0 {
-		doc = doc[:i]
+	doc, rest := string(old), ""
+	if i := strings.Index(doc, "\n"+heading+"\n"); i >= 0 {
+		doc, rest = doc[:i], doc[i+1:]
+		if j := strings.Index(rest, "\n## "); j >= 0 {
+			rest = rest[j:]
+		} else {
+			rest = ""
+		}
 	}
-	return os.WriteFile(path, []byte(strings.TrimRight(doc, "\n")+"\n"+section), 0o644)
+	return os.WriteFile(path, []byte(strings.TrimRight(doc, "\n")+"\n"+section+rest), 0o644)
 }

@@ -5,9 +5,13 @@
 //  2. $BUILDKIT_HOST;
 //  3. the builder input: a buildx builder, as docker/setup-buildx-action creates
 //     and names it (read from buildx's store, never changed);
-//  4. a Docker engine: a pinned moby/buildkit container started for this job,
+//  4. $BUILDX_BUILDER, which buildx itself reads the same way;
+//  5. buildx's current builder, as docker/build-push-action builds on it:
+//     setup-buildx-action's `docker buildx create --use` makes its builder
+//     current (see current.go);
+//  6. a Docker engine: a pinned moby/buildkit container started for this job,
 //     which the post step removes (see Stop);
-//  5. otherwise an error listing these options.
+//  7. otherwise an error listing these options.
 //
 // tcp:// addresses take mTLS files (the buildkit-tls-* inputs, or a buildx
 // remote builder's cacert/cert/key), which is how one buildkitd serves many runners.
@@ -33,10 +37,6 @@ import (
 	"time"
 
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
-
-	// Registers docker-container:// addresses with BuildKit's client, for buildx
-	// docker-container builders and the container this package starts.
-	_ "github.com/moby/buildkit/client/connhelper/dockercontainer"
 )
 
 // Image is the BuildKit image started when only a Docker engine is available,
@@ -47,6 +47,10 @@ var Image = "moby/buildkit:v0.34.2"
 // StateContainer is the GITHUB_STATE key under which the main step records a
 // container it started, so that the post step (STATE_buildkit_container) removes it.
 const StateContainer = "buildkit_container"
+
+// pullTimeout bounds docker create, which pulls the image (tens of MB) when the
+// engine lacks it.
+const pullTimeout = 5 * time.Minute
 
 // containerPrefix starts the name of every container this action starts.
 const containerPrefix = "ecr-build-cache-buildkit-"
@@ -93,15 +97,34 @@ type Endpoint struct {
 	// Container is set when Resolve started a BuildKit container; the main step
 	// saves it as StateContainer and the post step passes it to Stop.
 	Container string
+	// Notice and Warning are for the log: why the run builds on buildx's
+	// current builder, or why not on the one it has.
+	Notice, Warning string
+	// getenv is the run's environment, for the docker CLI that reaches a
+	// docker-container:// address.
+	getenv func(string) string
+}
+
+func (ep Endpoint) env() func(string) string {
+	if ep.getenv == nil {
+		return func(string) string { return "" }
+	}
+	return ep.getenv
 }
 
 // Resolve picks the BuildKit daemon for this run. It may start a container (see
 // Endpoint.Container), which is ready when Resolve returns.
 func Resolve(ctx context.Context, opt Options) (Endpoint, error) {
-	getenv := opt.Getenv
-	if getenv == nil {
-		getenv = func(string) string { return "" }
+	if opt.Getenv == nil {
+		opt.Getenv = func(string) string { return "" }
 	}
+	ep, err := resolve(ctx, opt)
+	ep.getenv = opt.Getenv
+	return ep, err
+}
+
+func resolve(ctx context.Context, opt Options) (Endpoint, error) {
+	getenv := opt.Getenv
 	notStarted := func(source string) error {
 		if opt.Daemon.Set() {
 			return fmt.Errorf("buildkit-image, buildkitd-config-inline and buildkitd-flags configure the BuildKit container this action starts, "+
@@ -130,10 +153,33 @@ func Resolve(ctx context.Context, opt Options) (Endpoint, error) {
 		}
 		return fromBuilder(ctx, opt.Builder, opt.Platforms, getenv, opt.AllowInsecureTCP)
 	}
+	if name := getenv("BUILDX_BUILDER"); name != "" {
+		// Set by hand (setup-buildx-action does not export it): as explicit as the builder input.
+		if err := notStarted("the buildx builder " + name + " ($BUILDX_BUILDER)"); err != nil {
+			return Endpoint{}, err
+		}
+		ep, err := fromBuilder(ctx, name, opt.Platforms, getenv, opt.AllowInsecureTCP)
+		if err != nil {
+			return Endpoint{}, fmt.Errorf("$BUILDX_BUILDER: %w", err)
+		}
+		ep.Source += " named by $BUILDX_BUILDER"
+		return ep, nil
+	}
+	current, warning := useCurrentBuilder(ctx, opt)
+	if current.Addr != "" {
+		return current, nil
+	}
 	docker := dockerCLI{getenv: getenv}
 	engineErr := docker.ping(ctx)
 	if engineErr == nil {
-		return startContainer(ctx, docker, opt)
+		ep, err := startContainer(ctx, docker, opt)
+		if warning != "" {
+			ep.Warning = warning + "; building on a BuildKit container started for this job instead"
+		}
+		return ep, err
+	}
+	if warning != "" {
+		engineErr = fmt.Errorf("%w; and %s", engineErr, warning)
 	}
 	return Endpoint{}, fmt.Errorf("no BuildKit daemon to build on. Give one of:\n"+
 		"  - buildkit-host: unix:///run/buildkit/buildkitd.sock, tcp://host:1234 (with buildkit-tls-* for mTLS) or docker-container://name\n"+
@@ -197,6 +243,7 @@ type nodeGroup struct {
 	Nodes  []node
 	// allowInsecure allows a remote node's plain TCP (buildkit-allow-insecure-tcp).
 	allowInsecure bool
+	getenv        func(string) string // the run's, for the docker CLI
 }
 
 type node struct {
@@ -214,12 +261,12 @@ func fromBuilder(ctx context.Context, name string, platforms []string, getenv fu
 	if !builderName.MatchString(name) {
 		return Endpoint{}, fmt.Errorf("builder: %q is not a buildx builder name", name)
 	}
-	dir := getenv("DOCKER_CONFIG")
+	dir := buildxDir(getenv)
 	if dir == "" {
-		dir = filepath.Join(getenv("HOME"), ".docker")
+		return Endpoint{}, fmt.Errorf("builder %q: no buildx store to read it from: neither BUILDX_CONFIG, DOCKER_CONFIG nor HOME is set", name)
 	}
 	// buildx stores builders under their lowercased name.
-	store := filepath.Join(dir, "buildx", "instances", strings.ToLower(name))
+	store := filepath.Join(dir, "instances", strings.ToLower(name))
 	b, err := os.ReadFile(store)
 	if err != nil {
 		return Endpoint{}, fmt.Errorf("builder %q: not found in buildx's store (%w); create it before this step, e.g. with docker/setup-buildx-action, and keep DOCKER_CONFIG the same", name, err)
@@ -231,7 +278,7 @@ func fromBuilder(ctx context.Context, name string, platforms []string, getenv fu
 	if len(ng.Nodes) == 0 {
 		return Endpoint{}, fmt.Errorf("builder %q has no nodes", name)
 	}
-	ng.allowInsecure = allowInsecure
+	ng.allowInsecure, ng.getenv = allowInsecure, getenv
 	i, err := pickNode(ctx, ng, platforms)
 	if err != nil {
 		return Endpoint{}, err
@@ -244,13 +291,16 @@ func (ng nodeGroup) endpoint(n node) (Endpoint, error) {
 	source := fmt.Sprintf("buildx builder %s (%s driver, node %s)", ng.Name, ng.Driver, n.Name)
 	switch ng.Driver {
 	case "docker-container":
+		if !builderName.MatchString(n.Name) {
+			return Endpoint{}, fmt.Errorf("builder %q: node %q is not a buildx node name", ng.Name, n.Name)
+		}
 		// buildx names the node's container buildx_buildkit_<node>; its endpoint
 		// is a docker context name, or a docker host URL for the default context.
 		addr := "docker-container://buildx_buildkit_" + n.Name
 		if n.Endpoint != "" && n.Endpoint != "default" && !strings.Contains(n.Endpoint, "://") {
 			addr += "?context=" + url.QueryEscape(n.Endpoint)
 		}
-		return Endpoint{Addr: addr, Source: source}, nil
+		return Endpoint{Addr: addr, Source: source, getenv: ng.getenv}, nil
 	case "remote":
 		o := n.DriverOpts
 		return fromAddr(n.Endpoint, source, TLS{CACert: o["cacert"], Cert: o["cert"], Key: o["key"], ServerName: o["servername"]}, ng.allowInsecure)
@@ -340,8 +390,13 @@ func startContainer(ctx context.Context, d dockerCLI, opt Options) (Endpoint, er
 	}
 	args = append(append(args, image), daemon.Args(ConfigPath)...)
 	err := func() error {
-		if _, err := d.run(ctx, args...); err != nil {
-			return err
+		// docker create pulls the image when the engine lacks it.
+		cctx, cancel := context.WithTimeout(ctx, pullTimeout)
+		defer cancel()
+		if _, err := d.run(cctx, args...); err != nil {
+			return fmt.Errorf("buildkit-image %s: the Docker engine could not create a container from it (is the image name right, and can the runner's "+
+				"Docker engine pull it? a private registry such as ECR needs a docker login in an earlier step, e.g. aws-actions/amazon-ecr-login; "+
+				"an ECR pull-through cache avoids Docker Hub: see docs/remote-builders.md): %w", image, err)
 		}
 		if daemon.Config != "" {
 			archive, err := daemon.configArchive()
@@ -358,7 +413,7 @@ func startContainer(ctx context.Context, d dockerCLI, opt Options) (Endpoint, er
 	if err != nil {
 		// docker create can fail after creating the container.
 		_ = Stop(context.WithoutCancel(ctx), d.getenv, name)
-		return Endpoint{}, fmt.Errorf("start a BuildKit container (%s): %w", image, err)
+		return Endpoint{}, fmt.Errorf("start a BuildKit container: %w", err)
 	}
 	ep := Endpoint{Addr: "docker-container://" + name, Source: "container " + name + " started from " + image, Container: name}
 	wctx, cancel := context.WithTimeout(ctx, time.Minute)

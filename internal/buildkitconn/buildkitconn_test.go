@@ -209,6 +209,10 @@ func TestErrorsSayWhatToDo(t *testing.T) {
 			[]string{`builder "missing": not found`, "docker/setup-buildx-action"}},
 		"builder name escaping the store": {buildkitconn.Options{Builder: "../../etc/passwd", Getenv: env(noDocker)},
 			[]string{"not a buildx builder name"}},
+		"builder with no store to read": {buildkitconn.Options{Builder: "ci", Getenv: env(map[string]string{"PATH": noDocker["PATH"]})},
+			[]string{`builder "ci": no buildx store`, "DOCKER_CONFIG", "HOME"}},
+		"BUILDX_BUILDER not created": {buildkitconn.Options{Getenv: env(map[string]string{"BUILDX_BUILDER": "missing", "DOCKER_CONFIG": cfg})},
+			[]string{`$BUILDX_BUILDER: builder "missing": not found`}},
 		"plain TCP from BUILDKIT_HOST": {buildkitconn.Options{Getenv: env(map[string]string{"BUILDKIT_HOST": "tcp://10.1.2.3:1234"})},
 			[]string{"BUILDKIT_HOST", "plain TCP to another host", "buildkit-allow-insecure-tcp"}},
 		"docker driver": {buildkitconn.Options{Builder: "default", Getenv: env(noDocker)},
@@ -251,8 +255,8 @@ func TestStopRemovesOnlyItsOwnContainers(t *testing.T) {
 }
 
 // fakeDocker is a docker CLI script that records its calls (one line each)
-// and what `docker cp -` reads, and answers like an engine: no privileged
-// container can run in this sandbox.
+// and what `docker cp -` reads, and answers like an engine: the exact calls,
+// without an engine (internal/run/daemon_real_test.go runs them on a real one).
 func fakeDocker(t *testing.T) (getenv func(string) string, calls func() []string, copied string) {
 	t.Helper()
 	bin, dir := t.TempDir(), t.TempDir()

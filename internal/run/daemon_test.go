@@ -11,10 +11,10 @@ import (
 )
 
 // buildkitd-config-inline and buildkitd-flags configure the container the
-// action starts, which needs a privileged container (none runs here; the
-// container's steps are tested with a recording docker CLI in buildkitconn).
-// Here a real buildkitd gets the same config file and arguments, and the
-// action builds on it: a registry mirror and an allowed entitlement take effect.
+// action starts (its steps: a recording docker CLI in buildkitconn; the
+// container on a real engine: daemon_real_test.go). Here a real buildkitd gets
+// the same config file and arguments, and the action builds on it: a registry
+// mirror and an allowed entitlement take effect.
 func TestBuildkitdConfigAndFlagsReachTheDaemon(t *testing.T) {
 	s := teststack.Get(t)
 	const mirrored = "mirror.ebc.invalid" // resolves nowhere: only the mirror serves it

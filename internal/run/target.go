@@ -66,6 +66,12 @@ func connectBuilder(ctx context.Context, a *githubactions.Action, cfg *config.Co
 		return nil, err
 	}
 	a.Infof("BuildKit: %s (from %s)", ep.Addr, ep.Source)
+	if ep.Notice != "" {
+		a.Noticef("%s", ep.Notice)
+	}
+	if ep.Warning != "" {
+		a.Warningf("%s", ep.Warning)
+	}
 	if tr.Untrusted && ep.Container == "" {
 		a.Warningf("%s, on a builder this action did not start (%s): untrusted code can poison a shared daemon's local cache and cache mounts; "+
 			"give untrusted workflows an ephemeral builder (see docs/security-model.md)", tr.Reason, ep.Source)
