@@ -99,7 +99,28 @@ type Options struct {
 	DefaultBranch string     // empty: the payload's repository.default_branch, else "main"
 	Export        ExportMode // empty means ExportAuto
 	ExtraFrom     []string   // cache-from: extra full refs, imported last
+	Grants        Grants     // what an untrusted run gets anyway
 }
+
+// Grants are the opt-ins that give an untrusted run what it otherwise loses.
+type Grants struct {
+	Push         bool // untrusted-push: push the image
+	Secrets      bool // untrusted-secrets: secrets, secret-files, secret-envs, github-token and ssh
+	Entitlements bool // untrusted-entitlements: allow, network: host and buildkit-host-network
+}
+
+// Claim is what a run's write key rests on when the payload alone cannot
+// prove it: that commit SHA is the head of branch Branch of this repository.
+// A tag push sends the bare tag name where a branch name goes, so a tag named
+// main would otherwise write main's cache.
+type Claim struct {
+	What   string // the payload field that names the branch, for the log
+	Branch string
+	SHA    string
+}
+
+// IsZero reports whether there is nothing to prove.
+func (c Claim) IsZero() bool { return c.Branch == "" }
 
 // Decision is the outcome of the policy for one run: whether it is trusted
 // and which keys it reads and writes. Plan turns it into references.
@@ -109,9 +130,22 @@ type Decision struct {
 	Notes     []string // warnings for the user, e.g. that the payload was unreadable and GITHUB_REF was used
 	Own       Key      // the key this run writes, or would write if allowed; zero when the event names none
 	Reads     []Key    // keys to import, priority order, no duplicates, no zero keys
-	Writes    bool     // the run exports its cache to Own
+	Writes    bool     // the run exports its cache (and its cache mounts) to Own
 
-	opt Options // normalized, for Plan
+	// What the build gets: all of it when trusted, only what Grants give when not.
+	Push         bool // the image may be pushed (when the push input asks for it)
+	Secrets      bool // secrets, secret-files, secret-envs, github-token and ssh reach the build
+	Entitlements bool // allow, network: host and buildkit-host-network take effect
+	// RestrictCredentials limits the registry credentials BuildKit may use to
+	// the cache registry's: untrusted code must not reach the runner's others.
+	RestrictCredentials bool
+
+	// Claim, when not zero, is what Writes waits for: Prove says whether the
+	// GitHub API confirmed it. Until then the run only reads.
+	Claim Claim
+
+	opt        Options // normalized, for Plan
+	wouldWrite bool    // Writes once Claim is proven
 }
 
 // Plan is the cache references for one run.
@@ -139,7 +173,8 @@ func Decide(ev Event, opt Options) (Decision, error) {
 	def := BranchKey(cmp.Or(opt.DefaultBranch, pl.defaultBranch(), "main"))
 	v := verdictFor(ev, pl, plErr, def)
 
-	d := Decision{Untrusted: v.untrusted, Own: v.own, opt: opt}
+	d := Decision{Untrusted: v.untrusted, Own: v.own, opt: opt, RestrictCredentials: v.untrusted,
+		Push: !v.untrusted || opt.Grants.Push, Secrets: !v.untrusted || opt.Grants.Secrets, Entitlements: !v.untrusted || opt.Grants.Entitlements}
 	if plErr != nil {
 		note := fmt.Sprintf("the event payload (GITHUB_EVENT_PATH) %v: the cache keys come from GITHUB_REF and the inputs", plErr)
 		if opt.DefaultBranch == "" {
@@ -160,12 +195,69 @@ func Decide(ev Event, opt Options) (Decision, error) {
 		}
 	case mode == ExportNever:
 		d.Reason = "cache-export is false: this run only reads the cache"
+	case !v.own.IsZero() && (v.write || mode == ExportAlways) && !v.claim.IsZero():
+		d.Claim, d.wouldWrite = v.claim, true
+		d.Reason = fmt.Sprintf("%s %q may name a tag as well as a branch, and it is not proven to be branch %s's head yet", v.claim.What, v.claim.Branch, v.claim.Branch)
 	case !v.own.IsZero() && (v.write || mode == ExportAlways):
 		d.Writes = true
 	default:
 		d.Reason = v.why
 	}
 	return d, nil
+}
+
+// Prove settles d.Claim: proven is whether the GitHub API showed Claim.SHA to
+// be the head of branch Claim.Branch; why says what it showed otherwise (or
+// why it could not ask). Only a proven claim writes.
+func (d Decision) Prove(proven bool, why string) Decision {
+	if d.Claim.IsZero() || !d.wouldWrite {
+		return d
+	}
+	if proven {
+		d.Writes, d.Reason = true, ""
+		return d
+	}
+	d.Reason = fmt.Sprintf("%s %q is not proven to be this branch's head (%s), and a tag of that name would write its cache: this run only reads the cache",
+		d.Claim.What, d.Claim.Branch, why)
+	return d
+}
+
+// ForPlatform is the same decision with its tags keyed on platform: a
+// push-by-digest build keys its cache on the builder's platform, known only
+// once the builder answers.
+func (d Decision) ForPlatform(platform string) Decision {
+	d.opt.Platform = platform
+	return d
+}
+
+// PushWords is the notice for an untrusted run whose image push is asked
+// for: pushed anyway (untrusted-push) or not; "" for a trusted run.
+func (d Decision) PushWords() string {
+	switch {
+	case !d.Untrusted:
+		return ""
+	case d.Push:
+		return d.Reason + ": the image is pushed anyway (untrusted-push: true); the cache is not written"
+	}
+	return d.Reason + ": the image is built but not pushed (set untrusted-push: true to publish it knowingly)"
+}
+
+// MergeWords is the notice for an untrusted merge run that pushes nothing.
+func (d Decision) MergeWords() string {
+	return d.Reason + ": nothing is merged or pushed (set untrusted-push: true to publish it knowingly)"
+}
+
+// SecretsWithheld is the notice for the secrets an untrusted build loses.
+func (d Decision) SecretsWithheld() string {
+	return d.Reason + ": secrets, secret-files, secret-envs, github-token and ssh are withheld from this build (set untrusted-secrets: true to pass them)"
+}
+
+// EntitlementsWithheld is the notice for the entitlements and host
+// networking (named in withheld, e.g. "allow: security.insecure") an
+// untrusted build loses.
+func (d Decision) EntitlementsWithheld(withheld []string) string {
+	return fmt.Sprintf("%s: %s withheld from this build: untrusted code must not run privileged or on the runner's network (set untrusted-entitlements: true to grant them)",
+		d.Reason, strings.Join(withheld, ", "))
 }
 
 // Plan turns a decision made by Decide into full references in repository (a
