@@ -194,7 +194,7 @@ func refOf(branch string) string {
 
 func decided(t *testing.T, r *runner) cacheref.Decision {
 	t.Helper()
-	d, err := decide(r.a, r.cfg)
+	d, err := decidePolicy(r.a, r.cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -467,7 +467,7 @@ func TestBuilderPlatformKeysOnlyPushByDigestCaches(t *testing.T) {
 	} {
 		r, _, _ := testRunner(t, &fakeSolver{}, &fakeRegistry{}, true)
 		r.cfg.PushByDigest, r.cfg.Platforms = tc.pushByDigest, tc.platforms
-		got, tr, err := buildPlatform(context.Background(), r.a, r.cfg, tc.workers, decided(t, r))
+		got, policy, err := targetPlatform(context.Background(), r.a, r.cfg, tc.workers, decided(t, r))
 		if tc.err != "" {
 			if err == nil || !strings.Contains(err.Error(), tc.err) {
 				t.Errorf("%s: error %v, want %q", tc.name, err, tc.err)
@@ -478,7 +478,7 @@ func TestBuilderPlatformKeysOnlyPushByDigestCaches(t *testing.T) {
 			t.Errorf("%s: %q, %v; want %q", tc.name, got, err, tc.want)
 			continue
 		}
-		plan, err := tr.Plan(repo)
+		plan, err := policy.Plan(repo)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -17,31 +17,28 @@ type cachePlan struct {
 	probed  []registry.Ref
 	imports []string // the probed refs BuildKit imports, priority order
 	push    bool     // whether the image is pushed
-	why     string   // why the run is untrusted, when it is
+	policy  cacheref.Decision
 }
 
 // plan derives the cache refs for the target and probes them.
-func (r *runner) plan(ctx context.Context, tgt target, tr cacheref.Decision) (cachePlan, error) {
-	p := cachePlan{why: tr.Reason}
+func (r *runner) plan(ctx context.Context, tgt target, policy cacheref.Decision) (cachePlan, error) {
+	p := cachePlan{policy: policy}
 	if tgt.offline() {
-		p.Plan, _ = tr.Plan("") // the offline plan cannot fail
+		p.Plan, _ = policy.Plan("") // the offline plan cannot fail
 	} else {
 		var err error
-		p.Plan, err = tr.Plan(tgt.host + "/" + r.cfg.CacheRepository)
+		p.Plan, err = policy.Plan(tgt.host + "/" + r.cfg.CacheRepository)
 		if err != nil {
 			return p, fmt.Errorf("derive cache references: %w", err)
 		}
-		switch {
-		case p.Untrusted && r.cfg.Push && r.cfg.UntrustedPush:
-			r.a.Noticef("%s: the image is pushed anyway (untrusted-push: true); the cache is not written", tr.Reason)
-		case p.Untrusted && r.cfg.Push:
-			r.a.Noticef("%s: the image is built but not pushed (set untrusted-push: true to publish it knowingly)", tr.Reason)
+		if words := policy.PushWords(); words != "" && r.cfg.Push {
+			r.a.Noticef("%s", words)
 		}
 		if err := tgt.checkCacheRepository(ctx, r.a, r.cfg.CacheRepository, p.Plan); err != nil {
 			return p, err
 		}
 	}
-	p.push = r.cfg.Push && (!p.Untrusted || r.cfg.UntrustedPush) && !tgt.offline()
+	p.push = r.cfg.Push && policy.Push && !tgt.offline()
 	if p.Export == "" {
 		r.a.Infof("cache export: none (%s)", p.ExportReason)
 	} else {

@@ -51,37 +51,45 @@ func Run(ctx context.Context, a *githubactions.Action, out *ghout.Writer, enviro
 	if cfg.Cleanup {
 		return cleanup(ctx, a, cfg)
 	}
-	tr, err := decide(a, cfg)
+	policy, err := decidePolicy(a, cfg)
 	if err != nil {
 		return err
 	}
+	api, err := githubAPI(a, cfg)
+	if err != nil {
+		return err
+	}
+	policy = proveClaim(ctx, a, api, policy)
 	if cfg.Merge {
-		return merge(ctx, a, cfg, tr)
+		return merge(ctx, a, cfg, policy)
 	}
 	// The builder first: a wrong address fails before any registry or ECR call.
-	solver, err := connectBuilder(ctx, a, cfg, tr)
+	solver, err := connectBuilder(ctx, a, cfg, policy)
 	if err != nil {
 		return err
 	}
 	defer solver.Close()
-	platform, tr, err := buildPlatform(ctx, a, cfg, solver, tr)
+	platform, policy, err := targetPlatform(ctx, a, cfg, solver, policy)
 	if err != nil {
 		return err
 	}
-	tgt, err := resolveTarget(ctx, a, cfg, tr)
+	tgt, err := resolveTarget(ctx, a, cfg, policy)
 	if err != nil {
+		return err
+	}
+	if err := checkImageTags(cfg, tgt); err != nil {
 		return err
 	}
 	r := &runner{a: a, cfg: cfg, out: out, solver: solver, reg: tgt.client, host: tgt.host, platform: platform,
 		session: []session.Attachable{tgt.creds.Attachable()}, refresh: tgt.refresher(cfg.CacheRepository)}
 	if cfg.Call != nil { // check, outline or targets instead of a build
-		return r.call(ctx, solver, tr)
+		return r.call(ctx, solver, policy)
 	}
-	plan, err := r.plan(ctx, tgt, tr)
+	plan, err := r.plan(ctx, tgt, policy)
 	if err != nil {
 		return err
 	}
-	mounts, err := r.seedMounts(ctx, solver, tgt, tr, plan)
+	mounts, err := r.seedMounts(ctx, solver, tgt, policy, plan)
 	if err != nil {
 		return err
 	}
