@@ -17,7 +17,6 @@ import (
 	"net"
 	"net/http"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -364,47 +363,4 @@ func Importable(probed []Ref) []string {
 		}
 	}
 	return out
-}
-
-// ServedBy returns the ref among imported (probed refs BuildKit imported) that
-// holds most of built's layers, preferring the higher-priority ref on a tie; ""
-// when none holds any. Only imported refs: an image pushed to a cache tag holds
-// the same layers but served nothing.
-func ServedBy(imported []Ref, built map[string]bool) string {
-	best, bestN := "", 0
-	for _, p := range imported {
-		n := 0
-		for l := range built {
-			if p.Layers[l] {
-				n++
-			}
-		}
-		if n > bestN {
-			best, bestN = p.Ref, n
-		}
-	}
-	return best
-}
-
-// State describes a probed ref for the log and the job summary, in one wording.
-func State(p Ref, imported, served bool) string {
-	switch {
-	case served:
-		return "imported, served the hits"
-	case imported && p.Err != nil:
-		return "could not be checked, imported anyway"
-	case imported:
-		return "imported"
-	case len(p.Missing) > 0:
-		return fmt.Sprintf("damaged: the registry lacks %d of its blobs (%s), not imported", len(p.Missing), strings.Join(p.Missing, ", "))
-	case p.Unreachable:
-		return "did not answer in time, not imported"
-	case p.Err != nil:
-		return "could not be checked"
-	case p.Kind == NotCache:
-		return "not a BuildKit cache (an image or other artifact holds the tag), not imported"
-	case p.Exists():
-		return "found, not needed: a higher-priority cache is imported"
-	}
-	return "not found"
 }

@@ -65,7 +65,7 @@ func must[T any](v T, err error) T {
 	return v
 }
 
-func TestRefsImportableAndServed(t *testing.T) {
+func TestRefsImportableAndLayers(t *testing.T) {
 	t.Parallel()
 	// /v2/broken/ answers 403: neither "exists" nor "not found".
 	host := serve(t, func(w http.ResponseWriter, r *http.Request) bool {
@@ -100,8 +100,21 @@ func TestRefsImportableAndServed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if served := ServedBy(probed, built); served != host+"/app:cache-main" {
-		t.Errorf("ServedBy = %q; want cache-main, which holds two of the image's layers", served)
+	// The layers the run compares to tell which cache served the build.
+	for _, want := range []struct {
+		p    Ref
+		n    int
+		what string
+	}{{probed[3], 2, "cache-main"}, {probed[1], 1, "cache-other"}} {
+		n := 0
+		for l := range built {
+			if want.p.Layers[l] {
+				n++
+			}
+		}
+		if n != want.n {
+			t.Errorf("%s holds %d of the image's layers, want %d", want.what, n, want.n)
+		}
 	}
 }
 
@@ -131,8 +144,8 @@ func TestIndexesAndNonCacheTags(t *testing.T) {
 
 	reg := New(authn.DefaultKeychain, host)
 	probed := reg.Probe(context.Background(), []string{host + "/app:cache-image", host + "/app:cache-main"})
-	if probed[0].Kind != NotCache || !strings.Contains(State(probed[0], false, false), "not a BuildKit cache") {
-		t.Errorf("image on a cache tag: kind %v, state %q", probed[0].Kind, State(probed[0], false, false))
+	if probed[0].Kind != NotCache {
+		t.Errorf("image on a cache tag: kind %v", probed[0].Kind)
 	}
 	if got := Importable(probed); !slices.Equal(got, []string{host + "/app:cache-main"}) {
 		t.Errorf("Importable = %q; want only the real cache", got)
@@ -144,8 +157,10 @@ func TestIndexesAndNonCacheTags(t *testing.T) {
 	if !built[must(base.Digest()).String()] || !built[must(arm.Digest()).String()] {
 		t.Fatalf("layers of the index %v: want both platforms' layers", built)
 	}
-	if served := ServedBy(probed, built); served != host+"/app:cache-main" {
-		t.Errorf("ServedBy = %q for a multi-platform image; want cache-main", served)
+	for l := range built {
+		if !probed[1].Layers[l] {
+			t.Errorf("layer %s of the multi-platform image is not among cache-main's %v", l, probed[1].Layers)
+		}
 	}
 }
 
@@ -183,9 +198,6 @@ func TestCacheMissingABlobIsNotImported(t *testing.T) {
 	}
 	if got := Importable(probed); !slices.Equal(got, []string{main.Ref}) {
 		t.Errorf("Importable = %q; want the intact fallback", got)
-	}
-	if s := State(own, false, false); !strings.Contains(s, "damaged: the registry lacks 1 of its blobs ("+own.Missing[0]+")") {
-		t.Errorf("state %q", s)
 	}
 	// config + 2 layers of the damaged cache, config + 1 layer of the fallback
 	if n := heads.Load(); n != 5 {

@@ -48,7 +48,7 @@ func (r *runner) plan(ctx context.Context, tgt target, policy cacheref.Decision)
 	p.probed = r.reg.Probe(ctx, p.Imports)
 	p.imports = registry.Importable(p.probed)
 	for _, pr := range p.probed {
-		state := registry.State(pr, slices.Contains(p.imports, pr.Ref), false)
+		state := probeState(pr, slices.Contains(p.imports, pr.Ref), false)
 		switch {
 		case pr.Err != nil:
 			r.a.Warningf("cache ref %s: %s: %v", pr.Ref, state, pr.Err)
@@ -91,4 +91,48 @@ func (r *runner) checkRegistry(p *cachePlan) error {
 		p.Export, p.ExportReason = "", fmt.Sprintf("registry %s did not answer", r.host)
 	}
 	return nil
+}
+
+// servedBy returns the ref among imported (probed refs BuildKit imported) that
+// holds most of built's layers, preferring the higher-priority ref on a tie; ""
+// when none holds any. Only imported refs: an image pushed to a cache tag holds
+// the same layers but served nothing.
+func servedBy(imported []registry.Ref, built map[string]bool) string {
+	best, bestN := "", 0
+	for _, p := range imported {
+		n := 0
+		for l := range built {
+			if p.Layers[l] {
+				n++
+			}
+		}
+		if n > bestN {
+			best, bestN = p.Ref, n
+		}
+	}
+	return best
+}
+
+// probeState describes a probed ref for the log and the job summary, in one
+// wording.
+func probeState(p registry.Ref, imported, served bool) string {
+	switch {
+	case served:
+		return "imported, served the hits"
+	case imported && p.Err != nil:
+		return "could not be checked, imported anyway"
+	case imported:
+		return "imported"
+	case len(p.Missing) > 0:
+		return fmt.Sprintf("damaged: the registry lacks %d of its blobs (%s), not imported", len(p.Missing), strings.Join(p.Missing, ", "))
+	case p.Unreachable:
+		return "did not answer in time, not imported"
+	case p.Err != nil:
+		return "could not be checked"
+	case p.Kind == registry.NotCache:
+		return "not a BuildKit cache (an image or other artifact holds the tag), not imported"
+	case p.Exists():
+		return "found, not needed: a higher-priority cache is imported"
+	}
+	return "not found"
 }

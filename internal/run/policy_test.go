@@ -2,6 +2,7 @@ package run
 
 import (
 	"bytes"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"github.com/ecr-build-cache/ecr-build-cache/internal/cacheref"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/config"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/ghout"
+	"github.com/ecr-build-cache/ecr-build-cache/internal/registry"
 )
 
 // fakeGitHubAPI answers GET /repos/octo-org/app/branches/{branch} with
@@ -145,6 +147,43 @@ func TestRequestWithholdsEntitlements(t *testing.T) {
 			t.Errorf("%s: entitlements %q, network %q; want none, with a notice naming %q\n%s", tc.name, req.Entitlements, req.Network, tc.notice, out)
 		case !tc.grant && tc.network == "none" && req.Network != "none":
 			t.Errorf("%s: network %q, want none kept", tc.name, req.Network)
+		}
+	}
+}
+
+// The import's served-by pick and the words the log and the summary use for
+// each probed ref (moved out of the registry client, which only transports).
+func TestProbeStateAndServedBy(t *testing.T) {
+	t.Parallel()
+	main := registry.Ref{Ref: "r/app:cache-main", Kind: registry.Cache, Complete: true, Layers: map[string]bool{"base": true, "deps": true}}
+	other := registry.Ref{Ref: "r/app:cache-other", Kind: registry.Cache, Complete: true, Layers: map[string]bool{"base": true}}
+	image := registry.Ref{Ref: "r/app:cache-image", Kind: registry.NotCache, Layers: map[string]bool{"base": true, "deps": true, "src": true}}
+	built := map[string]bool{"base": true, "deps": true, "src": true}
+	if got := servedBy([]registry.Ref{other, main}, built); got != main.Ref {
+		t.Errorf("servedBy = %q; want cache-main, which holds two of the image's layers", got)
+	}
+	if got := servedBy([]registry.Ref{other, {Ref: "r/app:cache-tie", Layers: map[string]bool{"deps": true}}}, built); got != other.Ref {
+		t.Errorf("servedBy on a tie = %q; want the higher-priority cache-other", got)
+	}
+	if got := servedBy(nil, built); got != "" {
+		t.Errorf("servedBy with nothing imported = %q", got)
+	}
+	for _, tc := range []struct {
+		p                registry.Ref
+		imported, served bool
+		want             string
+	}{
+		{main, true, true, "imported, served the hits"},
+		{main, true, false, "imported"},
+		{registry.Ref{Ref: "x", Err: errors.New("403")}, true, false, "could not be checked, imported anyway"},
+		{registry.Ref{Ref: "x", Kind: registry.Cache, Missing: []string{"sha256:aa"}}, false, false, "damaged: the registry lacks 1 of its blobs (sha256:aa), not imported"},
+		{registry.Ref{Ref: "x", Unreachable: true, Err: errors.New("timeout")}, false, false, "did not answer in time, not imported"},
+		{image, false, false, "not a BuildKit cache"},
+		{other, false, false, "found, not needed"},
+		{registry.Ref{Ref: "x"}, false, false, "not found"},
+	} {
+		if got := probeState(tc.p, tc.imported, tc.served); !strings.Contains(got, tc.want) {
+			t.Errorf("probeState(%+v, %v, %v) = %q, want %q", tc.p, tc.imported, tc.served, got, tc.want)
 		}
 	}
 }

@@ -80,7 +80,7 @@ func (r *runner) servedBy(ctx context.Context, plan cachePlan, b built, exp expo
 			imported = append(imported, p)
 		}
 	}
-	return registry.ServedBy(imported, layers)
+	return servedBy(imported, layers)
 }
 
 // metadata renders the exporter response like buildx's --metadata-file: the
@@ -127,7 +127,7 @@ func summary(dockerfile, platform string, plan cachePlan, b built, exp exported,
 	fmt.Fprintf(&sb, "| Cached steps | %d/%d |\n", res.CachedSteps(), len(res.Steps))
 	fmt.Fprintf(&sb, "| Build time | %s |\n", res.Duration.Round(10*time.Millisecond))
 	for _, p := range plan.probed {
-		state := registry.State(p, slices.Contains(req.CacheImports, p.Ref), p.Ref == hitRef)
+		state := probeState(p, slices.Contains(req.CacheImports, p.Ref), p.Ref == hitRef)
 		if slices.Contains(b.damaged, p.Ref) {
 			state = "damaged: the build failed with it and succeeded without it"
 		}

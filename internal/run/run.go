@@ -1,18 +1,27 @@
 // Package run ties one action run together, as a sequence of phases that hand
 // typed results to each other:
 //
-//	inputs (config) -> target (builder, registry, credentials)
+//	inputs (config) -> policy (cacheref.Decision, its claim proven through the
+//	GitHub API) -> target (builder, registry, credentials)
 //	-> cache plan (derived refs, probed) -> [cache mounts seeded] -> build
 //	-> cache export -> [cache mounts saved] -> report
+//
+// The policy is decided once (target.go): what the run may push, pass to the
+// build (secrets, entitlements) and which cache keys it reads and writes. The
+// phases read it and never recompute it; cacheref holds every trust rule.
 //
 // A merge run (merge.go) stops after the target: it pushes an image index of
 // images that push-by-digest builds (digest.go) pushed.
 // On a deleted branch or a closed pull request, a cleanup (cleanup.go)
 // replaces everything after the inputs: it deletes that key's cache tags.
 //
-// The phases after the target reach the network only through two small
-// interfaces, solve.Solver (BuildKit) and Registry, so their decisions are
-// tested with fakes; the real ones run in the integration tests.
+// The build, export and report phases reach BuildKit through solve.Solver and
+// the registry through Registry, so their decisions are tested with fakes
+// (phases_test.go); the real ones run in the stack-backed tests. The other
+// phases use concrete clients, tested against the real stack or a double:
+// the ECR client (target, cleanup, refresh), the registry client (merge,
+// cleanup), the GitHub API (the policy's claim), the docker CLI (load), the
+// BuildKit worker list (digest.go) and the cache mounts helper (mounts.go).
 package run
 
 import (
