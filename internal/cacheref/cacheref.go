@@ -156,6 +156,11 @@ type Plan struct {
 	ExportReason string   // when Export is "": one sentence saying why, for the user; else ""
 	Untrusted    bool     // as Decision.Untrusted: the caller must write nothing (no image push either)
 	Scope        Key      // the key this run writes, or would write if allowed; zero when the event names none
+	// MountsImports and MountsExport are the cache mounts artifacts' refs
+	// (MountsTag), following the layer cache's keys: the same reads in the
+	// same order, and the export only when the cache is written.
+	MountsImports []string
+	MountsExport  string
 }
 
 // Decide reads the event once and decides trust and keys; it needs no
@@ -287,6 +292,7 @@ func (d Decision) Plan(repository string) (Plan, error) {
 	}
 	for _, k := range d.Reads {
 		add(ref(k))
+		plan.MountsImports = append(plan.MountsImports, repository+":"+d.MountsTag(k))
 	}
 	for _, r := range d.opt.ExtraFrom {
 		add(strings.TrimSpace(r))
@@ -294,6 +300,7 @@ func (d Decision) Plan(repository string) (Plan, error) {
 	if d.Writes {
 		plan.ExportTag = Tag(d.opt.Prefix, d.Own, d.opt.Scope, d.opt.Platform)
 		plan.Export = repository + ":" + plan.ExportTag
+		plan.MountsExport = repository + ":" + d.MountsTag(d.Own)
 	}
 	return plan, nil
 }

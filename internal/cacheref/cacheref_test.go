@@ -468,6 +468,22 @@ func checkCase(t *testing.T, tt policyCase) {
 			t.Errorf("ExportReason = %q, want empty when exporting", plan.ExportReason)
 		}
 	}
+	// The cache mounts follow the same keys: the same reads, the export only
+	// with the cache's.
+	var wantMounts []string
+	for _, k := range tt.imports {
+		wantMounts = append(wantMounts, testRepo+":"+MountsTag(DefaultPrefix, k, "", ""))
+	}
+	if !slices.Equal(plan.MountsImports, wantMounts) {
+		t.Errorf("MountsImports:\n got %q\nwant %q", plan.MountsImports, wantMounts)
+	}
+	wantMountsExport := ""
+	if !tt.export.IsZero() {
+		wantMountsExport = testRepo + ":" + MountsTag(DefaultPrefix, tt.export, "", "")
+	}
+	if plan.MountsExport != wantMountsExport {
+		t.Errorf("MountsExport = %q, want %q", plan.MountsExport, wantMountsExport)
+	}
 	if plan.Untrusted != tt.untrusted || d.Untrusted != tt.untrusted {
 		t.Errorf("Untrusted = %v (decision %v), want %v", plan.Untrusted, d.Untrusted, tt.untrusted)
 	}

@@ -98,7 +98,7 @@ func Run(ctx context.Context, a *githubactions.Action, out *ghout.Writer, enviro
 	if err != nil {
 		return err
 	}
-	mounts, err := r.seedMounts(ctx, solver, tgt, policy, plan)
+	mounts, err := r.seedMounts(ctx, solver, tgt, plan)
 	if err != nil {
 		return err
 	}
