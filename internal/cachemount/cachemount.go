@@ -67,8 +67,7 @@ type Options struct {
 	Platforms []string
 	Target    string
 	// Imports are the artifact refs to read, in priority order
-	// (cacheref.Plan.MountsImports); Export
-	// the one to write, "" for none.
+	// (cacheref.Plan.MountsImports); Export the one to write, "" for none.
 	Imports []string
 	Export  string
 	// MaxSize is the largest mount (its tar) saved, in bytes.
