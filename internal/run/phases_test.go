@@ -108,6 +108,7 @@ func (f *fakeSolver) Solve(ctx context.Context, _ *llb.Definition, opt client.So
 // tags and annotations.
 type fakeRegistry struct {
 	refs      map[string]registry.Ref
+	lost      map[string][]string // blobs CheckBlobs finds missing, by ref
 	digests   map[string]string
 	layers    map[string]map[string]bool
 	tagErr    error
@@ -135,6 +136,12 @@ func (f *fakeRegistry) Probe(_ context.Context, refs []string) []registry.Ref {
 		out = append(out, p)
 	}
 	return out
+}
+
+// CheckBlobs finds the blobs lost lists missing, and every other.
+func (f *fakeRegistry) CheckBlobs(_ context.Context, p *registry.Ref) {
+	p.Missing = f.lost[p.Ref]
+	p.Complete = len(p.Missing) == 0
 }
 
 func (f *fakeRegistry) Tag(_ context.Context, from registry.Ref, to string) error {
@@ -251,26 +258,32 @@ func outputs(t *testing.T, env map[string]string) map[string]string {
 func TestPlanImportsOnlyTheBestRealCache(t *testing.T) {
 	t.Parallel()
 	own, main := refOf("feature"), refOf("main")
+	unchecked := func(ref string) registry.Ref { return registry.Ref{Ref: ref, Kind: registry.Cache} } // blobs not checked yet
 	for _, tc := range []struct {
 		name    string
 		refs    map[string]registry.Ref
+		lost    map[string][]string
 		imports []string
 		warn    string
 	}{
-		{"own cache first", map[string]registry.Ref{own: cache(own), main: cache(main)}, []string{own}, ""},
-		{"falls back to main", map[string]registry.Ref{main: cache(main)}, []string{main}, ""},
+		{"own cache first", map[string]registry.Ref{own: cache(own), main: cache(main)}, nil, []string{own}, ""},
+		{"falls back to main", map[string]registry.Ref{main: cache(main)}, nil, []string{main}, ""},
 		{"an image on the branch's cache tag is skipped with a warning",
-			map[string]registry.Ref{own: {Ref: own, Kind: registry.NotCache}, main: cache(main)}, []string{main}, "not a BuildKit cache"},
-		{"a damaged cache is skipped with a warning",
-			map[string]registry.Ref{own: {Ref: own, Kind: registry.Cache, Missing: []string{"sha256:l1"}}, main: cache(main)}, []string{main}, "damaged: the registry lacks 1 of its blobs (sha256:l1)"},
+			map[string]registry.Ref{own: {Ref: own, Kind: registry.NotCache}, main: cache(main)}, nil, []string{main}, "not a BuildKit cache"},
+		{"a cache whose blobs the registry lost is skipped with a warning, the next one checked",
+			map[string]registry.Ref{own: unchecked(own), main: unchecked(main)}, map[string][]string{own: {"sha256:l1"}}, []string{main}, "damaged: the registry lacks 1 of its blobs (sha256:l1)"},
+		{"a legacy cache index is imported, with a warning",
+			map[string]registry.Ref{own: {Ref: own, Kind: registry.LegacyCache}, main: cache(main)}, nil, []string{own}, "::warning::cache ref " + own + ": imported"},
+		{"a ref that could not be checked is imported, with the next cache behind it",
+			map[string]registry.Ref{own: {Ref: own, Err: errors.New("403 DENIED")}, main: cache(main)}, nil, []string{own, main}, "could not be checked, imported anyway"},
 		{"a stuck extra host is not imported",
 			map[string]registry.Ref{"stuck.test/app:cache": {Ref: "stuck.test/app:cache", Err: context.DeadlineExceeded, Unreachable: true}},
-			nil, "did not answer in time"},
-		{"nothing: cold, with a warning", nil, nil, "no cache found"},
+			nil, nil, "did not answer in time"},
+		{"nothing: cold, with a warning", nil, nil, nil, "no cache found"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			r, out, _ := testRunner(t, &fakeSolver{}, &fakeRegistry{refs: tc.refs}, true)
+			r, out, _ := testRunner(t, &fakeSolver{}, &fakeRegistry{refs: tc.refs, lost: tc.lost}, true)
 			r.cfg.CacheFrom = []string{"stuck.test/app:cache"}
 			plan, err := r.plan(context.Background(), target{host: "registry.test"}, decided(t, r))
 			if err != nil {

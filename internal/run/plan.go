@@ -45,8 +45,8 @@ func (r *runner) plan(ctx context.Context, tgt target, policy cacheref.Decision)
 		r.a.Infof("cache export: %s", p.Export)
 	}
 
-	p.probed = r.reg.Probe(ctx, p.Imports)
-	p.imports = registry.Importable(p.probed)
+	p.probed = r.probe(ctx, p.Imports)
+	p.imports = importable(p.probed)
 	for _, pr := range p.probed {
 		state := probeState(pr, slices.Contains(p.imports, pr.Ref), false)
 		switch {
@@ -62,6 +62,47 @@ func (r *runner) plan(ctx context.Context, tgt target, policy cacheref.Decision)
 		r.a.Warningf("no cache found (looked for %s): this build runs cold", strings.Join(p.Imports, ", "))
 	}
 	return p, r.checkRegistry(&p)
+}
+
+// probe asks the registry about every import candidate, then checks the
+// blobs of the cache importable picks: one that lacks some is passed over,
+// and the next candidate is checked.
+func (r *runner) probe(ctx context.Context, refs []string) []registry.Ref {
+	out := r.reg.Probe(ctx, refs)
+	for {
+		imports := importable(out)
+		if len(imports) == 0 {
+			return out
+		}
+		i := slices.IndexFunc(out, func(p registry.Ref) bool { return p.Ref == imports[len(imports)-1] })
+		if out[i].Kind != registry.Cache || out[i].Complete || out[i].Err != nil {
+			return out
+		}
+		r.reg.CheckBlobs(ctx, &out[i])
+		if len(out[i].Missing) == 0 {
+			return out
+		}
+	}
+}
+
+// importable picks what to import: the highest-priority cache that exists and
+// lacks no blob, after any higher-priority ref that could not be checked but
+// whose host answers. Only one known cache, because BuildKit picks among
+// several imported caches unpredictably and may follow the fallback's records
+// past the steps they share, missing the rest of the branch's own cache
+// (moby/buildkit#6418).
+func importable(probed []registry.Ref) []string {
+	var out []string
+	for _, p := range probed {
+		switch {
+		case len(p.Missing) > 0:
+		case p.Kind == registry.Cache || p.Kind == registry.LegacyCache:
+			return append(out, p.Ref)
+		case p.Err != nil && !p.Unreachable:
+			out = append(out, p.Ref)
+		}
+	}
+	return out
 }
 
 // checkRegistry stops a run whose registry did not answer a single probe, before

@@ -37,10 +37,11 @@ import (
 )
 
 // Registry is the action's own registry client (internal/registry): probing
-// before the build, checking the image, tagging, marking and reading layers
+// and checking a cache's blobs before the build, checking the image, tagging, marking and reading layers
 // after it.
 type Registry interface {
 	Probe(ctx context.Context, refs []string) []registry.Ref
+	CheckBlobs(ctx context.Context, p *registry.Ref)
 	Digest(ctx context.Context, ref string) (string, error)
 	Tag(ctx context.Context, from registry.Ref, to string) error
 	Annotate(ctx context.Context, ref string, set map[string]string) (string, error)
