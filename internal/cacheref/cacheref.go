@@ -5,11 +5,12 @@
 // that order; it writes only its own; untrusted runs write nothing.
 //
 // Trust is decided from what the workflow actually builds, not from
-// GITHUB_REF: for workflow_run, issue_comment, check_run and most other
-// events GITHUB_REF is the default branch while the workflow may well check
-// out pull request code. Policy with cache-export: auto (B is a branch, T a
-// git tag, D the default branch, H the workflow_run's head_branch, base the
-// pull request's base branch):
+// GITHUB_REF: for workflow_run, issue_comment, check_run, check_suite, status
+// and most other events GITHUB_REF is the default branch while the workflow
+// may well check out pull request code, or a fork's commit. Policy with
+// cache-export: auto (B is a branch, T a git tag, D the default branch, H the
+// head_branch of a workflow_run or check suite, base the pull request's base
+// branch):
 //
 //	event                                     trust      imports (priority order)  exports
 //	push refs/heads/B                         trusted    B, D                      B
@@ -20,17 +21,36 @@
 //	  pull_request_review_comment, same repository
 //	the same from a fork or a deleted fork    untrusted  base, D                   none
 //	pull_request_target                       untrusted  base, D                   none
-//	workflow_run after push, schedule or      trusted    H, D                      H
+//	workflow_run after push, schedule or      trusted    H, D                      H, once proven (Claim)
 //	  workflow_dispatch, head repository is this repository
 //	workflow_run after a pull request event,  untrusted  base (when named), D      none
 //	  issue_comment or workflow_run, or whose head repository is another or missing
 //	  (base: workflow_run.pull_requests[0].base.ref, empty for fork pull requests)
-//	workflow_run after any other event        trusted    H, D                      none (H with cache-export: true)
+//	workflow_run after any other event        trusted    H, D                      none (H with cache-export: true, once proven)
+//	check_run, check_suite with a head_branch trusted    H, D                      none (H with cache-export: true, once proven)
+//	the same with head_branch null (a fork's  untrusted  D                         none
+//	  commit: GitHub also sends pull_requests [])
+//	status whose branches hold the commit     trusted    S, D                      none (S with cache-export: true)
+//	  (S: the one whose head it is, if any)
+//	status with no branches (a fork's commit) untrusted  D                         none
 //	issue_comment on a pull request           untrusted  D                         none
-//	any other event (check_run, check_suite,  trusted    B (GITHUB_REF), D         none (GITHUB_REF's B or T with cache-export: true)
-//	  deployment, repository_dispatch, release without a tag ref, issue_comment
+//	any other event (deployment,              trusted    B (GITHUB_REF), D         none (GITHUB_REF's B or T with cache-export: true)
+//	  repository_dispatch, release without a tag ref, issue_comment
 //	  on an issue, events GitHub adds later)
 //	the same when the payload shows a fork    untrusted  D                         none
+//
+// A workflow_run's or check suite's head_branch is the bare tag name after a
+// tag push (and event is still push): a tag named main must not write main's
+// cache. So a write keyed on H waits for Decision.Claim to be proven (Prove:
+// the GitHub API shows H's head at the commit built); until then the run only
+// reads.
+//
+// Untrusted runs write nothing, push no image, get no secrets, ssh or
+// github-token, no entitlements, network: host or buildkit-host-network, and
+// registry credentials for the cache registry only; Options.Grants (the
+// untrusted-push, untrusted-secrets and untrusted-entitlements inputs) give
+// back all but the cache write. The Decision carries each of these, and the
+// words the log uses for them.
 //
 // A fork is told by repository ids (head.repo.id against base.repo.id and
 // repository.id), never by names, which forks can copy or rename. A missing
