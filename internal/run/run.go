@@ -65,11 +65,6 @@ func Run(ctx context.Context, a *githubactions.Action, out *ghout.Writer, enviro
 	if err != nil {
 		return err
 	}
-	api, err := githubAPI(a, cfg)
-	if err != nil {
-		return err
-	}
-	policy = proveClaim(ctx, a, api, policy)
 	if cfg.Merge {
 		return merge(ctx, a, cfg, policy)
 	}
@@ -95,6 +90,13 @@ func Run(ctx context.Context, a *githubactions.Action, out *ghout.Writer, enviro
 	if cfg.Call != nil { // check, outline or targets instead of a build
 		return r.call(ctx, solver, policy)
 	}
+	// Only a build writes a cache: the GitHub API is asked here, not for a
+	// merge or a call.
+	api, err := githubAPI(a, cfg)
+	if err != nil {
+		return err
+	}
+	policy = proveClaim(ctx, a, api, policy)
 	plan, err := r.plan(ctx, tgt, policy)
 	if err != nil {
 		return err
