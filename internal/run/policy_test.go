@@ -86,7 +86,7 @@ func TestProveClaim(t *testing.T) {
 			if policy.Writes || policy.Claim.IsZero() {
 				t.Fatalf("before the proof: Writes %v, Claim %+v; want a claim and no write", policy.Writes, policy.Claim)
 			}
-			api, err := githubAPI(a, cfg)
+			api, err := githubAPI(a, cfg.GitHubToken)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -106,10 +106,10 @@ func TestGitHubAPIFromTheEnvironment(t *testing.T) {
 	t.Parallel()
 	env := map[string]string{"GITHUB_API_URL": "ftp://ghe.example.com/api/v3"}
 	a := githubactions.New(githubactions.WithGetenv(func(k string) string { return env[k] }))
-	if _, err := githubAPI(a, &config.Config{GitHubToken: "t"}); err == nil || !strings.Contains(err.Error(), "GITHUB_API_URL") {
+	if _, err := githubAPI(a, "t"); err == nil || !strings.Contains(err.Error(), "GITHUB_API_URL") {
 		t.Errorf("githubAPI with an ftp URL: %v", err)
 	}
-	if api, err := githubAPI(a, &config.Config{}); api != nil || err != nil {
+	if api, err := githubAPI(a, ""); api != nil || err != nil {
 		t.Errorf("githubAPI without a token = %v, %v; want nil, nil", api, err)
 	}
 }

@@ -92,7 +92,7 @@ func Run(ctx context.Context, a *githubactions.Action, out *ghout.Writer, enviro
 	}
 	// Only a build writes a cache: the GitHub API is asked here, not for a
 	// merge or a call.
-	api, err := githubAPI(a, cfg)
+	api, err := githubAPI(a, cfg.GitHubToken)
 	if err != nil {
 		return err
 	}

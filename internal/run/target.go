@@ -46,12 +46,13 @@ type branchHeads interface {
 	BranchHead(ctx context.Context, repo, branch string) (string, error)
 }
 
-// githubAPI is the client for the GitHub API, or nil without github-token.
-func githubAPI(a *githubactions.Action, cfg *config.Config) (branchHeads, error) {
-	if cfg.GitHubToken == "" {
+// githubAPI is the client for the GitHub API (GITHUB_API_URL) with token
+// (github-token), or nil without one.
+func githubAPI(a *githubactions.Action, token string) (branchHeads, error) {
+	if token == "" {
 		return nil, nil
 	}
-	c, err := githubapi.New(a.Getenv("GITHUB_API_URL"), cfg.GitHubToken)
+	c, err := githubapi.New(a.Getenv("GITHUB_API_URL"), token)
 	if err != nil {
 		return nil, fmt.Errorf("github-token: %w", err)
 	}
