@@ -2,7 +2,7 @@
 // --mount=type=cache mounts (Go's build cache, ~/.npm, ~/.cargo/registry, ...)
 // warm across ephemeral builders, in the cache repository next to the layer
 // cache: one OCI artifact per cache key, under the same keys, fallback order
-// and trust rules (cacheref; Tag and Refs).
+// and trust rules (cacheref: MountsTag, and Plan.MountsImports/MountsExport).
 //
 // Before the build, Seed finds the first artifact of the run's imports and
 // puts each mount's contents into the builder's cache mount through BuildKit
@@ -66,8 +66,8 @@ type Options struct {
 	BuildArgs map[string]string
 	Platforms []string
 	Target    string
-	// Imports are the artifact refs to read, in priority order (Refs); Export
-	// the one to write, "" for none.
+	// Imports are the artifact refs to read, in priority order
+	// (cacheref.Plan.MountsImports); Export the one to write, "" for none.
 	Imports []string
 	Export  string
 	// MaxSize is the largest mount (its tar) saved, in bytes.

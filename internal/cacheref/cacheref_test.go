@@ -43,6 +43,12 @@ type policyCase struct {
 	untrusted bool
 	scope     Key
 	note      string // substring of a Decision note; "" expects no notes
+	// prove, when set, answers the decision's claim as the GitHub API would:
+	// "head" (the commit is the branch's head) or a reason it is not.
+	prove string
+	// merged are the pull requests whose caches imports holds as merged: their
+	// mounts are not imported.
+	merged []Key
 }
 
 var (
@@ -63,15 +69,15 @@ var trustedCases = []policyCase{
 	},
 	{
 		name: "push to the default branch of a squash merge imports the pull request's cache", ev: Event{Name: "push", Ref: "refs/heads/main"},
-		fixture: "push_main_squash.json", imports: []Key{main, PRKey(42)}, export: main, scope: main,
+		fixture: "push_main_squash.json", imports: []Key{main, PRKey(42)}, merged: []Key{PRKey(42)}, export: main, scope: main,
 	},
 	{
 		name: "push to the default branch of a merge commit imports the pull request's cache", ev: Event{Name: "push", Ref: "refs/heads/main"},
-		fixture: "push_main_merge_commit.json", imports: []Key{main, PRKey(42)}, export: main, scope: main,
+		fixture: "push_main_merge_commit.json", imports: []Key{main, PRKey(42)}, merged: []Key{PRKey(42)}, export: main, scope: main,
 	},
 	{
 		name: "a rebase merge's pull request comes from the API", ev: Event{Name: "push", Ref: "refs/heads/main"}, fixture: "push_branch.json",
-		opt: Options{Merged: []int{7}}, imports: []Key{main, PRKey(7)}, export: main, scope: main,
+		opt: Options{Merged: []int{7}}, imports: []Key{main, PRKey(7)}, merged: []Key{PRKey(7)}, export: main, scope: main,
 	},
 	{
 		name: "cache-from-merged false", ev: Event{Name: "push", Ref: "refs/heads/main"}, fixture: "push_main_squash.json",
@@ -124,11 +130,11 @@ var trustedCases = []policyCase{
 	},
 	{
 		name: "merge_group", ev: Event{Name: "merge_group", Ref: "refs/heads/" + queue.Name}, fixture: "merge_group.json",
-		imports: []Key{BranchKey("release/2.x"), PRKey(42), main}, reason: "merge queue", scope: queue,
+		imports: []Key{BranchKey("release/2.x"), PRKey(42), main}, merged: []Key{PRKey(42)}, reason: "merge queue", scope: queue,
 	},
 	{
 		name: "merge_group, cache-export true", ev: Event{Name: "merge_group", Ref: "refs/heads/" + queue.Name}, fixture: "merge_group.json",
-		opt: Options{Export: ExportAlways}, imports: []Key{BranchKey("release/2.x"), PRKey(42), main}, export: queue, scope: queue,
+		opt: Options{Export: ExportAlways}, imports: []Key{BranchKey("release/2.x"), PRKey(42), main}, merged: []Key{PRKey(42)}, export: queue, scope: queue,
 	},
 }
 
@@ -201,15 +207,36 @@ var pullRequestCases = []policyCase{
 // (always the default branch here).
 var workflowRunCases = []policyCase{
 	{
-		name: "workflow_run after a push in this repository", ev: Event{Name: "workflow_run", Ref: "refs/heads/main"}, fixture: "workflow_run_push.json",
+		name: "workflow_run after a push in this repository, proven the branch's head", ev: Event{Name: "workflow_run", Ref: "refs/heads/main"}, fixture: "workflow_run_push.json",
+		prove:   "head",
 		imports: []Key{BranchKey("release/2.x"), main}, export: BranchKey("release/2.x"), scope: BranchKey("release/2.x"),
 	},
 	{
+		name: "workflow_run after a push, not yet proven, only reads", ev: Event{Name: "workflow_run", Ref: "refs/heads/main"}, fixture: "workflow_run_push.json",
+		imports: []Key{BranchKey("release/2.x"), main}, reason: `workflow_run.head_branch "release/2.x" may name a tag`, scope: BranchKey("release/2.x"),
+	},
+	{
+		name: "workflow_run after a push, the branch's head is another commit", ev: Event{Name: "workflow_run", Ref: "refs/heads/main"}, fixture: "workflow_run_push.json",
+		prove:   "branch release/2.x is at 6113728f27ae82c7b1a177c8d03f9e96e0adf246",
+		imports: []Key{BranchKey("release/2.x"), main}, reason: "is not proven to be this branch's head (branch release/2.x is at 6113728f", scope: BranchKey("release/2.x"),
+	},
+	// A tag named main: head_branch is "main", event push, the same repository.
+	{
+		name: "workflow_run after a push of tag main writes nothing unproven", ev: Event{Name: "workflow_run", Ref: "refs/heads/main"}, fixture: "workflow_run_tag_push.json",
+		prove:   "branch main is at 6113728f27ae82c7b1a177c8d03f9e96e0adf246",
+		imports: []Key{main}, reason: `workflow_run.head_branch "main" is not proven`, scope: main,
+	},
+	{
+		name: "workflow_run after a push of tag main, cache-export true, without the API", ev: Event{Name: "workflow_run", Ref: "refs/heads/main"}, fixture: "workflow_run_tag_push.json",
+		opt: Options{Export: ExportAlways}, imports: []Key{main}, reason: "may name a tag as well as a branch", scope: main,
+	},
+	{
 		name: "workflow_run after a push, cache-export false", ev: Event{Name: "workflow_run", Ref: "refs/heads/main"}, fixture: "workflow_run_push.json",
-		opt: Options{Export: ExportNever}, imports: []Key{BranchKey("release/2.x"), main}, reason: "cache-export is false", scope: BranchKey("release/2.x"),
+		opt: Options{Export: ExportNever}, prove: "head", imports: []Key{BranchKey("release/2.x"), main}, reason: "cache-export is false", scope: BranchKey("release/2.x"),
 	},
 	{
 		name: "workflow_run after a workflow_dispatch", ev: Event{Name: "workflow_run", Ref: "refs/heads/main"}, fixture: "workflow_run_dispatch.json",
+		prove:   "head",
 		imports: []Key{BranchKey("hotfix/crash"), main}, export: BranchKey("hotfix/crash"), scope: BranchKey("hotfix/crash"),
 	},
 	{
@@ -217,8 +244,8 @@ var workflowRunCases = []policyCase{
 		imports: []Key{BranchKey("v1.2.0"), main}, reason: `triggered by "release" only reads`, scope: BranchKey("v1.2.0"),
 	},
 	{
-		name: "workflow_run after a release, cache-export true", ev: Event{Name: "workflow_run", Ref: "refs/heads/main"}, fixture: "workflow_run_release.json",
-		opt: Options{Export: ExportAlways}, imports: []Key{BranchKey("v1.2.0"), main}, export: BranchKey("v1.2.0"), scope: BranchKey("v1.2.0"),
+		name: "workflow_run after a release, cache-export true, proven", ev: Event{Name: "workflow_run", Ref: "refs/heads/main"}, fixture: "workflow_run_release.json",
+		opt: Options{Export: ExportAlways}, prove: "head", imports: []Key{BranchKey("v1.2.0"), main}, export: BranchKey("v1.2.0"), scope: BranchKey("v1.2.0"),
 	},
 	{
 		name: "workflow_run after a fork pull request", ev: Event{Name: "workflow_run", Ref: "refs/heads/main"}, fixture: "workflow_run_fork_pull_request.json",
@@ -248,17 +275,52 @@ var workflowRunCases = []policyCase{
 
 // Every other event reads, and writes only when asked, unless it shows a fork.
 var otherEventCases = []policyCase{
+	// check_run and check_suite key on the suite's head_branch, never on
+	// GITHUB_REF (the default branch); GitHub sends null for a fork's commit.
 	{
-		name: "check_run only reads", ev: Event{Name: "check_run", Ref: "refs/heads/main"}, fixture: "check_run.json",
-		imports: []Key{main}, reason: "check_run event only reads", scope: main,
+		name: "check_run of a same-repository pull request only reads", ev: Event{Name: "check_run", Ref: "refs/heads/main"}, fixture: "check_run.json",
+		imports: []Key{loginBranch, main}, reason: "check_run event only reads", scope: loginBranch,
 	},
 	{
-		name: "check_run, cache-export true", ev: Event{Name: "check_run", Ref: "refs/heads/main"}, fixture: "check_run.json",
-		opt: Options{Export: ExportAlways}, imports: []Key{main}, export: main, scope: main,
+		name: "check_run, cache-export true, proven the branch's head", ev: Event{Name: "check_run", Ref: "refs/heads/main"}, fixture: "check_run.json",
+		opt: Options{Export: ExportAlways}, prove: "head", imports: []Key{loginBranch, main}, export: loginBranch, scope: loginBranch,
 	},
 	{
-		name: "check_suite whose pull request list names a fork", ev: Event{Name: "check_suite", Ref: "refs/heads/main"}, fixture: "check_suite_fork.json",
-		opt: Options{Export: ExportAlways}, imports: []Key{main}, reason: "check_suite payload shows a fork", untrusted: true,
+		name: "check_run, cache-export true, unproven", ev: Event{Name: "check_run", Ref: "refs/heads/main"}, fixture: "check_run.json",
+		opt: Options{Export: ExportAlways}, imports: []Key{loginBranch, main}, reason: "check_run.check_suite.head_branch", scope: loginBranch,
+	},
+	{
+		name: "check_run for a fork's commit", ev: Event{Name: "check_run", Ref: "refs/heads/main"}, fixture: "check_run_fork.json",
+		opt: Options{Export: ExportAlways}, prove: "head", imports: []Key{main}, reason: "check_run.check_suite.head_branch is null", untrusted: true,
+	},
+	{
+		name: "check_suite after a push to a branch", ev: Event{Name: "check_suite", Ref: "refs/heads/main"}, fixture: "check_suite.json",
+		imports: []Key{BranchKey("release/2.x"), main}, reason: "check_suite event only reads", scope: BranchKey("release/2.x"),
+	},
+	{
+		name: "check_suite after a push to a branch, cache-export true, proven", ev: Event{Name: "check_suite", Ref: "refs/heads/main"}, fixture: "check_suite.json",
+		opt: Options{Export: ExportAlways}, prove: "head", imports: []Key{BranchKey("release/2.x"), main}, export: BranchKey("release/2.x"), scope: BranchKey("release/2.x"),
+	},
+	{
+		name: "check_suite for a fork's commit", ev: Event{Name: "check_suite", Ref: "refs/heads/main"}, fixture: "check_suite_fork.json",
+		opt: Options{Export: ExportAlways}, prove: "head", imports: []Key{main}, reason: "check_suite.head_branch is null", untrusted: true,
+	},
+	// status names the branches of this repository holding the commit; none for a fork's.
+	{
+		name: "status of a branch's head only reads", ev: Event{Name: "status", Ref: "refs/heads/main"}, fixture: "status.json",
+		imports: []Key{BranchKey("release/2.x"), main}, reason: "status event only reads", scope: BranchKey("release/2.x"),
+	},
+	{
+		name: "status of a branch's head, cache-export true", ev: Event{Name: "status", Ref: "refs/heads/main"}, fixture: "status.json",
+		opt: Options{Export: ExportAlways}, imports: []Key{BranchKey("release/2.x"), main}, export: BranchKey("release/2.x"), scope: BranchKey("release/2.x"),
+	},
+	{
+		name: "status of a commit at no branch's head", ev: Event{Name: "status", Ref: "refs/heads/main"}, fixture: "status_not_head.json",
+		opt: Options{Export: ExportAlways}, imports: []Key{main}, reason: "at the head of none",
+	},
+	{
+		name: "status for a fork's commit", ev: Event{Name: "status", Ref: "refs/heads/main"}, fixture: "status_fork.json",
+		opt: Options{Export: ExportAlways}, imports: []Key{main}, reason: "lists no branch", untrusted: true,
 	},
 	{
 		name: "repository_dispatch only reads", ev: Event{Name: "repository_dispatch", Ref: "refs/heads/main"}, fixture: "repository_dispatch.json",
@@ -351,11 +413,15 @@ var badPayloadCases = []policyCase{
 	},
 	{
 		name: "check_run without a payload", ev: Event{Name: "check_run", Ref: "refs/heads/main"},
-		opt: Options{Export: ExportAlways}, imports: []Key{main}, reason: "cannot be shown not to come from a fork", untrusted: true, note: "is empty",
+		opt: Options{Export: ExportAlways}, imports: []Key{main}, reason: "cannot be traced to a branch", untrusted: true, note: "is empty",
+	},
+	{
+		name: "status without a payload", ev: Event{Name: "status", Ref: "refs/heads/main"},
+		opt: Options{Export: ExportAlways}, imports: []Key{main}, reason: "cannot be traced to a branch", untrusted: true, note: "is empty",
 	},
 	{
 		name: "merge_group with an unreadable payload", ev: Event{Name: "merge_group", Ref: "refs/heads/" + queue.Name, Payload: []byte("{")},
-		imports: []Key{PRKey(42), main}, reason: "merge queue", scope: queue, note: "is not JSON",
+		imports: []Key{PRKey(42), main}, merged: []Key{PRKey(42)}, reason: "merge queue", scope: queue, note: "is not JSON",
 	},
 }
 
@@ -390,6 +456,15 @@ func checkCase(t *testing.T, tt policyCase) {
 	if err != nil {
 		t.Fatalf("Decide: %v", err)
 	}
+	if tt.prove != "" {
+		d = d.Prove(tt.prove == "head", tt.prove)
+	}
+	// An untrusted run loses push, secrets and entitlements (no grants here)
+	// and uses the cache registry's credentials only.
+	if d.Push == tt.untrusted || d.Secrets == tt.untrusted || d.Entitlements == tt.untrusted || d.RestrictCredentials != tt.untrusted {
+		t.Errorf("Push %v, Secrets %v, Entitlements %v, RestrictCredentials %v; want the first three %v and the last %v",
+			d.Push, d.Secrets, d.Entitlements, d.RestrictCredentials, !tt.untrusted, tt.untrusted)
+	}
 	plan, err := d.Plan(testRepo)
 	if err != nil {
 		t.Fatalf("Plan: %v", err)
@@ -415,6 +490,24 @@ func checkCase(t *testing.T, tt policyCase) {
 		if plan.ExportReason != "" {
 			t.Errorf("ExportReason = %q, want empty when exporting", plan.ExportReason)
 		}
+	}
+	// The cache mounts follow the same keys: the same reads but a merged pull
+	// request's, the export only with the cache's.
+	var wantMounts []string
+	for _, k := range tt.imports {
+		if !slices.Contains(tt.merged, k) {
+			wantMounts = append(wantMounts, testRepo+":"+MountsTag(DefaultPrefix, k, "", ""))
+		}
+	}
+	if !slices.Equal(plan.MountsImports, wantMounts) {
+		t.Errorf("MountsImports:\n got %q\nwant %q", plan.MountsImports, wantMounts)
+	}
+	wantMountsExport := ""
+	if !tt.export.IsZero() {
+		wantMountsExport = testRepo + ":" + MountsTag(DefaultPrefix, tt.export, "", "")
+	}
+	if plan.MountsExport != wantMountsExport {
+		t.Errorf("MountsExport = %q, want %q", plan.MountsExport, wantMountsExport)
 	}
 	if plan.Untrusted != tt.untrusted || d.Untrusted != tt.untrusted {
 		t.Errorf("Untrusted = %v (decision %v), want %v", plan.Untrusted, d.Untrusted, tt.untrusted)
@@ -458,7 +551,7 @@ func TestForkPayloadsNeverExport(t *testing.T) {
 	fixtures := []string{
 		"pull_request_fork.json", "pull_request_deleted_fork.json", "pull_request_renamed_fork.json",
 		"pull_request_target.json", "pull_request_review_fork.json", "pull_request_review_comment_fork.json",
-		"pull_request_review_thread_fork.json", "check_suite_fork.json", "workflow_run_fork_pull_request.json",
+		"pull_request_review_thread_fork.json", "workflow_run_fork_pull_request.json",
 		"workflow_run_push_other_repository.json",
 	}
 	events := []string{
@@ -672,5 +765,88 @@ func TestMergedByMessage(t *testing.T) {
 		if got := mergedByMessage(tc.message); got != tc.want {
 			t.Errorf("mergedByMessage(%q) = %d, want %d", tc.message, got, tc.want)
 		}
+	}
+}
+
+// A fork's commit reaches check_run, check_suite and status with nothing that
+// names the fork (GitHub's documented shapes: head_branch null and
+// pull_requests [], branches []): nothing proves a branch of this repository,
+// so the run is untrusted and writes nothing, whatever cache-export says and
+// even were the API asked.
+func TestForkCommitEventsAreUntrusted(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ event, fixture string }{
+		{"check_suite", "check_suite_fork.json"},
+		{"check_run", "check_run_fork.json"},
+		{"status", "status_fork.json"},
+	} {
+		for _, mode := range []ExportMode{ExportAuto, ExportAlways} {
+			d, err := Decide(Event{Name: tc.event, Ref: "refs/heads/main", Payload: fixture(t, tc.fixture)}, Options{Export: mode})
+			if err != nil {
+				t.Fatal(err)
+			}
+			d = d.Prove(true, "")
+			if !d.Untrusted || d.Writes || d.Push || d.Secrets || d.Entitlements || !d.Claim.IsZero() {
+				t.Errorf("%s (%s), cache-export %s: %+v; want untrusted, nothing written, pushed or passed", tc.event, tc.fixture, mode, d)
+			}
+		}
+	}
+}
+
+// Grants give an untrusted run exactly what they name, never a cache write.
+func TestGrants(t *testing.T) {
+	t.Parallel()
+	ev := Event{Name: "pull_request", Ref: "refs/pull/43/merge", Payload: fixture(t, "pull_request_fork.json")}
+	for _, g := range []Grants{{}, {Push: true}, {Secrets: true}, {Entitlements: true}, {Push: true, Secrets: true, Entitlements: true}} {
+		d, err := Decide(ev, Options{Export: ExportAlways, Grants: g})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.Push != g.Push || d.Secrets != g.Secrets || d.Entitlements != g.Entitlements || !d.RestrictCredentials || d.Writes {
+			t.Errorf("grants %+v: Push %v, Secrets %v, Entitlements %v, RestrictCredentials %v, Writes %v", g, d.Push, d.Secrets, d.Entitlements, d.RestrictCredentials, d.Writes)
+		}
+	}
+	withheld := Decision{Reason: "pull request from a fork"}.EntitlementsWithheld([]string{"allow: security.insecure", "network: host"})
+	if !strings.Contains(withheld, "allow: security.insecure, network: host withheld") || !strings.Contains(withheld, "untrusted-entitlements: true") {
+		t.Errorf("EntitlementsWithheld = %q", withheld)
+	}
+}
+
+// ForPlatform keys the same decision's tags on a platform: trust, reads and
+// the write stay as decided.
+func TestForPlatform(t *testing.T) {
+	t.Parallel()
+	d, err := Decide(Event{Name: "push", Ref: "refs/heads/main", Payload: fixture(t, "push_branch.json")}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, err := d.ForPlatform("linux/arm64").Plan(testRepo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := refs("", "linux/arm64", main)[0]; plan.Export != want || !slices.Equal(plan.Imports, []string{want}) {
+		t.Errorf("plan %+v, want export and import %q", plan, want)
+	}
+}
+
+func TestCheckImageTags(t *testing.T) {
+	t.Parallel()
+	const host = "123456789012.dkr.ecr.us-east-1.amazonaws.com"
+	cacheRepo := host + "/app"
+	ok := []string{cacheRepo + ":latest", cacheRepo + ":cached", cacheRepo + ":v1-cache-main", host + "/other:cache-main-a4ae4511f495c756", cacheRepo + "@sha256:00"}
+	if err := CheckImageTags("", cacheRepo, ok); err != nil {
+		t.Errorf("CheckImageTags(%q) = %v, want nil", ok, err)
+	}
+	bad := []string{cacheRepo + ":cache-main-a4ae4511f495c756", cacheRepo + ":cache-mnt-main-0123456789abcdef", cacheRepo + ":latest"}
+	err := CheckImageTags("", cacheRepo, bad)
+	if err == nil || !strings.Contains(err.Error(), bad[0]) || !strings.Contains(err.Error(), bad[1]) || strings.Contains(err.Error(), bad[2]) ||
+		!strings.Contains(err.Error(), "cache-tag-prefix") {
+		t.Errorf("CheckImageTags(%q) = %v; want an error naming the first two and how to fix it", bad, err)
+	}
+	if err := CheckImageTags("ci", cacheRepo, []string{cacheRepo + ":cache-main"}); err != nil {
+		t.Errorf("prefix ci: %v", err)
+	}
+	if err := CheckImageTags("ci", cacheRepo, []string{cacheRepo + ":ci-main"}); err == nil {
+		t.Error("prefix ci: ci-main accepted")
 	}
 }

@@ -9,13 +9,16 @@ import (
 )
 
 // A cleanup run answers an event that ends a key's life: a delete event for a
-// branch, or a pull_request event whose action is closed. It deletes that
-// key's cache tags and builds nothing:
+// branch, or a pull_request or pull_request_target event whose action is
+// closed (pull_request_target lets the role that may delete images trust one
+// workflow of the default branch rather than every pull request). It deletes
+// that key's cache tags and builds nothing:
 //
 //	event                                        deletes
-//	delete, ref_type branch B                    B's tags, unless B is a default branch
+//	delete, ref_type branch B                    B's tags, unless B is a default branch (ref is
+//	                                             the short name, taken verbatim)
 //	delete, ref_type tag                         nothing (only branch caches are cleaned up)
-//	pull_request closed, same repository, #N     pr-N's tags, never a branch's (the head
+//	pull_request(_target) closed, same repo, #N  pr-N's tags, never a branch's (the head
 //	                                             branch may well be named main, teslamate#5217)
 //	pull_request closed from a fork (or unknown) nothing: its runs never wrote a cache
 //
@@ -25,13 +28,13 @@ import (
 // prove nothing: branch "feature/x" and branch "feature-x" share them.
 
 // IsCleanupEvent reports whether ev is one a cleanup run answers: a delete
-// event, or a pull_request event with action closed. A pull_request payload
-// that cannot be read is not one: such a run builds as before.
+// event, or a pull_request or pull_request_target event with action closed. A
+// payload that cannot be read is not one: such a run builds as before.
 func IsCleanupEvent(ev Event) bool {
 	switch ev.Name {
 	case "delete":
 		return true
-	case "pull_request":
+	case "pull_request", "pull_request_target":
 		var pl struct {
 			Action string `json:"action"`
 		}
@@ -71,7 +74,7 @@ func DecideCleanup(ev Event, opt CleanupOptions) (Cleanup, error) {
 	switch ev.Name {
 	case "delete":
 		c.Key, c.Reason = deletedBranch(ev, pl, plErr, opt.DefaultBranch)
-	case "pull_request":
+	case "pull_request", "pull_request_target":
 		c.Key, c.Reason = closedPullRequest(ev, pl, plErr)
 	default:
 		c.Reason = fmt.Sprintf("the %s event ends no branch or pull request", cmp.Or(ev.Name, "(unnamed)"))
@@ -84,7 +87,7 @@ func deletedBranch(ev Event, pl payload, plErr error, defaultInput string) (Key,
 		return Key{}, fmt.Sprintf("the delete payload %v, so which branch was deleted is unknown", plErr)
 	}
 	var d struct {
-		Ref     string `json:"ref"`      // the short name, e.g. feature/x
+		Ref     string `json:"ref"`      // the short name, e.g. feature/x; a branch may be named refs/heads/x
 		RefType string `json:"ref_type"` // branch or tag
 	}
 	if err := json.Unmarshal(ev.Payload, &d); err != nil || d.Ref == "" {
@@ -93,7 +96,7 @@ func deletedBranch(ev Event, pl payload, plErr error, defaultInput string) (Key,
 	if d.RefType != "branch" {
 		return Key{}, fmt.Sprintf("a deleted %s (%q): only branch caches are cleaned up", cmp.Or(d.RefType, "ref"), d.Ref)
 	}
-	name := strings.TrimPrefix(d.Ref, "refs/heads/")
+	name := d.Ref
 	// GITHUB_REF of a delete event is the default branch; with none known,
 	// "main" is, as for a build.
 	defaults := []string{defaultInput, pl.defaultBranch(), branchOf(ev.Ref)}
@@ -108,11 +111,11 @@ func deletedBranch(ev Event, pl payload, plErr error, defaultInput string) (Key,
 
 func closedPullRequest(ev Event, pl payload, plErr error) (Key, string) {
 	if plErr != nil {
-		return Key{}, fmt.Sprintf("the pull_request payload %v, so the pull request cannot be shown to come from this repository", plErr)
+		return Key{}, fmt.Sprintf("the %s payload %v, so the pull request cannot be shown to come from this repository", ev.Name, plErr)
 	}
 	pr := pl.PullRequest
 	if pr == nil {
-		return Key{}, "the pull_request payload has no pull_request"
+		return Key{}, "the " + ev.Name + " payload has no pull_request"
 	}
 	if why := forkReason("pull request", pr.Head.Repo, pr.Base.Repo, pl.Repository); why != "" {
 		return Key{}, why + ", so there is no cache to delete"

@@ -18,7 +18,8 @@ func TestIsCleanupEvent(t *testing.T) {
 		{"pull_request", "pull_request_closed_fork.json", true},
 		{"pull_request", "pull_request.json", false},               // synchronize
 		{"pull_request", "", false},                                // unreadable: builds as before
-		{"pull_request_target", "pull_request_target.json", false}, // never wrote a cache
+		{"pull_request_target", "pull_request_target.json", false}, // opened, not closed
+		{"pull_request_target", "pull_request_closed.json", true},
 		{"push", "push_branch.json", false},
 	} {
 		var payload []byte
@@ -49,6 +50,10 @@ func TestDecideCleanup(t *testing.T) {
 			reason: "is a default branch"},
 		{name: "deleted git tag", ev: Event{Name: "delete", Ref: "refs/heads/main"}, fixture: "delete_tag.json",
 			reason: `a deleted tag ("v1.2.0"): only branch caches are cleaned up`},
+		// ref is the short name: a branch may be named refs/heads/release,
+		// and its deletion must not touch branch release's cache.
+		{name: "deleted branch named refs/heads/release", ev: Event{Name: "delete", Ref: "refs/heads/main"}, fixture: "delete_branch_named_refs_heads.json",
+			want: BranchKey("refs/heads/release")},
 		{name: "unreadable delete payload", ev: Event{Name: "delete", Ref: "refs/heads/main", Payload: []byte("{")},
 			reason: "which branch was deleted is unknown"},
 		{name: "delete payload without default branch protects main", ev: Event{Name: "delete",
@@ -58,6 +63,10 @@ func TestDecideCleanup(t *testing.T) {
 		// teslamate#5217: the head branch's name never selects a branch key.
 		{name: "closed pull request whose head branch is main", ev: Event{Name: "pull_request", Ref: "refs/pull/7/merge"},
 			fixture: "pull_request_closed_head_main.json", want: PRKey(7)},
+		{name: "closed pull request, pull_request_target", ev: Event{Name: "pull_request_target", Ref: "refs/heads/main"}, fixture: "pull_request_closed.json",
+			want: PRKey(7)},
+		{name: "closed pull request from a fork, pull_request_target", ev: Event{Name: "pull_request_target", Ref: "refs/heads/main"},
+			fixture: "pull_request_closed_fork.json", reason: "pull request from a fork"},
 		{name: "closed pull request from a fork", ev: Event{Name: "pull_request", Ref: "refs/pull/7/merge"},
 			fixture: "pull_request_closed_fork.json", reason: "pull request from a fork"},
 		{name: "pull request from a deleted fork", ev: Event{Name: "pull_request", Ref: "refs/pull/45/merge"},

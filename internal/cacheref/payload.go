@@ -25,11 +25,25 @@ type payload struct {
 	Commits     []commit `json:"commits"`     // push, oldest first
 	WorkflowRun *struct {
 		Event          string               `json:"event"`       // the event that triggered the run that completed
-		HeadBranch     string               `json:"head_branch"` // the branch it ran on (a fork's branch for a fork pull request)
+		HeadBranch     string               `json:"head_branch"` // the branch it ran on (a fork's branch for a fork pull request), or the bare tag name after a tag push
+		HeadSHA        string               `json:"head_sha"`
 		HeadRepository *repository          `json:"head_repository"`
 		Repository     *repository          `json:"repository"`
 		PullRequests   []pullRequestPayload `json:"pull_requests"` // empty for fork pull requests
 	} `json:"workflow_run"`
+	CheckSuite *checkSuite `json:"check_suite"`
+	CheckRun   *struct {
+		CheckSuite *checkSuite `json:"check_suite"`
+	} `json:"check_run"`
+	// SHA and Branches are a status event's: the branches of this repository
+	// that contain the commit (at most 10), empty for a fork's commit.
+	SHA      string `json:"sha"`
+	Branches []struct {
+		Name   string `json:"name"`
+		Commit struct {
+			SHA string `json:"sha"`
+		} `json:"commit"`
+	} `json:"branches"`
 	Issue *struct {
 		Number      int       `json:"number"`
 		PullRequest *struct{} `json:"pull_request"` // present when the issue is a pull request
@@ -40,6 +54,14 @@ type payload struct {
 
 type commit struct {
 	Message string `json:"message"`
+}
+
+// checkSuite is a check_suite (also inside a check_run). GitHub sends a fork's
+// with head_branch null and pull_requests empty; after a tag push, head_branch
+// is the bare tag name.
+type checkSuite struct {
+	HeadBranch string `json:"head_branch"`
+	HeadSHA    string `json:"head_sha"`
 }
 
 type repository struct {

@@ -14,6 +14,7 @@ type verdict struct {
 	why       string // why not, for the user, when !write
 	untrusted bool
 	merged    []int // pull requests whose caches reads holds as merged by this run
+	claim     Claim // what own rests on, when the payload alone cannot prove it
 }
 
 const neverWrites = ": untrusted code never writes the cache"
@@ -34,6 +35,10 @@ func verdictFor(ev Event, pl payload, plErr error, def Key) verdict {
 		return pullRequest(ev, pl, plErr, def)
 	case "workflow_run":
 		return workflowRun(pl, plErr, def)
+	case "check_run", "check_suite":
+		return checkSuiteRun(ev, pl, plErr, def)
+	case "status":
+		return status(pl, plErr, def)
 	case "issue_comment":
 		if plErr != nil {
 			return verdict{reads: []Key{def}, untrusted: true,
@@ -144,7 +149,9 @@ func workflowRun(pl payload, plErr error, def Key) verdict {
 		return verdict{reads: []Key{def}, why: "the workflow_run names no head branch to key a cache on"}
 	}
 	own = BranchKey(wr.HeadBranch)
-	v := verdict{reads: []Key{own, def}, own: own}
+	// After a tag push head_branch is the bare tag name and event is still
+	// push: only a check of the branch proves which one this is.
+	v := verdict{reads: []Key{own, def}, own: own, claim: Claim{What: "workflow_run.head_branch", Branch: wr.HeadBranch, SHA: wr.HeadSHA}}
 	switch wr.Event {
 	case "push", "schedule", "workflow_dispatch":
 		v.write = true
@@ -152,6 +159,53 @@ func workflowRun(pl payload, plErr error, def Key) verdict {
 		v.why = fmt.Sprintf("workflow_run triggered by %q only reads the cache (set cache-export: true to write one)", wr.Event)
 	}
 	return v
+}
+
+// checkSuiteRun decides check_run and check_suite: GITHUB_REF is the default
+// branch whatever the suite checks, so the key comes from the suite's
+// head_branch, which GitHub leaves null for a fork's commit.
+func checkSuiteRun(ev Event, pl payload, plErr error, def Key) verdict {
+	suite := pl.CheckSuite
+	if pl.CheckRun != nil {
+		suite = pl.CheckRun.CheckSuite
+	}
+	field := ev.Name + ".head_branch"
+	if ev.Name == "check_run" {
+		field = "check_run.check_suite.head_branch"
+	}
+	switch {
+	case plErr != nil || suite == nil:
+		return verdict{reads: []Key{def}, untrusted: true,
+			why: fmt.Sprintf("the %s payload cannot be read or has no check suite, so the commit cannot be traced to a branch of this repository", ev.Name) + neverWrites}
+	case pl.showsFork():
+		return verdict{reads: []Key{def}, untrusted: true, why: fmt.Sprintf("the %s payload shows a fork", ev.Name) + neverWrites}
+	case suite.HeadBranch == "":
+		return verdict{reads: []Key{def}, untrusted: true,
+			why: fmt.Sprintf("%s is null, as GitHub sends it for a fork's commit: the commit cannot be traced to a branch of this repository", field) + neverWrites}
+	}
+	own := BranchKey(suite.HeadBranch)
+	return verdict{reads: []Key{own, def}, own: own, claim: Claim{What: field, Branch: suite.HeadBranch, SHA: suite.HeadSHA},
+		why: fmt.Sprintf("the %s event only reads the cache (set cache-export: true to write one)", ev.Name)}
+}
+
+// status keys a status event on the branch of this repository whose head is
+// the commit: its branches list them, and is empty for a fork's commit.
+func status(pl payload, plErr error, def Key) verdict {
+	switch {
+	case plErr != nil:
+		return verdict{reads: []Key{def}, untrusted: true,
+			why: "the status payload cannot be read, so the commit cannot be traced to a branch of this repository" + neverWrites}
+	case len(pl.Branches) == 0:
+		return verdict{reads: []Key{def}, untrusted: true,
+			why: "the status payload lists no branch of this repository holding the commit, as for a fork's commit" + neverWrites}
+	}
+	for _, b := range pl.Branches {
+		if b.Name != "" && pl.SHA != "" && b.Commit.SHA == pl.SHA {
+			own := BranchKey(b.Name)
+			return verdict{reads: []Key{own, def}, own: own, why: "the status event only reads the cache (set cache-export: true to write one)"}
+		}
+	}
+	return verdict{reads: []Key{def}, why: "the status commit is on a branch of this repository but at the head of none, so there is no key to write"}
 }
 
 // otherEvent is every event the table does not name: it reads, and writes

@@ -1,6 +1,7 @@
 package cacheref
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -199,4 +200,30 @@ func hash(prefix string, key Key, scope, platform string) string {
 		h.Write([]byte(field))
 	}
 	return hex.EncodeToString(h.Sum(nil))[:hashLen]
+}
+
+// CheckImageTags refuses image references (repository:tag, as pushed) that
+// would land among the cache's own tags: a tag of cacheRepo (host/path) that
+// starts with the cache prefix. A tag taken from a fork's branch named
+// cache-main-<hash> would otherwise overwrite main's cache or mounts tag.
+// Every such reference is named in the one error.
+func CheckImageTags(prefix, cacheRepo string, refs []string) error {
+	prefix = cmp.Or(prefix, DefaultPrefix)
+	var bad []string
+	for _, ref := range refs {
+		ref, _, _ = strings.Cut(ref, "@")
+		slash := strings.LastIndexByte(ref, '/')
+		colon := strings.LastIndexByte(ref, ':')
+		if colon <= slash {
+			continue // no tag
+		}
+		if ref[:colon] == cacheRepo && strings.HasPrefix(ref[colon+1:], prefix+"-") {
+			bad = append(bad, ref)
+		}
+	}
+	if len(bad) == 0 {
+		return nil
+	}
+	return fmt.Errorf("tags: %s would overwrite cache tags: in the cache repository %s, tags starting with %q are the cache's; choose other tags, or set cache-repository or cache-tag-prefix to keep images and cache apart",
+		strings.Join(bad, ", "), cacheRepo, prefix+"-")
 }

@@ -121,8 +121,13 @@ type Config struct {
 	BuildkitHostNetwork bool
 
 	// UntrustedPush pushes the image even when the run is untrusted (the cache
-	// is still never written); UntrustedSecrets passes secrets to such a build.
-	UntrustedPush, UntrustedSecrets bool
+	// is still never written); UntrustedSecrets passes secrets to such a build,
+	// UntrustedEntitlements allow, network: host and buildkit-host-network.
+	UntrustedPush, UntrustedSecrets, UntrustedEntitlements bool
+
+	// GitHubToken is the github-token input: besides the build's git secret,
+	// it asks the GitHub API what the event payload cannot prove.
+	GitHubToken string
 
 	// Cleanup is set when this run deletes the cache tags of a deleted branch
 	// or a closed pull request instead of building (cache-cleanup and the
@@ -199,6 +204,9 @@ func Read(a *githubactions.Action, environ []string) (*Config, error) {
 		Builder:          in("builder"),
 		UntrustedPush:    boolean("untrusted-push"),
 		UntrustedSecrets: boolean("untrusted-secrets"),
+		GitHubToken:      in("github-token"),
+
+		UntrustedEntitlements: boolean("untrusted-entitlements"),
 		TLS: buildkitconn.TLS{
 			CACert:     in("buildkit-tls-ca-cert"),
 			Cert:       in("buildkit-tls-cert"),

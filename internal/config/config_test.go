@@ -257,6 +257,8 @@ func TestReadTransportAndTrust(t *testing.T) {
 		{map[string]string{"buildkit-host": "tcp://"}, `buildkit-host: "tcp://" is not a tcp://host:port address`},
 		{map[string]string{"untrusted-push": "yes"}, `untrusted-push: "yes" is not a boolean`},
 		{map[string]string{"untrusted-secrets": "1"}, ""},
+		{map[string]string{"untrusted-entitlements": "true", "github-token": "ghs_x"}, ""},
+		{map[string]string{"untrusted-entitlements": "privileged"}, `untrusted-entitlements: "privileged" is not a boolean`},
 	} {
 		env := validEnv(dir)
 		for k, v := range tc.inputs {
@@ -271,6 +273,9 @@ func TestReadTransportAndTrust(t *testing.T) {
 		}
 		if tc.inputs["untrusted-secrets"] == "1" && (c == nil || !c.UntrustedSecrets || c.UntrustedPush) {
 			t.Errorf("untrusted-secrets: 1 read as %+v", c)
+		}
+		if tc.inputs["untrusted-entitlements"] == "true" && (c == nil || !c.UntrustedEntitlements || c.UntrustedSecrets || c.GitHubToken != "ghs_x") {
+			t.Errorf("untrusted-entitlements: true read as %+v", c)
 		}
 	}
 }

@@ -58,6 +58,7 @@ var inputDefaults = map[string]string{
 	"buildkit-host-network":       "false",
 	"untrusted-push":              "false",
 	"untrusted-secrets":           "false",
+	"untrusted-entitlements":      "false",
 	"push-by-digest":              "false",
 	"merge-digests":               "",
 	"merge-platforms":             "",

@@ -71,7 +71,7 @@ func TestReadDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.Context != "." || c.CacheMode != "max" || c.CacheTagPrefix != "cache" || c.CacheExport != "auto" ||
-		c.NoCache || c.UntrustedPush || c.UntrustedSecrets || c.BuildkitAllowInsecureTCP {
+		c.NoCache || c.UntrustedPush || c.UntrustedSecrets || c.UntrustedEntitlements || c.BuildkitAllowInsecureTCP {
 		t.Errorf("defaults: %+v", c)
 	}
 	delete(env, "INPUT_PUSH")

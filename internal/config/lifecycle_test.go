@@ -38,6 +38,7 @@ func TestCleanupRunNeedsNoBuildInputs(t *testing.T) {
 	for _, tc := range []struct{ name, ref, fixture string }{
 		{"delete", "refs/heads/main", "delete_branch.json"},
 		{"pull_request", "refs/pull/7/merge", "pull_request_closed.json"},
+		{"pull_request_target", "refs/heads/main", "pull_request_closed.json"},
 	} {
 		env := cleanupEnv()
 		event(t, env, tc.name, tc.ref, tc.fixture)

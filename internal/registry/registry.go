@@ -1,12 +1,11 @@
 // Package registry is the action's one client for its own registry calls (the
-// image build and cache transfers are BuildKit's): it probes which cache
-// references exist before a build, so that BuildKit imports only those, in
-// priority order (several cache-from refs with missing ones behave surprisingly,
-// moby/buildkit#6418), checks that the registry still has every blob of the
-// cache to import, tags a cache again, and reads a pushed image's layers to
-// tell which imported cache served it. Every call shares one transport, one
-// keychain, one reference parser and one rule for plain-HTTP hosts, and every
-// call has a deadline.
+// image build and cache transfers are BuildKit's): it probes cache references
+// before a build, checks that the registry still has every blob of a cache,
+// tags a cache again, and reads a pushed image's layers. It is transport
+// only: which cache to import, which served the build, and the words for
+// each, are the run's (internal/run, plan.go). Every call shares one
+// transport, one keychain, one reference parser and one rule for plain-HTTP
+// hosts, and every call has a deadline.
 package registry
 
 import (
@@ -16,8 +15,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -73,7 +70,8 @@ type Ref struct {
 	// Complete is set when the registry answered a HEAD request for every blob
 	// the cache manifest names; Missing lists the blobs it said it lacks
 	// (registries lose blobs: garbage-collection races, interrupted
-	// replication). Only the cache Importable would pick is checked.
+	// replication). Set by CheckBlobs, which the run calls for the cache it
+	// would import only.
 	Complete bool
 	Missing  []string
 	name     name.Reference
@@ -127,41 +125,31 @@ func (c *Client) options(ctx context.Context) []remote.Option {
 	return []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(c.keychain), remote.WithTransport(c.transport)}
 }
 
-// Probe asks for every ref at once, within ProbeTimeout in all (so that a
-// stuck host cannot use up the time of another), then checks the blobs of the
-// cache Importable picks: a cache lacking some is marked Missing and the next
-// candidate is checked.
+// Probe asks for every ref at once, within ProbeTimeout in all, so that a
+// stuck host cannot use up the time of another. It reads manifests only:
+// CheckBlobs checks a cache's blobs.
 func (c *Client) Probe(ctx context.Context, refs []string) []Ref {
-	probeCtx, cancel := context.WithTimeout(ctx, ProbeTimeout)
+	ctx, cancel := context.WithTimeout(ctx, ProbeTimeout)
+	defer cancel()
 	out := make([]Ref, len(refs))
 	var wg sync.WaitGroup
 	for i, ref := range refs {
-		wg.Go(func() { out[i] = c.get(probeCtx, ref) })
+		wg.Go(func() { out[i] = c.get(ctx, ref) })
 	}
 	wg.Wait()
-	cancel()
-	for {
-		imports := Importable(out)
-		if len(imports) == 0 {
-			return out
-		}
-		i := slices.IndexFunc(out, func(p Ref) bool { return p.Ref == imports[len(imports)-1] })
-		if out[i].Kind != Cache || out[i].Complete || out[i].Err != nil {
-			return out
-		}
-		c.checkBlobs(ctx, &out[i])
-		if len(out[i].Missing) == 0 {
-			return out
-		}
-	}
+	return out
 }
 
-// checkBlobs asks the registry, with a HEAD request each, for the config and
-// layers of p's cache manifest: BuildKit fetches them only when a step needs
+// CheckBlobs asks the registry, with a HEAD request each, for the config and
+// layers of p's cache manifest (p from Probe, of Kind Cache): BuildKit fetches them only when a step needs
 // their content, so a missing one fails a build long after the import, or
 // never shows when every step is cached and nothing is pushed. A check that
 // cannot finish leaves p neither Complete nor Missing, with Err set.
-func (c *Client) checkBlobs(ctx context.Context, p *Ref) {
+func (c *Client) CheckBlobs(ctx context.Context, p *Ref) {
+	if p.desc == nil {
+		p.Err = fmt.Errorf("check the blobs of %s: not probed as a cache", p.Ref)
+		return
+	}
 	ctx, cancel := context.WithTimeout(ctx, CallTimeout)
 	defer cancel()
 	m, err := v1.ParseManifest(bytes.NewReader(p.desc.Manifest))
@@ -344,67 +332,4 @@ func (c *Client) Layers(ctx context.Context, ref string) (map[string]bool, error
 		return nil, fmt.Errorf("read layers of %s: not found", ref)
 	}
 	return p.Layers, nil
-}
-
-// Importable picks what to import: the highest-priority cache that exists and
-// lacks no blob, after any higher-priority ref that could not be checked but
-// whose host answers. Only one known cache, because BuildKit picks among
-// several imported caches unpredictably and may follow the fallback's records
-// past the steps they share, missing the rest of the branch's own cache
-// (moby/buildkit#6418).
-func Importable(probed []Ref) []string {
-	var out []string
-	for _, p := range probed {
-		switch {
-		case len(p.Missing) > 0:
-		case p.Kind == Cache || p.Kind == LegacyCache:
-			return append(out, p.Ref)
-		case p.Err != nil && !p.Unreachable:
-			out = append(out, p.Ref)
-		}
-	}
-	return out
-}
-
-// ServedBy returns the ref among imported (probed refs BuildKit imported) that
-// holds most of built's layers, preferring the higher-priority ref on a tie; ""
-// when none holds any. Only imported refs: an image pushed to a cache tag holds
-// the same layers but served nothing.
-func ServedBy(imported []Ref, built map[string]bool) string {
-	best, bestN := "", 0
-	for _, p := range imported {
-		n := 0
-		for l := range built {
-			if p.Layers[l] {
-				n++
-			}
-		}
-		if n > bestN {
-			best, bestN = p.Ref, n
-		}
-	}
-	return best
-}
-
-// State describes a probed ref for the log and the job summary, in one wording.
-func State(p Ref, imported, served bool) string {
-	switch {
-	case served:
-		return "imported, served the hits"
-	case imported && p.Err != nil:
-		return "could not be checked, imported anyway"
-	case imported:
-		return "imported"
-	case len(p.Missing) > 0:
-		return fmt.Sprintf("damaged: the registry lacks %d of its blobs (%s), not imported", len(p.Missing), strings.Join(p.Missing, ", "))
-	case p.Unreachable:
-		return "did not answer in time, not imported"
-	case p.Err != nil:
-		return "could not be checked"
-	case p.Kind == NotCache:
-		return "not a BuildKit cache (an image or other artifact holds the tag), not imported"
-	case p.Exists():
-		return "found, not needed: a higher-priority cache is imported"
-	}
-	return "not found"
 }

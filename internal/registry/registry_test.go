@@ -65,7 +65,7 @@ func must[T any](v T, err error) T {
 	return v
 }
 
-func TestRefsImportableAndServed(t *testing.T) {
+func TestRefsImportableAndLayers(t *testing.T) {
 	t.Parallel()
 	// /v2/broken/ answers 403: neither "exists" nor "not found".
 	host := serve(t, func(w http.ResponseWriter, r *http.Request) bool {
@@ -86,22 +86,33 @@ func TestRefsImportableAndServed(t *testing.T) {
 	reg := New(authn.DefaultKeychain, host)
 	refs := []string{host + "/app:cache-feature", host + "/app:cache-other", host + "/broken:cache", host + "/app:cache-main"}
 	probed := reg.Probe(context.Background(), refs)
-	if got := Importable(probed); !slices.Equal(got, refs[1:2]) {
-		t.Errorf("Importable = %q; want only the first existing ref", got)
-	}
-	// A ref that could not be checked is kept, with the next existing one behind it.
-	if got := Importable(probed[2:]); !slices.Equal(got, refs[2:]) {
-		t.Errorf("Importable = %q; want the unchecked ref, then the existing one", got)
-	}
 	if probed[0].Exists() || probed[0].Err != nil || probed[2].Err == nil || probed[2].Unreachable {
 		t.Errorf("missing ref: %+v; broken ref: %+v", probed[0], probed[2])
+	}
+	for _, i := range []int{1, 3} {
+		if probed[i].Kind != Cache || probed[i].Err != nil {
+			t.Errorf("%s: kind %v, err %v; want a cache", probed[i].Ref, probed[i].Kind, probed[i].Err)
+		}
 	}
 	built, err := reg.Layers(context.Background(), host+"/app:built")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if served := ServedBy(probed, built); served != host+"/app:cache-main" {
-		t.Errorf("ServedBy = %q; want cache-main, which holds two of the image's layers", served)
+	// The layers the run compares to tell which cache served the build.
+	for _, want := range []struct {
+		p    Ref
+		n    int
+		what string
+	}{{probed[3], 2, "cache-main"}, {probed[1], 1, "cache-other"}} {
+		n := 0
+		for l := range built {
+			if want.p.Layers[l] {
+				n++
+			}
+		}
+		if n != want.n {
+			t.Errorf("%s holds %d of the image's layers, want %d", want.what, n, want.n)
+		}
 	}
 }
 
@@ -131,11 +142,11 @@ func TestIndexesAndNonCacheTags(t *testing.T) {
 
 	reg := New(authn.DefaultKeychain, host)
 	probed := reg.Probe(context.Background(), []string{host + "/app:cache-image", host + "/app:cache-main"})
-	if probed[0].Kind != NotCache || !strings.Contains(State(probed[0], false, false), "not a BuildKit cache") {
-		t.Errorf("image on a cache tag: kind %v, state %q", probed[0].Kind, State(probed[0], false, false))
+	if probed[0].Kind != NotCache {
+		t.Errorf("image on a cache tag: kind %v", probed[0].Kind)
 	}
-	if got := Importable(probed); !slices.Equal(got, []string{host + "/app:cache-main"}) {
-		t.Errorf("Importable = %q; want only the real cache", got)
+	if probed[1].Kind != Cache {
+		t.Errorf("cache-main: kind %v, want a cache", probed[1].Kind)
 	}
 	built, err := reg.Layers(context.Background(), host+"/app:multi")
 	if err != nil {
@@ -144,13 +155,15 @@ func TestIndexesAndNonCacheTags(t *testing.T) {
 	if !built[must(base.Digest()).String()] || !built[must(arm.Digest()).String()] {
 		t.Fatalf("layers of the index %v: want both platforms' layers", built)
 	}
-	if served := ServedBy(probed, built); served != host+"/app:cache-main" {
-		t.Errorf("ServedBy = %q for a multi-platform image; want cache-main", served)
+	for l := range built {
+		if !probed[1].Layers[l] {
+			t.Errorf("layer %s of the multi-platform image is not among cache-main's %v", l, probed[1].Layers)
+		}
 	}
 }
 
-// A cache whose manifest names a blob the registry lost is not imported: the
-// next candidate is checked and imported instead.
+// CheckBlobs finds the blob a cache's manifest names and the registry lost,
+// with one HEAD request per blob.
 func TestCacheMissingABlobIsNotImported(t *testing.T) {
 	t.Parallel()
 	lost := must(random.Layer(64, "application/vnd.oci.image.layer.v1.tar+gzip"))
@@ -174,18 +187,18 @@ func TestCacheMissingABlobIsNotImported(t *testing.T) {
 	heads.Store(0) // the pushes asked too
 	reg := New(authn.DefaultKeychain, host)
 	probed := reg.Probe(context.Background(), []string{host + "/app:cache-feature", host + "/app:cache-main"})
+	if n := heads.Load(); n != 0 {
+		t.Errorf("Probe asked %d blobs; want none (CheckBlobs does)", n)
+	}
+	for i := range probed {
+		reg.CheckBlobs(context.Background(), &probed[i])
+	}
 	own, main := probed[0], probed[1]
 	if !slices.Equal(own.Missing, []string{must(lost.Digest()).String()}) || own.Complete || own.Err != nil {
 		t.Errorf("damaged cache: missing %q complete %v err %v; want the lost layer missing", own.Missing, own.Complete, own.Err)
 	}
 	if !main.Complete || len(main.Missing) > 0 {
 		t.Errorf("intact cache: missing %q complete %v err %v", main.Missing, main.Complete, main.Err)
-	}
-	if got := Importable(probed); !slices.Equal(got, []string{main.Ref}) {
-		t.Errorf("Importable = %q; want the intact fallback", got)
-	}
-	if s := State(own, false, false); !strings.Contains(s, "damaged: the registry lacks 1 of its blobs ("+own.Missing[0]+")") {
-		t.Errorf("state %q", s)
 	}
 	// config + 2 layers of the damaged cache, config + 1 layer of the fallback
 	if n := heads.Load(); n != 5 {
@@ -208,8 +221,5 @@ func TestUnresponsiveHostIsBoundedAndNotImported(t *testing.T) {
 		if !p.Unreachable || p.Exists() {
 			t.Errorf("%s: unreachable=%v exists=%v err=%v; want unreachable", p.Ref, p.Unreachable, p.Exists(), p.Err)
 		}
-	}
-	if got := Importable(probed); len(got) != 0 {
-		t.Errorf("Importable = %q; a stuck host must not be imported", got)
 	}
 }

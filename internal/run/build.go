@@ -12,6 +12,7 @@ import (
 
 	"github.com/sethvargo/go-githubactions"
 
+	"github.com/ecr-build-cache/ecr-build-cache/internal/cacheref"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/config"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/ghout"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/registry"
@@ -58,7 +59,7 @@ var pushWaits = []time.Duration{2 * time.Second, 4 * time.Second, 8 * time.Secon
 // way no check sees; a cache must never make a build fail.
 func (r *runner) build(ctx context.Context, plan cachePlan) (built, error) {
 	cfg := r.cfg
-	req := r.request(plan.Untrusted, plan.why)
+	req := r.request(plan.policy)
 	req.Push = plan.push
 	req.PushTimeout = pushTimeout
 	req.ImageAttrs = cfg.ImageAttrs
@@ -274,9 +275,10 @@ func (b built) byDigest() bool {
 }
 
 // request is what a build or a call asks of BuildKit, from the inputs: all
-// but the image export and the cache. An untrusted run gets no secrets or ssh
-// unless untrusted-secrets allows them.
-func (r *runner) request(untrusted bool, why string) solve.Request {
+// but the image export and the cache. What the policy withholds (an untrusted
+// run's secrets, ssh, entitlements and host network, unless granted) is left
+// out, with a notice.
+func (r *runner) request(policy cacheref.Decision) solve.Request {
 	cfg := r.cfg
 	req := solve.Request{
 		ContextDir:     cfg.Context,
@@ -302,9 +304,26 @@ func (r *runner) request(untrusted bool, why string) solve.Request {
 		Insecure:       r.reg.Insecure,
 		Session:        r.session,
 	}
-	if untrusted && (len(req.Secrets) > 0 || len(req.SSH) > 0) && !cfg.UntrustedSecrets {
-		r.a.Noticef("%s: secrets, secret-files, secret-envs, github-token and ssh are withheld from this build (set untrusted-secrets: true to pass them)", why)
+	if !policy.Secrets && (len(req.Secrets) > 0 || len(req.SSH) > 0) {
+		r.a.Noticef("%s", policy.SecretsWithheld())
 		req.Secrets, req.SSH = nil, nil
+	}
+	if !policy.Entitlements {
+		var withheld []string
+		if len(req.Entitlements) > 0 {
+			withheld = append(withheld, "allow: "+strings.Join(req.Entitlements, ", "))
+			req.Entitlements = nil
+		}
+		if req.Network == "host" {
+			withheld = append(withheld, "network: host")
+			req.Network = "" // the default, the builder's sandbox; network: none stays
+		}
+		if cfg.BuildkitHostNetwork {
+			withheld = append(withheld, "buildkit-host-network") // connectBuilder left it off
+		}
+		if len(withheld) > 0 {
+			r.a.Noticef("%s", policy.EntitlementsWithheld(withheld))
+		}
 	}
 	return req
 }

@@ -9,7 +9,6 @@ import (
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/service/ecr/types"
-	"github.com/containerd/platforms"
 	"github.com/sethvargo/go-githubactions"
 
 	"github.com/ecr-build-cache/ecr-build-cache/internal/cacheref"
@@ -29,17 +28,11 @@ type cleaned struct {
 // cleanup is the run on a deleted branch or a closed pull request: it deletes
 // that key's cache tags and builds nothing, so it needs no BuildKit.
 func cleanup(ctx context.Context, a *githubactions.Action, cfg *config.Config) error {
-	var plats []string
-	for _, p := range cfg.Platforms {
-		if pl, err := platforms.Parse(p); err == nil {
-			plats = append(plats, platforms.Format(platforms.Normalize(pl)))
-		}
-	}
 	c, err := cacheref.DecideCleanup(cfg.Event, cacheref.CleanupOptions{
 		Prefix:        cfg.CacheTagPrefix,
 		DefaultBranch: cfg.DefaultBranch,
 		Scopes:        append([]string{cfg.CacheScope}, cfg.CleanupScopes...),
-		Platforms:     plats,
+		Platforms:     cfg.NormalizedPlatforms(),
 	})
 	if err != nil {
 		return fmt.Errorf("cache cleanup: %w", err)

@@ -44,29 +44,30 @@ func builderPlatform(ctx context.Context, w workerLister) (string, error) {
 	return platforms.Format(platforms.Normalize(workers[0].Platforms[0])), nil
 }
 
-// buildPlatform is the platforms this build targets, comma separated: the
+// targetPlatform is the platforms this build targets, comma separated: the
 // platforms input, else the builder's native platform ("" when unknown), with
-// the cache decision for it. A push-by-digest build without the platforms
+// the policy keyed on it. A push-by-digest build without the platforms
 // input keys its cache on the native platform, so the matrix legs of one
-// branch, one per platform, never overwrite each other's cache. Other builds
-// without it keep the key they always had: keying them on the builder's
-// platform too would make every existing cache cold once.
-func buildPlatform(ctx context.Context, a *githubactions.Action, cfg *config.Config, w workerLister, tr cacheref.Decision) (string, cacheref.Decision, error) {
+// branch, one per platform, never overwrite each other's cache: the same
+// policy, its tags keyed on the platform (Decision.ForPlatform), not a
+// second decision. Other builds without it keep the key they always had:
+// keying them on the builder's platform too would make every existing cache
+// cold once.
+func targetPlatform(ctx context.Context, a *githubactions.Action, cfg *config.Config, w workerLister, policy cacheref.Decision) (string, cacheref.Decision, error) {
 	if len(cfg.Platforms) > 0 {
-		return strings.Join(cfg.NormalizedPlatforms(), ","), tr, nil
+		return strings.Join(cfg.NormalizedPlatforms(), ","), policy, nil
 	}
 	native, err := builderPlatform(ctx, w)
 	switch {
 	case err != nil && cfg.PushByDigest:
-		return "", tr, fmt.Errorf("push-by-digest: cannot tell the builder's platform, which keys the cache and names the staged image (%w); set the platforms input", err)
+		return "", policy, fmt.Errorf("push-by-digest: cannot tell the builder's platform, which keys the cache and names the staged image (%w); set the platforms input", err)
 	case err != nil:
 		a.Infof("builder platform: unknown (%v)", err)
-		return "", tr, nil
+		return "", policy, nil
 	case !cfg.PushByDigest:
-		return native, tr, nil
+		return native, policy, nil
 	}
-	tr, err = decision(cfg, native)
-	return native, tr, err
+	return native, policy.ForPlatform(native), nil
 }
 
 // workflowRun is the run and attempt the runner says this step belongs to.

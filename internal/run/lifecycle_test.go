@@ -243,8 +243,11 @@ func TestDistributionCleanupDeletesOnlyUnsharedManifests(t *testing.T) {
 		t.Errorf("no notice for the tag copy that was left:\n%s", log)
 	}
 
+	// pull_request_target closed cleans up as pull_request closed does (its
+	// GITHUB_REF is the base branch): the delete role may then trust only
+	// the default branch's workflow.
 	before = b.tags(t)
-	deleted, log = cleanupRun(t, b, "pull_request", "refs/pull/7/merge", "pull_request_closed_head_main.json")
+	deleted, log = cleanupRun(t, b, "pull_request_target", "refs/heads/main", "pull_request_closed_head_main.json")
 	if want := []string{cacheTag(pr7, "api", "")}; !slices.Equal(deleted, want) {
 		t.Errorf("deleted %q, want %q\n%s", deleted, want, log)
 	}
@@ -253,7 +256,7 @@ func TestDistributionCleanupDeletesOnlyUnsharedManifests(t *testing.T) {
 	}
 
 	before = b.tags(t)
-	if deleted, log := cleanupRun(t, b, "pull_request", "refs/pull/7/merge", "pull_request_closed_fork.json"); len(deleted) != 0 || !slices.Equal(b.tags(t), before) {
+	if deleted, log := cleanupRun(t, b, "pull_request_target", "refs/heads/main", "pull_request_closed_fork.json"); len(deleted) != 0 || !slices.Equal(b.tags(t), before) {
 		t.Errorf("a fork's closed pull request deleted %q:\n%s", deleted, log)
 	}
 }

@@ -19,14 +19,17 @@ import (
 // merge is a merge run: it builds nothing (no BuildKit), logs in like a build
 // (the target phase), and pushes an OCI image index of the per-platform images
 // that push-by-digest builds pushed, under every tag.
-func merge(ctx context.Context, a *githubactions.Action, cfg *config.Config, tr cacheref.Decision) error {
-	tgt, err := resolveTarget(ctx, a, cfg, tr)
+func merge(ctx context.Context, a *githubactions.Action, cfg *config.Config, policy cacheref.Decision) error {
+	tgt, err := resolveTarget(ctx, a, cfg, policy)
 	if err != nil {
 		return err
 	}
-	if tgt.offline() || (tr.Untrusted && !cfg.UntrustedPush) {
-		a.Noticef("%s: nothing is merged or pushed (set untrusted-push: true to publish it knowingly)", tr.Reason)
+	if tgt.offline() || !policy.Push {
+		a.Noticef("%s", policy.MergeWords())
 		return ghout.SetOutput(a, "pushed", "false")
+	}
+	if err := checkImageTags(cfg, tgt); err != nil {
+		return err
 	}
 	// Without the repository input every tag is a full reference, and the
 	// cache repository was taken from the first (cache-repository is refused).

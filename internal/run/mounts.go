@@ -6,7 +6,6 @@ import (
 	"strings"
 
 	"github.com/ecr-build-cache/ecr-build-cache/internal/cachemount"
-	"github.com/ecr-build-cache/ecr-build-cache/internal/cacheref"
 )
 
 // seedMounts is the cache-mounts phase before the build: it seeds the
@@ -14,7 +13,7 @@ import (
 // returns what saveMounts needs, nil when there is nothing to save (no input,
 // no mount kept, or a run that writes no cache); only the run's end is an
 // error.
-func (r *runner) seedMounts(ctx context.Context, b cachemount.Builder, tgt target, tr cacheref.Decision, plan cachePlan) (*cachemount.Session, error) {
+func (r *runner) seedMounts(ctx context.Context, b cachemount.Builder, tgt target, plan cachePlan) (*cachemount.Session, error) {
 	if len(r.cfg.CacheMounts) == 0 {
 		return nil, nil
 	}
@@ -27,7 +26,7 @@ func (r *runner) seedMounts(ctx context.Context, b cachemount.Builder, tgt targe
 		r.a.Warningf("cache mounts: not kept: cannot find this action's binary to copy them with: %v", err)
 		return nil, nil
 	}
-	imports, export := cachemount.Refs(tr, tgt.host+"/"+r.cfg.CacheRepository)
+	imports, export := plan.MountsImports, plan.MountsExport
 	if export == "" {
 		r.a.Infof("cache mounts: read only: %s", plan.ExportReason)
 	}

@@ -122,6 +122,7 @@ func (f *fakeSolver) Solve(ctx context.Context, _ *llb.Definition, opt client.So
 // tags and annotations.
 type fakeRegistry struct {
 	refs      map[string]registry.Ref
+	lost      map[string][]string // blobs CheckBlobs finds missing, by ref
 	digests   map[string]string
 	layers    map[string]map[string]bool
 	tagErr    error
@@ -151,6 +152,12 @@ func (f *fakeRegistry) Probe(_ context.Context, refs []string) []registry.Ref {
 		out = append(out, p)
 	}
 	return out
+}
+
+// CheckBlobs finds the blobs lost lists missing, and every other.
+func (f *fakeRegistry) CheckBlobs(_ context.Context, p *registry.Ref) {
+	p.Missing = f.lost[p.Ref]
+	p.Complete = len(p.Missing) == 0
 }
 
 func (f *fakeRegistry) Tag(_ context.Context, from registry.Ref, to string) error {
@@ -219,7 +226,7 @@ func refOf(branch string) string {
 
 func decided(t *testing.T, r *runner) cacheref.Decision {
 	t.Helper()
-	d, err := decide(r.a, r.cfg)
+	d, err := decidePolicy(r.a, r.cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -276,26 +283,32 @@ func outputs(t *testing.T, env map[string]string) map[string]string {
 func TestPlanImportsOnlyTheBestRealCache(t *testing.T) {
 	t.Parallel()
 	own, main := refOf("feature"), refOf("main")
+	unchecked := func(ref string) registry.Ref { return registry.Ref{Ref: ref, Kind: registry.Cache} } // blobs not checked yet
 	for _, tc := range []struct {
 		name    string
 		refs    map[string]registry.Ref
+		lost    map[string][]string
 		imports []string
 		warn    string
 	}{
-		{"own cache first", map[string]registry.Ref{own: cache(own), main: cache(main)}, []string{own}, ""},
-		{"falls back to main", map[string]registry.Ref{main: cache(main)}, []string{main}, ""},
+		{"own cache first", map[string]registry.Ref{own: cache(own), main: cache(main)}, nil, []string{own}, ""},
+		{"falls back to main", map[string]registry.Ref{main: cache(main)}, nil, []string{main}, ""},
 		{"an image on the branch's cache tag is skipped with a warning",
-			map[string]registry.Ref{own: {Ref: own, Kind: registry.NotCache}, main: cache(main)}, []string{main}, "not a BuildKit cache"},
-		{"a damaged cache is skipped with a warning",
-			map[string]registry.Ref{own: {Ref: own, Kind: registry.Cache, Missing: []string{"sha256:l1"}}, main: cache(main)}, []string{main}, "damaged: the registry lacks 1 of its blobs (sha256:l1)"},
+			map[string]registry.Ref{own: {Ref: own, Kind: registry.NotCache}, main: cache(main)}, nil, []string{main}, "not a BuildKit cache"},
+		{"a cache whose blobs the registry lost is skipped with a warning, the next one checked",
+			map[string]registry.Ref{own: unchecked(own), main: unchecked(main)}, map[string][]string{own: {"sha256:l1"}}, []string{main}, "damaged: the registry lacks 1 of its blobs (sha256:l1)"},
+		{"a legacy cache index is imported, with a warning",
+			map[string]registry.Ref{own: {Ref: own, Kind: registry.LegacyCache}, main: cache(main)}, nil, []string{own}, "::warning::cache ref " + own + ": imported"},
+		{"a ref that could not be checked is imported, with the next cache behind it",
+			map[string]registry.Ref{own: {Ref: own, Err: errors.New("403 DENIED")}, main: cache(main)}, nil, []string{own, main}, "could not be checked, imported anyway"},
 		{"a stuck extra host is not imported",
 			map[string]registry.Ref{"stuck.test/app:cache": {Ref: "stuck.test/app:cache", Err: context.DeadlineExceeded, Unreachable: true}},
-			nil, "did not answer in time"},
-		{"nothing: cold, with a warning", nil, nil, "no cache found"},
+			nil, nil, "did not answer in time"},
+		{"nothing: cold, with a warning", nil, nil, nil, "no cache found"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			r, out, _ := testRunner(t, &fakeSolver{}, &fakeRegistry{refs: tc.refs}, true)
+			r, out, _ := testRunner(t, &fakeSolver{}, &fakeRegistry{refs: tc.refs, lost: tc.lost}, true)
 			r.cfg.CacheFrom = []string{"stuck.test/app:cache"}
 			plan, err := r.plan(context.Background(), target{host: "registry.test"}, decided(t, r))
 			if err != nil {
@@ -492,7 +505,7 @@ func TestBuilderPlatformKeysOnlyPushByDigestCaches(t *testing.T) {
 	} {
 		r, _, _ := testRunner(t, &fakeSolver{}, &fakeRegistry{}, true)
 		r.cfg.PushByDigest, r.cfg.Platforms = tc.pushByDigest, tc.platforms
-		got, tr, err := buildPlatform(context.Background(), r.a, r.cfg, tc.workers, decided(t, r))
+		got, policy, err := targetPlatform(context.Background(), r.a, r.cfg, tc.workers, decided(t, r))
 		if tc.err != "" {
 			if err == nil || !strings.Contains(err.Error(), tc.err) {
 				t.Errorf("%s: error %v, want %q", tc.name, err, tc.err)
@@ -503,7 +516,7 @@ func TestBuilderPlatformKeysOnlyPushByDigestCaches(t *testing.T) {
 			t.Errorf("%s: %q, %v; want %q", tc.name, got, err, tc.want)
 			continue
 		}
-		plan, err := tr.Plan(repo)
+		plan, err := policy.Plan(repo)
 		if err != nil {
 			t.Fatal(err)
 		}

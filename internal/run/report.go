@@ -174,7 +174,7 @@ func (r *runner) coldReason(plan cachePlan, b built) string {
 	case len(b.damaged) > 0:
 		return "damaged cache: the build failed with " + strings.Join(b.damaged, ", ") + " and ran again without it"
 	case r.host == "":
-		return plan.why + ", without registry credentials (as usual for a fork): no cache is read"
+		return plan.policy.Reason + ", without registry credentials (as usual for a fork): no cache is read"
 	case len(plan.Imports) == 0:
 		return "no cache to read: " + plan.ExportReason
 	case !exists:
@@ -232,7 +232,7 @@ func (r *runner) servedBy(ctx context.Context, plan cachePlan, b built, exp expo
 			imported = append(imported, p)
 		}
 	}
-	return registry.ServedBy(imported, layers)
+	return servedBy(imported, layers)
 }
 
 // metadata renders the exporter response like buildx's --metadata-file: the
@@ -296,7 +296,7 @@ func summary(dockerfile, platform string, plan cachePlan, b built, exp exported,
 		fmt.Fprintf(&sb, "| Image export | %s |\n", res.ImageDuration.Round(10*time.Millisecond))
 	}
 	for _, p := range plan.probed {
-		state := registry.State(p, slices.Contains(req.CacheImports, p.Ref), p.Ref == hitRef)
+		state := probeState(p, slices.Contains(req.CacheImports, p.Ref), p.Ref == hitRef)
 		if slices.Contains(b.damaged, p.Ref) {
 			state = "damaged: the build failed with it and succeeded without it"
 		}

@@ -1,18 +1,27 @@
 // Package run ties one action run together, as a sequence of phases that hand
 // typed results to each other:
 //
-//	inputs (config) -> target (builder, registry, credentials)
+//	inputs (config) -> policy (cacheref.Decision, its claim proven through the
+//	GitHub API) -> target (builder, registry, credentials)
 //	-> cache plan (derived refs, probed) -> [cache mounts seeded] -> build
 //	-> cache export -> [cache mounts saved] -> report
+//
+// The policy is decided once (target.go): what the run may push, pass to the
+// build (secrets, entitlements) and which cache keys it reads and writes. The
+// phases read it and never recompute it; cacheref holds every trust rule.
 //
 // A merge run (merge.go) stops after the target: it pushes an image index of
 // images that push-by-digest builds (digest.go) pushed.
 // On a deleted branch or a closed pull request, a cleanup (cleanup.go)
 // replaces everything after the inputs: it deletes that key's cache tags.
 //
-// The phases after the target reach the network only through two small
-// interfaces, solve.Solver (BuildKit) and Registry, so their decisions are
-// tested with fakes; the real ones run in the integration tests.
+// The build, export and report phases reach BuildKit through solve.Solver and
+// the registry through Registry, so their decisions are tested with fakes
+// (phases_test.go); the real ones run in the stack-backed tests. The other
+// phases use concrete clients, tested against the real stack or a double:
+// the ECR client (target, cleanup, refresh), the registry client (merge,
+// cleanup), the GitHub API (the policy's claim), the docker CLI (load), the
+// BuildKit worker list (digest.go) and the cache mounts helper (mounts.go).
 package run
 
 import (
@@ -28,10 +37,11 @@ import (
 )
 
 // Registry is the action's own registry client (internal/registry): probing
-// before the build, checking the image, tagging, marking and reading layers
+// and checking a cache's blobs before the build, checking the image, tagging, marking and reading layers
 // after it.
 type Registry interface {
 	Probe(ctx context.Context, refs []string) []registry.Ref
+	CheckBlobs(ctx context.Context, p *registry.Ref)
 	Digest(ctx context.Context, ref string) (string, error)
 	Tag(ctx context.Context, from registry.Ref, to string) error
 	Annotate(ctx context.Context, ref string, set map[string]string) (string, error)
@@ -51,37 +61,47 @@ func Run(ctx context.Context, a *githubactions.Action, out *ghout.Writer, enviro
 	if cfg.Cleanup {
 		return cleanup(ctx, a, cfg)
 	}
-	tr, err := decide(a, cfg)
+	policy, err := decidePolicy(a, cfg)
 	if err != nil {
 		return err
 	}
 	if cfg.Merge {
-		return merge(ctx, a, cfg, tr)
+		return merge(ctx, a, cfg, policy)
 	}
 	// The builder first: a wrong address fails before any registry or ECR call.
-	solver, err := connectBuilder(ctx, a, cfg, tr)
+	solver, err := connectBuilder(ctx, a, cfg, policy)
 	if err != nil {
 		return err
 	}
 	defer solver.Close()
-	platform, tr, err := buildPlatform(ctx, a, cfg, solver, tr)
+	platform, policy, err := targetPlatform(ctx, a, cfg, solver, policy)
 	if err != nil {
 		return err
 	}
-	tgt, err := resolveTarget(ctx, a, cfg, tr)
+	tgt, err := resolveTarget(ctx, a, cfg, policy)
 	if err != nil {
+		return err
+	}
+	if err := checkImageTags(cfg, tgt); err != nil {
 		return err
 	}
 	r := &runner{a: a, cfg: cfg, out: out, solver: solver, reg: tgt.client, host: tgt.host, platform: platform,
 		session: []session.Attachable{tgt.creds.Attachable()}, refresh: tgt.refresher(cfg.CacheRepository)}
 	if cfg.Call != nil { // check, outline or targets instead of a build
-		return r.call(ctx, solver, tr)
+		return r.call(ctx, solver, policy)
 	}
-	plan, err := r.plan(ctx, tgt, tr)
+	// Only a build writes a cache: the GitHub API is asked here, not for a
+	// merge or a call.
+	api, err := githubAPI(a, cfg.GitHubToken)
 	if err != nil {
 		return err
 	}
-	mounts, err := r.seedMounts(ctx, solver, tgt, tr, plan)
+	policy = proveClaim(ctx, a, api, policy)
+	plan, err := r.plan(ctx, tgt, policy)
+	if err != nil {
+		return err
+	}
+	mounts, err := r.seedMounts(ctx, solver, tgt, plan)
 	if err != nil {
 		return err
 	}

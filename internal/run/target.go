@@ -13,46 +13,97 @@ import (
 	"github.com/ecr-build-cache/ecr-build-cache/internal/config"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/ecr"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/ghout"
+	"github.com/ecr-build-cache/ecr-build-cache/internal/githubapi"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/registry"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/registryauth"
 )
 
-// decide reads the event once: whether the code this run builds may write
-// anything, and which cache keys it reads and writes.
-func decide(a *githubactions.Action, cfg *config.Config) (cacheref.Decision, error) {
-	d, err := decision(cfg, cfg.SinglePlatform())
-	if err != nil {
-		return d, err
-	}
-	for _, note := range d.Notes {
-		a.Warningf("%s", note)
-	}
-	return d, nil
-}
-
-// decision is the cache policy's decision for a build of platform ("" for
-// several or unknown).
-func decision(cfg *config.Config, platform string) (cacheref.Decision, error) {
-	d, err := cacheref.Decide(cfg.Event, cacheref.Options{
+// decidePolicy reads the event once: the run's policy, which says what the
+// code this run builds may do (push, secrets, entitlements) and which cache
+// keys it reads and writes. Every phase takes it from here; none recomputes it.
+func decidePolicy(a *githubactions.Action, cfg *config.Config) (cacheref.Decision, error) {
+	policy, err := cacheref.Decide(cfg.Event, cacheref.Options{
 		Prefix:        cfg.CacheTagPrefix,
 		Scope:         cfg.CacheScope,
-		Platform:      platform,
+		Platform:      cfg.SinglePlatform(),
 		DefaultBranch: cfg.DefaultBranch,
 		Export:        cfg.CacheExport,
 		ExtraFrom:     cfg.CacheFrom,
 		SkipMerged:    !cfg.CacheFromMerged,
+		Grants:        cacheref.Grants{Push: cfg.UntrustedPush, Secrets: cfg.UntrustedSecrets, Entitlements: cfg.UntrustedEntitlements},
 	})
 	if err != nil {
-		return d, fmt.Errorf("derive cache references: %w", err)
+		return policy, fmt.Errorf("derive cache references: %w", err)
 	}
-	return d, nil
+	for _, note := range policy.Notes {
+		a.Warningf("%s", note)
+	}
+	return policy, nil
+}
+
+// branchHeads is the GitHub API question that proves a policy's claim
+// (githubapi.Client).
+type branchHeads interface {
+	BranchHead(ctx context.Context, repo, branch string) (string, error)
+}
+
+// githubAPI is the client for the GitHub API (GITHUB_API_URL) with token
+// (github-token), or nil without one.
+func githubAPI(a *githubactions.Action, token string) (branchHeads, error) {
+	if token == "" {
+		return nil, nil
+	}
+	c, err := githubapi.New(a.Getenv("GITHUB_API_URL"), token)
+	if err != nil {
+		return nil, fmt.Errorf("github-token: %w", err)
+	}
+	return c, nil
+}
+
+// proveClaim asks the GitHub API whether the commit built is the head of the
+// branch the policy would write (workflow_run and check suites name a tag and
+// a branch alike). Any doubt leaves the run reading only, with a notice that
+// says how to let it write.
+func proveClaim(ctx context.Context, a *githubactions.Action, api branchHeads, policy cacheref.Decision) cacheref.Decision {
+	c := policy.Claim
+	if c.IsZero() {
+		return policy
+	}
+	if why := disproof(ctx, api, a.Getenv("GITHUB_REPOSITORY"), c); why != "" {
+		policy = policy.Prove(false, why)
+		a.Noticef("%s", policy.Reason)
+		return policy
+	}
+	a.Infof("%s %q: the GitHub API shows branch %s at %s, the commit built: its cache is written", c.What, c.Branch, c.Branch, c.SHA)
+	return policy.Prove(true, "")
+}
+
+// disproof is why c is not proven, or "" when the API shows c.SHA at the
+// head of branch c.Branch of repo.
+func disproof(ctx context.Context, api branchHeads, repo string, c cacheref.Claim) string {
+	if api == nil {
+		return "there is no github-token to ask the GitHub API; give github-token: ${{ github.token }} with permissions contents: read to let this run write its cache"
+	}
+	if c.SHA == "" {
+		return "the payload names no commit"
+	}
+	sha, err := api.BranchHead(ctx, repo, c.Branch)
+	switch {
+	case errors.Is(err, githubapi.ErrNotFound):
+		return fmt.Sprintf("%s has no branch %s that github-token can see: a tag of that name, a deleted branch, or a token without contents: read", repo, c.Branch)
+	case err != nil:
+		return fmt.Sprintf("the GitHub API did not say: %v; github-token needs contents: read", err)
+	case sha != c.SHA:
+		return fmt.Sprintf("branch %s is at %s, not at %s", c.Branch, sha, c.SHA)
+	}
+	return ""
 }
 
 // connectBuilder resolves and dials the BuildKit daemon.
-func connectBuilder(ctx context.Context, a *githubactions.Action, cfg *config.Config, tr cacheref.Decision) (*client.Client, error) {
+func connectBuilder(ctx context.Context, a *githubactions.Action, cfg *config.Config, policy cacheref.Decision) (*client.Client, error) {
 	ep, err := buildkitconn.Resolve(ctx, buildkitconn.Options{
 		Host: cfg.BuildkitHost, Builder: cfg.Builder, TLS: cfg.TLS, Getenv: a.Getenv,
-		AllowInsecureTCP: cfg.BuildkitAllowInsecureTCP, HostNetwork: cfg.BuildkitHostNetwork,
+		AllowInsecureTCP: cfg.BuildkitAllowInsecureTCP, HostNetwork: cfg.BuildkitHostNetwork && policy.Entitlements,
 		Daemon: cfg.Daemon, Platforms: cfg.Platforms,
 		// Saved before it exists, so the post step removes it whatever happens next.
 		Starting: func(name string) error {
@@ -72,9 +123,9 @@ func connectBuilder(ctx context.Context, a *githubactions.Action, cfg *config.Co
 	if ep.Warning != "" {
 		a.Warningf("%s", ep.Warning)
 	}
-	if tr.Untrusted && ep.Container == "" {
+	if policy.Untrusted && ep.Container == "" {
 		a.Warningf("%s, on a builder this action did not start (%s): untrusted code can poison a shared daemon's local cache and cache mounts; "+
-			"give untrusted workflows an ephemeral builder (see docs/security-model.md)", tr.Reason, ep.Source)
+			"give untrusted workflows an ephemeral builder (see docs/security-model.md)", policy.Reason, ep.Source)
 	}
 	return buildkitconn.Connect(ctx, ep)
 }
@@ -95,7 +146,7 @@ func (t target) offline() bool { return t.host == "" }
 
 // resolveTarget logs in: ECR (registry empty or an ECR host) through the AWS
 // SDK, any other host through the username/password inputs or the docker config.
-func resolveTarget(ctx context.Context, a *githubactions.Action, cfg *config.Config, tr cacheref.Decision) (target, error) {
+func resolveTarget(ctx context.Context, a *githubactions.Action, cfg *config.Config, policy cacheref.Decision) (target, error) {
 	t := target{host: cfg.Registry, insecure: cfg.Insecure, creds: registryauth.New(cfg.DockerConfigDir)}
 	account, region, isECR := ecr.ParseHost(cfg.Registry)
 	switch {
@@ -105,8 +156,8 @@ func resolveTarget(ctx context.Context, a *githubactions.Action, cfg *config.Con
 		}
 	default:
 		err := t.loginECR(ctx, a, cfg, account, region)
-		if tr.Untrusted && errors.Is(err, ecr.ErrNotConfigured) {
-			a.Noticef("%s, and AWS is not configured (as usual for a fork): building without the registry: no image push, no cache import or export", tr.Reason)
+		if policy.Untrusted && errors.Is(err, ecr.ErrNotConfigured) {
+			a.Noticef("%s, and AWS is not configured (as usual for a fork): building without the registry: no image push, no cache import or export", policy.Reason)
 			t.creds.Restrict()
 			return target{creds: t.creds, client: registry.New(t.creds, "")}, nil
 		}
@@ -114,7 +165,7 @@ func resolveTarget(ctx context.Context, a *githubactions.Action, cfg *config.Con
 			return target{}, err
 		}
 	}
-	if tr.Untrusted {
+	if policy.RestrictCredentials {
 		t.creds.Restrict(t.host)
 	}
 	insecureHost := ""
@@ -160,4 +211,14 @@ func (t target) checkCacheRepository(ctx context.Context, a *githubactions.Actio
 		return nil
 	}
 	return err
+}
+
+// checkImageTags refuses image tags among the cache's own, before anything is
+// pushed: a tag taken from a fork's branch named cache-main-<hash> would
+// otherwise overwrite main's cache.
+func checkImageTags(cfg *config.Config, tgt target) error {
+	if tgt.offline() {
+		return nil
+	}
+	return cacheref.CheckImageTags(cfg.CacheTagPrefix, tgt.host+"/"+cfg.CacheRepository, cfg.ImageRefs(tgt.host))
 }
