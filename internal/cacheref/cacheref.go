@@ -169,6 +169,10 @@ type Decision struct {
 	Reads     []Key    // keys to import, priority order, no duplicates, no zero keys
 	Writes    bool     // the run exports its cache (and its cache mounts) to Own
 	Merged    []int    // pull requests this push or merge group merged, whose pr-N caches Reads holds
+	// MergeCommit is the pushed commit of a push to the default branch whose
+	// messages name no merged pull request: WithMerged adds those the GitHub
+	// API names (GET /repos/{owner}/{repo}/commits/{sha}/pulls).
+	MergeCommit string
 
 	// What the build gets: all of it when trusted, only what Grants give when not.
 	Push         bool // the image may be pushed (when the push input asks for it)
@@ -216,16 +220,20 @@ func Decide(ev Event, opt Options) (Decision, error) {
 	pl, plErr := parsePayload(ev.Payload)
 	def := BranchKey(cmp.Or(opt.DefaultBranch, pl.defaultBranch(), "main"))
 	v := verdictFor(ev, pl, plErr, def)
+	var mergeCommit string
 	if !opt.SkipMerged {
 		switch {
 		case ev.Name == "push" && branchOf(ev.Ref) == def.Name:
 			v = withMerged(v, merged(pl, "", opt.Merged))
+			if len(v.merged) == 0 && !v.untrusted {
+				mergeCommit = pl.HeadCommit.ID
+			}
 		case ev.Name == "merge_group":
 			v = withMerged(v, merged(pl, branchOf(cmp.Or(pl.MergeGroup.HeadRef, ev.Ref)), opt.Merged))
 		}
 	}
 
-	d := Decision{Untrusted: v.untrusted, Own: v.own, Merged: v.merged, opt: opt, RestrictCredentials: v.untrusted,
+	d := Decision{Untrusted: v.untrusted, Own: v.own, Merged: v.merged, MergeCommit: mergeCommit, opt: opt, RestrictCredentials: v.untrusted,
 		Push: !v.untrusted || opt.Grants.Push, Secrets: !v.untrusted || opt.Grants.Secrets, Entitlements: !v.untrusted || opt.Grants.Entitlements}
 	if plErr != nil {
 		note := fmt.Sprintf("the event payload (GITHUB_EVENT_PATH) %v: the cache keys come from GITHUB_REF and the inputs", plErr)

@@ -70,12 +70,38 @@ func withMerged(v verdict, nums []int) verdict {
 	if len(nums) == 0 || v.untrusted {
 		return v
 	}
-	head := min(1, len(v.reads))
-	reads := slices.Clone(v.reads[:head])
-	for _, n := range nums {
-		reads = append(reads, PRKey(n))
-	}
-	v.reads = append(reads, v.reads[head:]...)
+	v.reads = insertMerged(v.reads, nums)
 	v.merged = nums
 	return v
+}
+
+func insertMerged(reads []Key, nums []int) []Key {
+	head := min(1, len(reads))
+	out := slices.Clone(reads[:head])
+	for _, n := range nums {
+		out = append(out, PRKey(n))
+	}
+	return append(out, reads[head:]...)
+}
+
+// WithMerged adds the pull requests the GitHub API says MergeCommit merged
+// (a rebase merge, whose messages name none) to a decision that asked.
+func (d Decision) WithMerged(nums []int) Decision {
+	if d.MergeCommit == "" || d.Untrusted {
+		return d
+	}
+	var added []int
+	for _, n := range nums {
+		if n > 0 && !slices.Contains(d.Merged, n) && !slices.Contains(added, n) && len(d.Merged)+len(added) < maxMerged {
+			added = append(added, n)
+		}
+	}
+	var reads []Key
+	for _, k := range insertMerged(d.Reads, added) {
+		if !slices.Contains(reads, k) {
+			reads = append(reads, k)
+		}
+	}
+	d.Reads, d.Merged, d.MergeCommit = reads, append(slices.Clone(d.Merged), added...), ""
+	return d
 }

@@ -53,6 +53,7 @@ type payload struct {
 }
 
 type commit struct {
+	ID      string `json:"id"`
 	Message string `json:"message"`
 }
 

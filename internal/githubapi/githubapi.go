@@ -73,6 +73,30 @@ func (c *Client) BranchHead(ctx context.Context, repo, branch string) (string, e
 	return b.Commit.SHA, nil
 }
 
+// MergedPulls are the numbers of the merged pull requests that brought commit
+// sha into the default branch: GET /repos/{owner}/{repo}/commits/{sha}/pulls
+// (a rebase merge's commits name no pull request in their messages).
+func (c *Client) MergedPulls(ctx context.Context, repo, sha string) ([]int, error) {
+	p, err := repoPath(repo)
+	if err != nil {
+		return nil, err
+	}
+	var pulls []struct {
+		Number   int     `json:"number"`
+		MergedAt *string `json:"merged_at"`
+	}
+	if err := c.get(ctx, p+"/commits/"+url.PathEscape(sha)+"/pulls", &pulls); err != nil {
+		return nil, fmt.Errorf("list the pull requests of commit %s of %s: %w", sha, repo, err)
+	}
+	var nums []int
+	for _, pr := range pulls {
+		if pr.MergedAt != nil && pr.Number > 0 {
+			nums = append(nums, pr.Number)
+		}
+	}
+	return nums, nil
+}
+
 // repoPath is /repos/{owner}/{repo}, escaped.
 func repoPath(repo string) (string, error) {
 	owner, name, ok := strings.Cut(repo, "/")

@@ -117,3 +117,27 @@ func TestNewRejectsABadURL(t *testing.T) {
 		t.Errorf(`New("") = %v, %v`, c, err)
 	}
 }
+
+func TestMergedPulls(t *testing.T) {
+	t.Parallel()
+	const sha = "0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c"
+	srv := fakeAPI(t, func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/repos/octo-org/app/commits/" + sha + "/pulls":
+			answer(t, w, http.StatusOK, "commit_pulls.json")
+		default:
+			answer(t, w, http.StatusNotFound, "branch_not_found.json")
+		}
+	})
+	c, err := New(srv.URL, "ghs_test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The open pull request that contains the commit is not one it merged.
+	if nums, err := c.MergedPulls(t.Context(), "octo-org/app", sha); err != nil || len(nums) != 1 || nums[0] != 7 {
+		t.Errorf("MergedPulls = %v, %v; want [7]", nums, err)
+	}
+	if _, err := c.MergedPulls(t.Context(), "octo-org/app", "ffffffffffffffffffffffffffffffffffffffff"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("an unknown commit: %v, want ErrNotFound", err)
+	}
+}

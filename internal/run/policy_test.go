@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -30,6 +31,10 @@ func fakeGitHubAPI(t *testing.T, heads map[string]string) *httptest.Server {
 	if err != nil {
 		t.Fatal(err)
 	}
+	pulls, err := os.ReadFile("../githubapi/testdata/commit_pulls.json")
+	if err != nil {
+		t.Fatal(err)
+	}
 	const shapeSHA, shapeName = "ec26c3e57ca3a959ca5aad62de7213c562f8c821", "release/2.x"
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		branch, ok := strings.CutPrefix(r.URL.Path, "/repos/octo-org/app/branches/")
@@ -37,6 +42,8 @@ func fakeGitHubAPI(t *testing.T, heads map[string]string) *httptest.Server {
 		switch {
 		case r.Header.Get("Authorization") != "Bearer ghs_fake":
 			w.WriteHeader(http.StatusUnauthorized)
+		case r.URL.Path == "/repos/octo-org/app/commits/"+pushedSHA+"/pulls":
+			_, _ = w.Write(pulls)
 		case ok && known:
 			body := strings.ReplaceAll(strings.ReplaceAll(string(shape), shapeSHA, sha), shapeName, branch)
 			_, _ = w.Write([]byte(body))
@@ -47,6 +54,62 @@ func fakeGitHubAPI(t *testing.T, heads map[string]string) *httptest.Server {
 	}))
 	t.Cleanup(srv.Close)
 	return srv
+}
+
+// pushedSHA is the head commit of the push fixtures; the fake API says it
+// merged pull request #7 (a rebase merge: its message names none).
+const pushedSHA = "0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c"
+
+// A push to the default branch whose messages name no pull request asks the
+// GitHub API which one it merged, and imports that pull request's cache after
+// its own; without a token, or when the API fails, it reads as before.
+func TestAskMergedFindsARebaseMerge(t *testing.T) {
+	t.Parallel()
+	srv := fakeGitHubAPI(t, nil)
+	for _, tc := range []struct {
+		name, fixture, token string
+		merged               []int
+		log                  string
+	}{
+		{"a rebase merge, asked", "push_branch.json", "ghs_fake", []int{7}, ""},
+		{"no github-token", "push_branch.json", "", nil, "no github-token to ask which pull request commit " + pushedSHA + " merged"},
+		{"the API refuses the token", "push_branch.json", "wrong", nil, "::notice::could not ask the GitHub API which pull request this push merged"},
+		{"a squash message names it: not asked", "push_main_squash.json", "wrong", []int{42}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			payload, err := os.ReadFile("../cacheref/testdata/" + tc.fixture)
+			if err != nil {
+				t.Fatal(err)
+			}
+			env := map[string]string{"GITHUB_API_URL": srv.URL, "GITHUB_REPOSITORY": "octo-org/app"}
+			var out bytes.Buffer
+			w := ghout.NewWriter(&out)
+			a := githubactions.New(githubactions.WithGetenv(func(k string) string { return env[k] }), githubactions.WithWriter(w.Commands()))
+			cfg := &config.Config{CacheExport: cacheref.ExportAuto, GitHubToken: tc.token, CacheFromMerged: true,
+				Event: cacheref.Event{Name: "push", Ref: "refs/heads/main", Payload: payload}}
+			policy, err := decidePolicy(a, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			api, err := githubAPI(a, cfg.GitHubToken)
+			if err != nil {
+				t.Fatal(err)
+			}
+			policy = askMerged(t.Context(), a, api, policy)
+			var want []cacheref.Key
+			want = append(want, cacheref.BranchKey("main"))
+			for _, n := range tc.merged {
+				want = append(want, cacheref.PRKey(n))
+			}
+			if !slices.Equal(policy.Reads, want) || !slices.Equal(policy.Merged, tc.merged) {
+				t.Errorf("Reads %v, Merged %v; want %v, %v\n%s", policy.Reads, policy.Merged, want, tc.merged, out.String())
+			}
+			if !strings.Contains(out.String(), tc.log) {
+				t.Errorf("log lacks %q:\n%s", tc.log, out.String())
+			}
+		})
+	}
 }
 
 // A workflow_run (or check suite) writes its head_branch's cache only when

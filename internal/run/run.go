@@ -96,7 +96,7 @@ func Run(ctx context.Context, a *githubactions.Action, out *ghout.Writer, enviro
 	if err != nil {
 		return err
 	}
-	policy = proveClaim(ctx, a, api, policy)
+	policy = askMerged(ctx, a, api, proveClaim(ctx, a, api, policy))
 	plan, err := r.plan(ctx, tgt, policy)
 	if err != nil {
 		return err

@@ -41,15 +41,17 @@ func decidePolicy(a *githubactions.Action, cfg *config.Config) (cacheref.Decisio
 	return policy, nil
 }
 
-// branchHeads is the GitHub API question that proves a policy's claim
-// (githubapi.Client).
-type branchHeads interface {
+// githubQuestions are what the run asks the GitHub API (githubapi.Client):
+// whether a policy's claim holds, and which pull requests a pushed commit
+// merged.
+type githubQuestions interface {
 	BranchHead(ctx context.Context, repo, branch string) (string, error)
+	MergedPulls(ctx context.Context, repo, sha string) ([]int, error)
 }
 
 // githubAPI is the client for the GitHub API (GITHUB_API_URL) with token
 // (github-token), or nil without one.
-func githubAPI(a *githubactions.Action, token string) (branchHeads, error) {
+func githubAPI(a *githubactions.Action, token string) (githubQuestions, error) {
 	if token == "" {
 		return nil, nil
 	}
@@ -64,7 +66,7 @@ func githubAPI(a *githubactions.Action, token string) (branchHeads, error) {
 // branch the policy would write (workflow_run and check suites name a tag and
 // a branch alike). Any doubt leaves the run reading only, with a notice that
 // says how to let it write.
-func proveClaim(ctx context.Context, a *githubactions.Action, api branchHeads, policy cacheref.Decision) cacheref.Decision {
+func proveClaim(ctx context.Context, a *githubactions.Action, api githubQuestions, policy cacheref.Decision) cacheref.Decision {
 	c := policy.Claim
 	if c.IsZero() {
 		return policy
@@ -80,7 +82,7 @@ func proveClaim(ctx context.Context, a *githubactions.Action, api branchHeads, p
 
 // disproof is why c is not proven, or "" when the API shows c.SHA at the
 // head of branch c.Branch of repo.
-func disproof(ctx context.Context, api branchHeads, repo string, c cacheref.Claim) string {
+func disproof(ctx context.Context, api githubQuestions, repo string, c cacheref.Claim) string {
 	if api == nil {
 		return "there is no github-token to ask the GitHub API; give github-token: ${{ github.token }} with permissions contents: read to let this run write its cache"
 	}
@@ -97,6 +99,26 @@ func disproof(ctx context.Context, api branchHeads, repo string, c cacheref.Clai
 		return fmt.Sprintf("branch %s is at %s, not at %s", c.Branch, sha, c.SHA)
 	}
 	return ""
+}
+
+// askMerged adds the pull requests the GitHub API says this push merged when
+// its messages name none (a rebase merge), so their caches are imported too.
+// The API is optional here: without a token, or on any error, the build
+// reads the default branch's cache as before.
+func askMerged(ctx context.Context, a *githubactions.Action, api githubQuestions, policy cacheref.Decision) cacheref.Decision {
+	if policy.MergeCommit == "" {
+		return policy
+	}
+	if api == nil {
+		a.Infof("cache import: no github-token to ask which pull request commit %s merged (a rebase merge names none in its messages)", policy.MergeCommit)
+		return policy
+	}
+	nums, err := api.MergedPulls(ctx, a.Getenv("GITHUB_REPOSITORY"), policy.MergeCommit)
+	if err != nil {
+		a.Noticef("could not ask the GitHub API which pull request this push merged, so its cache is not imported: %s", ghout.Line(err.Error()))
+		return policy
+	}
+	return policy.WithMerged(nums)
 }
 
 // connectBuilder resolves and dials the BuildKit daemon.
