@@ -10,9 +10,12 @@
 // On a deleted branch or a closed pull request, a cleanup (cleanup.go)
 // replaces everything after the inputs: it deletes that key's cache tags.
 //
-// The phases after the target reach the network only through two small
-// interfaces, solve.Solver (BuildKit) and Registry, so their decisions are
-// tested with fakes; the real ones run in the integration tests.
+// The phases after the target reach the network through small interfaces:
+// solve.Solver (BuildKit), Registry, refresher (ECR's push dates) and, for
+// push-by-digest, workerLister (the builder's platform); so their decisions are
+// tested with fakes, and the real ones run in the integration tests. The target
+// and cleanup phases call ECR (ecr.Client) directly, and load runs the runner's
+// docker CLI (buildkitconn.DockerLoad).
 package run
 
 import (
