@@ -46,11 +46,14 @@ makefile_var() { sed -n "s/^$1 *:= *//p" "$root/Makefile"; }
 if $want_lint; then
   gl_ver=$(makefile_var GOLANGCI_LINT_VERSION)
   al_ver=$(makefile_var ACTIONLINT_VERSION)
-  build_tool "$cache/golangci-lint-$gl_ver" github.com/golangci/golangci-lint/v2 "$gl_ver" \
+  # golangci-lint refuses a module whose go line is newer than the Go it was built
+  # with: a new toolchain gets a new build.
+  gl_dir="$cache/golangci-lint-$gl_ver-$(go env GOVERSION)"
+  build_tool "$gl_dir" github.com/golangci/golangci-lint/v2 "$gl_ver" \
     github.com/golangci/golangci-lint/v2/cmd/golangci-lint
   build_tool "$cache/actionlint-$al_ver" github.com/rhysd/actionlint "$al_ver" \
     github.com/rhysd/actionlint/cmd/actionlint
-  echo "$cache/golangci-lint-$gl_ver:$cache/actionlint-$al_ver"
+  echo "$gl_dir:$cache/actionlint-$al_ver"
   exit 0
 fi
 
