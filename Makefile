@@ -1,10 +1,15 @@
 # Two commands set everything up on a fresh Debian machine (as root):
 #   make demo   the main job on the local stack: cold build, then a pruned rebuild
-#   make test   every test (starts its own registry and buildkitd)
+#   make test   the lint gate, then every test (starts its own registry and buildkitd)
+# The daily loop needs neither root nor Debian:
+#   make test-short   the pure and fake-based tests (stack-backed ones skip), under a minute
+#   make lint         golangci-lint, actionlint, go mod tidy -diff
 ACT_VERSION := v0.2.89
+GOLANGCI_LINT_VERSION := v2.15.0
+ACTIONLINT_VERSION := v1.7.12
 GO_TEST_FLAGS ?= -race -count=1 -timeout 40m
 
-.PHONY: deps test-deps test demo bench dist clean
+.PHONY: deps test-deps test test-short lint demo bench dist clean
 
 deps:
 	bash hack/install-stack.sh >/dev/null
@@ -13,9 +18,22 @@ deps:
 test-deps:
 	bash hack/install-stack.sh --act >/dev/null
 
-test: test-deps
+test: test-deps lint
 	go vet ./...
 	go test $(GO_TEST_FLAGS) ./...
+
+test-short:
+	go test -short ./...
+
+# The linters are built once into the tool cache (hack/install-stack.sh --lint);
+# after that this needs no network. actionlint checks every workflow, and each
+# `uses: ./` step against action.yml's inputs; shellcheck and pyflakes stay off
+# so that the result does not depend on what else the machine has installed.
+lint:
+	@tools=$$(bash hack/install-stack.sh --lint) && \
+	echo "golangci-lint run" && PATH="$$tools:$$PATH" golangci-lint run ./... && \
+	echo "actionlint" && PATH="$$tools:$$PATH" actionlint -shellcheck= -pyflakes= .github/workflows/*.yml && \
+	echo "go mod tidy -diff" && go mod tidy -diff
 
 demo: deps
 	go run ./hack/demo

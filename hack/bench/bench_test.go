@@ -344,6 +344,9 @@ func TestFloorOf(t *testing.T) {
 // every run, at the size the issue describes, that the partial and new-branch
 // contexts each change one different source file, and that each is committed.
 func TestGenerateRealistic(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes and commits 2 x 8,000 files (a minute or more on 2 cores); runs in make test (skipped under -short)")
+	}
 	a, err := generateRealistic(t.TempDir(), "run 1")
 	if err != nil {
 		t.Fatal(err)

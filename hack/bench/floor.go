@@ -264,7 +264,7 @@ const bandwidthBlob = 64 << 20
 
 func (b *bench) measureBandwidth(ctx context.Context) (bandwidth, error) {
 	c := &http.Client{Transport: &http.Transport{Proxy: nil}, Timeout: time.Minute}
-	rng := rand.New(rand.NewChaCha8([32]byte{}))
+	rng := rand.New(rand.NewChaCha8([32]byte{})) //nolint:gosec // G404: incompressible test bytes, not a secret
 	blob := make([]byte, bandwidthBlob)
 	var ups, downs []float64
 	for range 3 {
@@ -321,9 +321,4 @@ func do(ctx context.Context, c *http.Client, method, url string, body []byte, wa
 		return nil, nil, fmt.Errorf("%s %s: %s", method, url, resp.Status)
 	}
 	return resp, got, nil
-}
-
-// seconds is what moving f costs at bw.
-func (f floorBytes) seconds(bw bandwidth) float64 {
-	return float64(f.down)/bw.down + float64(f.up)/bw.up
 }

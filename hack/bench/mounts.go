@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -134,8 +135,10 @@ func mountsBlobs(ref string) (map[v1.Hash]int64, int64, error) {
 	var contents int64
 	for _, l := range m.Layers {
 		out[l.Digest] = l.Size
-		var n int64
-		fmt.Sscan(l.Annotations[cachemount.AnnotationSize], &n)
+		n, err := strconv.ParseInt(l.Annotations[cachemount.AnnotationSize], 10, 64)
+		if err != nil {
+			return nil, 0, fmt.Errorf("%s: layer %s: %s: %w", ref, l.Digest, cachemount.AnnotationSize, err)
+		}
 		contents += n
 	}
 	return out, contents, nil

@@ -55,7 +55,7 @@ func generateRealistic(dir, runTag string) (contexts, error) {
 }
 
 func writeRealistic(dir, dockerfile string) error {
-	rng := rand.New(rand.NewPCG(realisticSeed, realisticSeed))
+	rng := rand.New(rand.NewPCG(realisticSeed, realisticSeed)) //nolint:gosec // G404: seeded, so the fixture is the same bytes on every run
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}

@@ -22,13 +22,6 @@ type traffic struct {
 	probeRequests int   // requests made by go-containerregistry: the action's own ref probes
 }
 
-func (t *traffic) add(o traffic) {
-	t.requests += o.requests
-	t.getBytes += o.getBytes
-	t.blobGetBytes += o.blobGetBytes
-	t.probeRequests += o.probeRequests
-}
-
 // regLog reads the registry's access log. Distribution 2.8 writes one line in
 // combined log format per request, after the response, interleaved with its
 // own logfmt lines:

@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -258,7 +259,7 @@ func (r *results) renderRatios(b *strings.Builder, ran []fixture) {
 	}
 	row("", func(fx string) string { return fx })
 	for _, tool := range tools {
-		row("warm / cold, "+tool, func(fx string) string { return fmtPct(r.ratio(fx, scWarm, tool, scCold, tool)) })
+		row("warm / cold, "+tool, func(fx string) string { return fmtPct(r.overCold(fx, scWarm, tool)) })
 	}
 	if r.parts["min"] {
 		row("warm / cold, action, cache-mode=min", func(fx string) string {
@@ -266,7 +267,7 @@ func (r *results) renderRatios(b *strings.Builder, ran []fixture) {
 		})
 	}
 	for _, tool := range tools {
-		row("new branch / cold, "+tool, func(fx string) string { return fmtPct(r.ratio(fx, scNewBranch, tool, scCold, tool)) })
+		row("new branch / cold, "+tool, func(fx string) string { return fmtPct(r.overCold(fx, scNewBranch, tool)) })
 	}
 	for _, sc := range []string{scCold, scWarm, scNewBranch, scBranchChanged, scPartial} {
 		row("action / buildctl, "+sc+" (paired)", func(fx string) string { return fmtRatio(r.paired(fx, sc)) })
@@ -370,8 +371,9 @@ func (r *results) renderRefs(b *strings.Builder) {
 
 func genKey(n int, sc string) key { return key{fmt.Sprintf("gen-%d", n), sc, toolAction} }
 
-func (r *results) ratio(fx, sc1, tool1, sc2, tool2 string) float64 {
-	return r.med(key{fx, sc1, tool1}, took) / r.med(key{fx, sc2, tool2}, took)
+// overCold is tool's median wall time in scenario sc over its cold one.
+func (r *results) overCold(fx, sc, tool string) float64 {
+	return r.med(key{fx, sc, tool}, took) / r.med(key{fx, scCold, tool}, took)
 }
 
 // paired is the median over runs of action/buildctl wall time within the same
@@ -416,13 +418,13 @@ func (r *results) targets() []target {
 		if f.compression != "" {
 			continue // a comparison with the gzip rows (the compression section), not a target
 		}
-		w := r.ratio(fx, scWarm, toolAction, scCold, toolAction)
+		w := r.overCold(fx, scWarm, toolAction)
 		ts = append(ts, target{pass: w <= 0.05, check: "warm <= 5% of cold (action, " + fx + ")", value: fmtPct(w),
 			note: r.warmNote(fx, scWarm, w)})
-		nb := r.ratio(fx, scNewBranch, toolAction, scCold, toolAction)
+		nb := r.overCold(fx, scNewBranch, toolAction)
 		ts = append(ts, target{pass: nb <= 0.05, check: "new branch <= 5% of cold (action, " + fx + ")", value: fmtPct(nb),
 			note: r.warmNote(fx, scNewBranch, nb)})
-		peer := r.ratio(fx, scNewBranch, toolPeer, scCold, toolPeer)
+		peer := r.overCold(fx, scNewBranch, toolPeer)
 		ts = append(ts, target{pass: peer >= 0.8 && peer <= 1.2, check: "... where peer new branch ~ 100% of cold (" + fx + ")", value: fmtPct(peer),
 			note: fmt.Sprintf("the peer's new branch imported the fixed ref written last by another branch (dependency bump) and got %s steps cached", r.steps(key{fx, scNewBranch, toolPeer}))})
 		c := r.paired(fx, scCold)
@@ -553,7 +555,7 @@ func (r *results) scaleNote() string {
 // cost buildctl, where BuildKit spent it, and what cache-mode=min changes.
 func (r *results) warmNote(fx, sc string, ratio float64) string {
 	bk := key{fx, "warm", toolBuildctl}
-	bkRatio := r.ratio(fx, "warm", toolBuildctl, "cold", toolBuildctl)
+	bkRatio := r.overCold(fx, scWarm, toolBuildctl)
 	floor := "buildctl is within 5%, so the action's own overhead is what crosses the line"
 	if bkRatio > 0.05 {
 		floor = "buildctl is over 5% too: BuildKit's warm path itself sets the floor"
@@ -738,9 +740,9 @@ func describeMachine(loadStart string) machine {
 		date: time.Now().UTC().Format("2006-01-02 15:04 MST")}
 	m.cpu = field(readFile("/proc/cpuinfo"), "model name")
 	if kb := strings.Fields(field(readFile("/proc/meminfo"), "MemTotal")); len(kb) > 0 {
-		var n float64
-		fmt.Sscan(kb[0], &n)
-		m.memory = fmt.Sprintf("%.1f GiB", n/(1<<20))
+		if n, err := strconv.ParseFloat(kb[0], 64); err == nil {
+			m.memory = fmt.Sprintf("%.1f GiB", n/(1<<20))
+		}
 	}
 	m.kernel = strings.TrimSpace(readFile("/proc/sys/kernel/osrelease"))
 	m.os = strings.Trim(field(readFile("/etc/os-release"), "PRETTY_NAME"), `"`)

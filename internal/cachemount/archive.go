@@ -21,10 +21,17 @@ import (
 // needs them).
 // It returns the number of entries written.
 func writeTar(w io.Writer, dir string, times bool) (int, error) {
+	// Files are opened through root: a path swapped for a symbolic link during
+	// the walk cannot make the tar read a file outside dir.
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return 0, err
+	}
+	defer root.Close()
 	tw := tar.NewWriter(w)
 	links := map[[2]uint64]string{} // (device, inode) of a file with several links -> its first name
 	n := 0
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
@@ -76,7 +83,7 @@ func writeTar(w io.Writer, dir string, times bool) (int, error) {
 		if h.Typeflag != tar.TypeReg {
 			return nil
 		}
-		f, err := os.Open(p)
+		f, err := root.Open(rel)
 		if err != nil {
 			return err
 		}
@@ -141,7 +148,7 @@ func extract(r io.Reader, dir string) (int, error) {
 	n := 0
 	for {
 		h, err := tr.Next()
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {

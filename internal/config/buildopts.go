@@ -315,7 +315,7 @@ func parseOutput(line string) (typ, dest string, attrs map[string]string, err er
 	r.LazyQuotes = true
 	fields, err := r.Read()
 	if err != nil {
-		return "", "", nil, fmt.Errorf("not CSV: %v", err)
+		return "", "", nil, fmt.Errorf("not CSV: %w", err)
 	}
 	if len(fields) == 1 && !strings.HasPrefix(line, "type=") && !strings.Contains(line, "=") {
 		return client.ExporterLocal, line, map[string]string{}, checkDest(client.ExporterLocal, line, nil)
@@ -344,16 +344,16 @@ func parseOutput(line string) (typ, dest string, attrs map[string]string, err er
 // checkDest checks a file or directory output's dest as buildx does, and
 // refuses stdout: it is the step's log.
 func checkDest(typ, dest string, attrs map[string]string) error {
-	switch {
-	case dest == "-":
+	switch dest {
+	case "-":
 		return fmt.Errorf("type=%s: dest=- would write the image into the step's log; give a path", typ)
-	case dest == "":
+	case "":
 		return fmt.Errorf("type=%s: dest is required", typ)
 	}
 	st, err := os.Stat(dest)
 	switch {
 	case err != nil && !os.IsNotExist(err):
-		return fmt.Errorf("type=%s: dest %q: %v", typ, dest, err)
+		return fmt.Errorf("type=%s: dest %q: %w", typ, dest, err)
 	case err == nil && solve.DirOutput(typ, attrs) && !st.IsDir():
 		return fmt.Errorf("type=%s: dest %q is a file, not a directory", typ, dest)
 	case err == nil && !solve.DirOutput(typ, attrs) && st.IsDir():

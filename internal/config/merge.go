@@ -82,7 +82,7 @@ func checkMergeDigest(s string) error {
 	}
 	named, err := reference.ParseNamed(name)
 	if err != nil {
-		return fmt.Errorf("does not name a repository (%v)", err)
+		return fmt.Errorf("does not name a repository (%w)", err)
 	}
 	if _, tagged := named.(reference.Tagged); tagged {
 		return fmt.Errorf("has a tag; give the repository and digest only")

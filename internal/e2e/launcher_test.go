@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -28,8 +29,10 @@ var shippedName = "ecr-build-cache-linux-" + runtime.GOARCH
 
 // launcherCheckout is an action checkout holding only dist/launcher.js (plus
 // what the test adds), with a PATH that has node and nothing else.
+// Under -short the test skips: it needs node, and most launcher tests build the action.
 func launcherCheckout(t *testing.T) (root, path string) {
 	t.Helper()
+	teststack.SkipShort(t)
 	root = t.TempDir()
 	js, err := os.ReadFile(filepath.Join(teststack.RepoRoot(), "dist", "launcher.js"))
 	if err != nil {
@@ -115,7 +118,8 @@ func runLauncher(t *testing.T, root, path string, env ...string) (string, int) {
 	r := teststack.NewActionRun(t, nil)
 	cmd := startLauncher(t, root, path, r, env...)
 	if err := cmd.Wait(); err != nil {
-		if _, ok := err.(*exec.ExitError); !ok {
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) {
 			t.Fatal(err)
 		}
 	}

@@ -209,6 +209,9 @@ func TestCacheMissingABlobIsNotImported(t *testing.T) {
 // A host that accepts connections and never answers costs one bounded wait, and
 // its refs are not imported (BuildKit would hang on them too).
 func TestUnresponsiveHostIsBoundedAndNotImported(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits out ProbeTimeout (30 s); runs in make test (skipped under -short)")
+	}
 	t.Parallel()
 	host := teststack.StuckHost(t)
 	reg := New(authn.DefaultKeychain, host)

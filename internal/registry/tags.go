@@ -134,7 +134,7 @@ func hasCode(terr *transport.Error, code transport.ErrorCode) bool {
 const RefreshAnnotation = "com.github.ecr-build-cache.refreshed"
 
 // InputsAnnotation is the cache manifest annotation naming the fingerprint of
-// the build inputs that wrote the cache (build.Fingerprint).
+// the build inputs that wrote the cache (solve.Fingerprint).
 const InputsAnnotation = "com.github.ecr-build-cache.inputs"
 
 // Refresh puts the manifest ref names again under the same tag, changed only

@@ -333,9 +333,14 @@ func TestECRKeepsAnActiveCacheAlive(t *testing.T) {
 	}
 
 	// A new branch tags main's aged cache, then refreshes its own tag only.
+	mainRef := o["cache-ref"]
 	e.AgeImages(tenDays)
 	o, log = build("feature/new", nil)
 	branchTag := cacheTag(cacheref.BranchKey("feature/new"), "", "")
+	if c, n := steps(t, o); c != n || o["cache-from"] != mainRef || !strings.HasSuffix(o["cache-ref"], ":"+branchTag) {
+		t.Errorf("new branch from an aged main: %d/%d cached, imported %q, exported to %q; want every step from main's %q, exported to its own %s\n%s",
+			c, n, o["cache-from"], o["cache-ref"], mainRef, branchTag, log)
+	}
 	branchDigest, branchPushed, _ := state(branchTag)
 	if mainNow, _, _ := state(mainTag); mainNow != refreshed || branchDigest == refreshed || time.Since(branchPushed) > time.Hour ||
 		!strings.Contains(log, "tagged from") || !strings.Contains(log, "refreshed") {

@@ -182,7 +182,7 @@ func TestExportTimeoutInTheOneSolve(t *testing.T) {
 			reg := &fakeRegistry{digests: map[string]string{image: tc.registered}}
 			r, out, env := testRunner(t, s, reg, true)
 			r.cfg.CacheExportTimeout = 100 * time.Millisecond
-			_, _, exp := runPhases(t, r)
+			exp := runPhases(t, r)
 			o := outputs(t, env)
 			if len(s.calls) != tc.solves || o["fallbacks"] != tc.fallbacks || o["cache-export"] != "timed-out" || o["digest"] != fakeDigest || o["pushed"] != "true" {
 				t.Errorf("%d solves, outputs %v; want %d, fallbacks %q, timed-out, the image pushed", len(s.calls), o, tc.solves, tc.fallbacks)

@@ -233,15 +233,16 @@ func decided(t *testing.T, r *runner) cacheref.Decision {
 	return d
 }
 
-// runPhases runs every phase after the target, as Run does.
-func runPhases(t *testing.T, r *runner) (cachePlan, built, exported) {
+// runPhases runs every phase after the target, as Run does, and returns what
+// the export phase did.
+func runPhases(t *testing.T, r *runner) exported {
 	t.Helper()
 	plan := planned(t, r)
 	b, err := r.build(context.Background(), plan)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return plan, b, finish(t, r, plan, b)
+	return finish(t, r, plan, b)
 }
 
 // planned runs the plan phase.
@@ -387,7 +388,7 @@ func TestNewBranchTagsMainsCacheInsteadOfExporting(t *testing.T) {
 		reg := &fakeRegistry{refs: map[string]registry.Ref{main: warm(t, main, "l1", "l2")}, tagErr: tagErr,
 			layers: map[string]map[string]bool{"registry.test/app:latest": {"l1": true, "l2": true}}}
 		r, _, env := testRunner(t, s, reg, true)
-		_, _, exp := runPhases(t, r)
+		exp := runPhases(t, r)
 		o := outputs(t, env)
 		wantSolves, wantKind, wantFallbacks := 1, exportTag, ""
 		if tagErr != nil {
@@ -413,7 +414,7 @@ func TestFailedExportIsAWarning(t *testing.T) {
 	t.Parallel()
 	s := &fakeSolver{cached: []bool{false, false}, exportErr: "failed to push: 400 Bad Request"}
 	r, out, env := testRunner(t, s, &fakeRegistry{}, true)
-	_, _, exp := runPhases(t, r)
+	exp := runPhases(t, r)
 	if exp.Err == nil || exp.Err.Kind != solve.ExportFailed || !strings.Contains(exp.Err.Msg, "400 Bad Request") {
 		t.Fatalf("export error %+v; want the vertex's error as ExportFailed", exp.Err)
 	}

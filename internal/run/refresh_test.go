@@ -54,7 +54,7 @@ func TestSkippedExportRefreshesAnOldCache(t *testing.T) {
 			f := &fakeRefresher{pushedAt: time.Now().Add(-tc.age), err: tc.err}
 			r, out, _ := testRunner(t, &fakeSolver{cached: []bool{true, true}}, &fakeRegistry{refs: tc.refs}, false)
 			r.refresh, r.cfg.CacheRefreshAfter = f, tc.after
-			_, _, exp := runPhases(t, r)
+			exp := runPhases(t, r)
 			if got := len(f.refreshed) == 1 && f.refreshed[0] == own; got != tc.refreshed {
 				t.Errorf("refreshed %q, want a refresh of %s: %v", f.refreshed, own, tc.refreshed)
 			}

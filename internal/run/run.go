@@ -20,7 +20,8 @@
 // (phases_test.go); the real ones run in the stack-backed tests. The other
 // phases use concrete clients, tested against the real stack or a double:
 // the ECR client (target, cleanup, refresh), the registry client (merge,
-// cleanup), the GitHub API (the policy's claim), the docker CLI (load), the
+// cleanup), the GitHub API (the policy's claim, a rebase merge's pull
+// request), the docker CLI (load), the
 // BuildKit worker list (digest.go) and the cache mounts helper (mounts.go).
 package run
 

@@ -240,9 +240,9 @@ func Build(ctx context.Context, s Solver, req Request, progress io.Writer) (*Res
 	case ctx.Err() != nil:
 		return res, ctx.Err()
 	case err == nil: // finished as a clock struck: it stands
-	case cause == errPushTimedOut:
+	case errors.Is(cause, errPushTimedOut):
 		return res, pushTimedOut(req)
-	case cause == errExportTimedOut:
+	case errors.Is(cause, errExportTimedOut):
 		// The image export ran before the cache export began: its progress
 		// names the image, and whether every name's manifest was pushed.
 		res.Export = &Export{Duration: t.exportTook(), Err: exportTimedOut(req)}

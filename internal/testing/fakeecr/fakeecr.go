@@ -179,8 +179,7 @@ func (s *Server) serve(l net.Listener, h http.Handler) {
 	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	s.servers = append(s.servers, srv)
-	// Serve returns ErrServerClosed once Close runs; nothing to report.
-	go srv.Serve(l) //nolint:errcheck
+	go srv.Serve(l) //nolint:errcheck // Serve returns ErrServerClosed once Close runs; nothing to report
 }
 
 func validateRepository(r *Repository) error {

@@ -368,7 +368,7 @@ func nullable(s string) string {
 func (s *Server) imageDetail(r *http.Request, repo, digest string, tags []string) (imageDetailJSON, *apiError) {
 	body, mediaType, found, err := s.upstreamManifest(r.Context(), repo, digest)
 	if err != nil || !found {
-		return imageDetailJSON{}, upstreamError(fmt.Errorf("read %s@%s: found=%v: %v", repo, digest, found, err))
+		return imageDetailJSON{}, upstreamError(fmt.Errorf("read %s@%s: found=%v: %v", repo, digest, found, err)) //nolint:errorlint // err is nil when the registry said not found; %w would print %!w(<nil>)
 	}
 	var m struct {
 		Config struct {
@@ -511,10 +511,10 @@ func (s *Server) removeTag(r *http.Request, repo, tag, digest string, others []s
 	// naming it: delete, then put the manifest back under the tags that stay.
 	body, mediaType, found, err := s.upstreamManifest(r.Context(), repo, digest)
 	if err != nil || !found {
-		return fmt.Errorf("untag %s:%s: read %s: found=%v: %v", repo, tag, digest, found, err)
+		return fmt.Errorf("untag %s:%s: read %s: found=%v: %v", repo, tag, digest, found, err) //nolint:errorlint // err is nil when the registry said not found; %w would print %!w(<nil>)
 	}
 	if ok, err := s.upstreamDelete(r.Context(), repo, digest); err != nil || !ok {
-		return fmt.Errorf("untag %s:%s: delete %s: %v", repo, tag, digest, err)
+		return fmt.Errorf("untag %s:%s: delete %s: %v", repo, tag, digest, err) //nolint:errorlint // err is nil when the registry said not found; %w would print %!w(<nil>)
 	}
 	for _, t := range others {
 		if err := s.upstreamPut(r.Context(), repo, t, mediaType, body); err != nil {
@@ -534,7 +534,7 @@ func (s *Server) removeImage(r *http.Request, repo, digest string, tags []string
 		}
 	}
 	if ok, err := s.upstreamDelete(r.Context(), repo, digest); err != nil || !ok {
-		return fmt.Errorf("delete %s@%s: %v", repo, digest, err)
+		return fmt.Errorf("delete %s@%s: %v", repo, digest, err) //nolint:errorlint // err is nil when the registry said not found; %w would print %!w(<nil>)
 	}
 	s.forget(repo, digest)
 	return nil

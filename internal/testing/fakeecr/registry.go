@@ -46,8 +46,7 @@ func (s *Server) writeRegistryError(w http.ResponseWriter, e *registryError) {
 		Code    string `json:"code"`
 		Message string `json:"message"`
 	}
-	// A write error means the client went away.
-	json.NewEncoder(w).Encode(map[string][]item{"errors": {{e.code, e.message}}}) //nolint:errcheck
+	json.NewEncoder(w).Encode(map[string][]item{"errors": {{e.code, e.message}}}) //nolint:errcheck // a write error means the client went away
 }
 
 func (s *Server) registryHandler() http.Handler {

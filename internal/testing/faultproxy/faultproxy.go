@@ -194,14 +194,12 @@ func (r *Rule) respond(w http.ResponseWriter) {
 		h.Set("Content-Type", "application/json; charset=utf-8")
 	}
 	w.WriteHeader(r.Status)
-	// A write error means the client went away; nothing to do.
-	io.WriteString(w, body) //nolint:errcheck
+	io.WriteString(w, body) //nolint:errcheck // a write error means the client went away; nothing to do
 }
 
 // closeMidBody reads up to n bytes of the body, then drops the connection.
 func closeMidBody(w http.ResponseWriter, req *http.Request, n int64) {
-	// The client may stop sending early; what was read is all we wanted.
-	io.CopyN(io.Discard, req.Body, n) //nolint:errcheck
+	io.CopyN(io.Discard, req.Body, n) //nolint:errcheck // the client may stop sending early; what was read is all we wanted
 	hj, ok := w.(http.Hijacker)
 	if !ok {
 		// HTTP/2 cannot hijack; aborting the handler resets the stream instead.
@@ -244,8 +242,7 @@ func (f *Faults) Start(upstream string) (*Server, error) {
 	}
 	s := &Server{URL: "http://" + l.Addr().String(), Host: l.Addr().String()}
 	s.srv = &http.Server{Handler: f.Wrap(proxy), ReadHeaderTimeout: 10 * time.Second}
-	// Serve returns ErrServerClosed once Close runs; nothing to report.
-	go s.srv.Serve(l) //nolint:errcheck
+	go s.srv.Serve(l) //nolint:errcheck // Serve returns ErrServerClosed once Close runs; nothing to report
 	return s, nil
 }
 

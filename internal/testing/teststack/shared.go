@@ -31,12 +31,12 @@ func Get(t testing.TB) *Stack {
 	return shared.stack
 }
 
-// SkipShort skips a test that needs the local stack (registry, buildkitd,
-// dockerd, act) when go test runs with -short; make test runs it.
+// SkipShort skips a test that needs the local stack or its tools (registry,
+// buildkitd, dockerd, act, node) when go test runs with -short; make test runs it.
 func SkipShort(t testing.TB) {
 	t.Helper()
 	if testing.Short() {
-		t.Skip("needs the local stack; runs in make test (skipped under -short)")
+		t.Skip("needs the local stack or its tools; runs in make test (skipped under -short)")
 	}
 }
 
