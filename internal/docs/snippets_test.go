@@ -209,7 +209,7 @@ func wrap(u unit) (unit, error) {
 	text := dedent(u.text)
 	var n yaml.Node
 	if err := yaml.Unmarshal([]byte(text), &n); err != nil || len(n.Content) == 0 {
-		return u, fmt.Errorf("not YAML: %v", err)
+		return u, fmt.Errorf("not YAML: %w", err)
 	}
 	root := n.Content[0]
 	var head string

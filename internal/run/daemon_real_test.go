@@ -16,15 +16,18 @@ import (
 	"github.com/ecr-build-cache/ecr-build-cache/internal/testing/teststack"
 )
 
+// defaultContainerRepo is the repository the default-container jobs push to.
+const defaultContainerRepo = "default-container"
+
 // dockerJob is a job on a runner whose Docker engine is host, with no
 // buildkit-host: the action starts its own BuildKit container there.
-func dockerJob(t *testing.T, s *teststack.Stack, host, repo string, extra map[string]string) *teststack.ActionRun {
+func dockerJob(t *testing.T, s *teststack.Stack, host string, extra map[string]string) *teststack.ActionRun {
 	t.Helper()
 	inputs := map[string]string{"buildkit-host": ""}
 	for k, v := range extra {
 		inputs[k] = v
 	}
-	r := pushRun(t, s, repo, "main", inputs)
+	r := pushRun(t, s, defaultContainerRepo, "main", inputs)
 	r.Env["PATH"], r.Env["DOCKER_HOST"], r.Env["HOME"] = os.Getenv("PATH"), host, t.TempDir()
 	r.Env["GITHUB_STATE"] = filepath.Join(t.TempDir(), "state")
 	return r
@@ -77,11 +80,10 @@ func TestDefaultBuildKitContainerOnARealDockerEngine(t *testing.T) {
 		"buildkit-host-network":   "true",
 		"buildkitd-config-inline": s.RegistryConfig(),
 	}
-	const repo = "default-container"
 
 	var started []string
 	for i, want := range []int{0, 3} { // a cold job, then a new job on a new container: all cached
-		r := dockerJob(t, s, host, repo, inputs)
+		r := dockerJob(t, s, host, inputs)
 		o := mustRun(t, r)
 		name := postStepAfter(t, r, func(name string) {
 			// While the job runs, its container is there, privileged, from the image.
@@ -132,7 +134,7 @@ func TestDefaultBuildKitContainerOnARealDockerEngine(t *testing.T) {
 			}
 			close(created)
 		}()
-		r := dockerJob(t, s, host, repo, inputs)
+		r := dockerJob(t, s, host, inputs)
 		err = run.Run(ctx, r.Action(), r.Writer(), r.Environ())
 		cancel()
 		_ = events.Wait()
@@ -154,7 +156,7 @@ func TestDefaultBuildKitContainerOnARealDockerEngine(t *testing.T) {
 	t.Run("image that cannot be pulled", func(t *testing.T) {
 		// Nothing listens on port 1: the pull fails at once.
 		bad := "127.0.0.1:1/mirror/buildkit:v0.34.2"
-		r := dockerJob(t, s, host, repo, map[string]string{"buildkit-image": bad, "buildkit-host-network": "true"})
+		r := dockerJob(t, s, host, map[string]string{"buildkit-image": bad, "buildkit-host-network": "true"})
 		err := failRun(t, r)
 		for _, want := range []string{"buildkit-image", bad} {
 			if !strings.Contains(err.Error(), want) {
@@ -193,7 +195,7 @@ func TestDefaultBuildKitContainerOnARealDockerEngine(t *testing.T) {
 				t.Fatalf("the builder's buildkitd did not answer: %v: %s", err, out)
 			}
 		}
-		r := dockerJob(t, s, host, repo, nil)
+		r := dockerJob(t, s, host, nil)
 		store := filepath.Join(r.Env["HOME"], ".docker", "buildx")
 		for name, content := range map[string]string{
 			"current": `{"Key":"` + host + `","Name":"` + builder + `","Global":false}`,

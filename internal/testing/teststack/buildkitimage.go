@@ -122,11 +122,11 @@ func sharedLibs(bin string) ([]imageFile, error) {
 	}
 	var libs []imageFile
 	for _, m := range lddPath.FindAllStringSubmatch(string(out), -1) {
-		real, err := filepath.EvalSymlinks(m[1])
+		target, err := filepath.EvalSymlinks(m[1])
 		if err != nil {
 			return nil, err
 		}
-		libs = append(libs, imageFile{strings.TrimPrefix(m[1], "/"), real})
+		libs = append(libs, imageFile{strings.TrimPrefix(m[1], "/"), target})
 	}
 	return libs, nil
 }
