@@ -1,6 +1,8 @@
 package run_test
 
 import (
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -14,19 +16,35 @@ import (
 // The default branch's first build after a squash merge imports the merged
 // pull request's cache, which its build wrote from the same tree: on a pruned
 // builder every step is cached, and the default branch's cache becomes a tag
-// of it. With cache-from-merged: false the build reads the default branch's
+// of it. A rebase merge's messages name no pull request: the GitHub API does. With cache-from-merged: false the build reads the default branch's
 // older cache and runs the pull request's steps again.
-func TestBuildAfterASquashMergeIsWarmFromThePullRequest(t *testing.T) {
+func TestBuildAfterAMergeIsWarmFromThePullRequest(t *testing.T) {
 	s := teststack.Get(t)
+	// The GitHub API of a rebase merge: the pushed commit came in through #42.
+	pulls, err := os.ReadFile("../githubapi/testdata/commit_pulls.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.HasSuffix(r.URL.Path, "/pulls") || r.Header.Get("Authorization") != "Bearer ghs_fake" {
+			w.WriteHeader(http.StatusNotFound)
+			return
+		}
+		_, _ = w.Write([]byte(strings.Replace(string(pulls), `"number": 7,`, `"number": 42,`, 1)))
+	}))
+	t.Cleanup(api.Close)
 	for _, tc := range []struct {
 		name        string
 		fromMerged  string
+		afterEvent  string // the push payload after the merge
+		token       string
 		cached      int
 		hitPR       bool
 		exportState string
 	}{
-		{"merged pull request's cache", "true", 3, true, "tagged"},
-		{"cache-from-merged false", "false", 1, false, "exported"},
+		{"squash merge", "true", "push_main_squash.json", "", 3, true, "tagged"},
+		{"rebase merge, through the GitHub API", "true", "push_branch.json", "ghs_fake", 3, true, "tagged"},
+		{"cache-from-merged false", "false", "push_main_squash.json", "", 1, false, "exported"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			repo := "postmerge-" + strconv.FormatInt(time.Now().UnixNano(), 36)
@@ -52,8 +70,9 @@ func TestBuildAfterASquashMergeIsWarmFromThePullRequest(t *testing.T) {
 
 			// The squash merge: a new commit on main with the pull request's tree.
 			git(t, dir, "-c", "user.name=t", "-c", "user.email=t@localhost", "commit", "-q", "--allow-empty", "-m", "Fix login redirect (#42)")
-			after := pushRun(t, s, repo, "main", in)
-			fixtureEvent(t, after, "push", "refs/heads/main", "push_main_squash.json")
+			after := pushRun(t, s, repo, "main", map[string]string{"context": dir, "cache-from-merged": tc.fromMerged, "github-token": tc.token})
+			fixtureEvent(t, after, "push", "refs/heads/main", tc.afterEvent)
+			after.Env["GITHUB_API_URL"], after.Env["GITHUB_REPOSITORY"] = api.URL, "octo-org/app"
 			prune(t, s)
 			o := mustRun(t, after)
 			if c, n := steps(t, o); c != tc.cached || n != 3 {
