@@ -121,15 +121,6 @@ func headSHA(t *testing.T, dir string) string {
 	return strings.TrimSpace(string(out))
 }
 
-func tagsOf(t *testing.T, repo string) []string {
-	t.Helper()
-	tags, err := teststack.Tags(repo)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tags
-}
-
 // The quick start, verbatim, in a repository of its own: a push to main
 // builds cold and pushes my-app:<sha> to the ECR registry; on a fresh builder
 // the next push is fully cached; a pull request from a branch builds from
@@ -174,13 +165,13 @@ func TestQuickStartVerbatimColdThenCachedAndForkSafe(t *testing.T) {
 		t.Errorf("same-repository pull request: no cache tag %s (found=%v, %v):\n%s", prCache, found, err, tail(pr.Log, 4000))
 	}
 
-	before := tagsOf(t, s.Registry+"/my-app")
+	before := teststack.MustTags(t, s.Registry+"/my-app")
 	prune(t, s)
 	fork := r.act(t, e, "pull_request", "build.yml", "fork-pr.json", map[string]string{})
 	if strings.Contains(fork.Log, "configure-aws-credentials stand-in") || !strings.Contains(fork.Log, "building without the registry") || !strings.Contains(fork.Log, "Job succeeded") {
 		t.Errorf("fork pull request: want the AWS step skipped and a green build without the registry:\n%s", tail(fork.Log, 4000))
 	}
-	if after := tagsOf(t, s.Registry+"/my-app"); !slices.Equal(before, after) {
+	if after := teststack.MustTags(t, s.Registry+"/my-app"); !slices.Equal(before, after) {
 		t.Errorf("tags after the fork's pull request %v, before %v; a fork writes nothing", after, before)
 	}
 }
@@ -226,7 +217,7 @@ func TestOtherRepositoryCallsTheReusableWorkflowsAtTheRelease(t *testing.T) {
 		t.Errorf("second run on a fresh builder: outputs %v; want every step of all three builds cached:\n%s", w, tail(warm.Log, 4000))
 	}
 
-	before := map[string][]string{"caller-app": tagsOf(t, s.Registry+"/caller-app"), "caller-multi": tagsOf(t, s.Registry+"/caller-multi")}
+	before := map[string][]string{"caller-app": teststack.MustTags(t, s.Registry+"/caller-app"), "caller-multi": teststack.MustTags(t, s.Registry+"/caller-multi")}
 	prune(t, s)
 	fork := r.act(t, e, "pull_request", "images.yml", "fork-pr.json", map[string]string{})
 	if f := fork.Outputs; f["image-result"] != "success" || f["multiarch-result"] != "success" || f["image-digest"] != "" || f["multiarch-digest"] != "" {
@@ -236,7 +227,7 @@ func TestOtherRepositoryCallsTheReusableWorkflowsAtTheRelease(t *testing.T) {
 		t.Errorf("fork pull request: the AWS step ran:\n%s", tail(fork.Log, 4000))
 	}
 	for repo, tags := range before {
-		if after := tagsOf(t, s.Registry+"/"+repo); !slices.Equal(tags, after) {
+		if after := teststack.MustTags(t, s.Registry+"/"+repo); !slices.Equal(tags, after) {
 			t.Errorf("%s: tags after the fork's pull request %v, before %v; a fork writes nothing", repo, after, tags)
 		}
 	}

@@ -143,13 +143,13 @@ func TestCacheMountsPersistAcrossPrunedBuilders(t *testing.T) {
 
 	// A fork's pull request reads main's mounts (its base, develop, has none)
 	// and writes no artifact, whatever it put in them.
-	tagsBefore := tags(t, s.Registry+"/"+repo)
+	tagsBefore := teststack.MustTags(t, s.Registry+"/"+repo)
 	step("fork pull request", "main", "d", func(r *teststack.ActionRun) {
 		r.Env["INPUT_UNTRUSTED-PUSH"] = "true"
 		fixtureEvent(t, r, "pull_request", "refs/pull/43/merge", "pull_request_fork.json")
 	})
 	wantSeen(t, seen(t, image, nil), "a\nb\nd")
-	for _, tag := range tags(t, s.Registry+"/"+repo) {
+	for _, tag := range teststack.MustTags(t, s.Registry+"/"+repo) {
 		if !strings.Contains(strings.Join(tagsBefore, " "), tag) {
 			t.Errorf("the untrusted run wrote tag %s", tag)
 		}

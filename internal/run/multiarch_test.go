@@ -67,7 +67,7 @@ func TestPushByDigestLegsMergeIntoOneIndex(t *testing.T) {
 	if legs["linux/amd64"]["cache-ref"] == legs["linux/386"]["cache-ref"] {
 		t.Errorf("both platforms export to %s", legs["linux/amd64"]["cache-ref"])
 	}
-	for _, tag := range tags(t, repo) {
+	for _, tag := range teststack.MustTags(t, repo) {
 		if !strings.HasPrefix(tag, "cache-") {
 			t.Errorf("push-by-digest left tag %q; want only cache and staging tags", tag)
 		}

@@ -245,7 +245,7 @@ func TestMatrixScopesKeepSeparateCompleteCaches(t *testing.T) {
 func TestForkPullRequestPushesNothing(t *testing.T) {
 	s := teststack.Get(t)
 	mustRun(t, pushRun(t, s, "fork-pr", "main", nil))
-	before := tags(t, s.Registry+"/fork-pr")
+	before := teststack.MustTags(t, s.Registry+"/fork-pr")
 
 	payload, err := os.ReadFile("../cacheref/testdata/pull_request_fork.json")
 	if err != nil {
@@ -263,19 +263,10 @@ func TestForkPullRequestPushesNothing(t *testing.T) {
 	if c, n := steps(t, o); c != n || n != 3 {
 		t.Errorf("fork PR did not read main's cache: %d/%d cached, want 3/3", c, n)
 	}
-	if after := tags(t, s.Registry+"/fork-pr"); strings.Join(after, ",") != strings.Join(before, ",") {
+	if after := teststack.MustTags(t, s.Registry+"/fork-pr"); strings.Join(after, ",") != strings.Join(before, ",") {
 		t.Errorf("tags changed from %q to %q", before, after)
 	}
 	if !strings.Contains(r.Stdout(), "::notice::pull request from a fork") {
 		t.Errorf("no notice saying why nothing is pushed:\n%s", r.Stdout())
 	}
-}
-
-func tags(t *testing.T, repo string) []string {
-	t.Helper()
-	l, err := teststack.Tags(repo)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return l
 }

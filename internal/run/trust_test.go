@@ -29,7 +29,7 @@ func fixtureEvent(t *testing.T, r *teststack.ActionRun, name, ref, fixture strin
 func TestForkTriggeredWorkflowRunWritesNoTag(t *testing.T) {
 	s := teststack.Get(t)
 	mustRun(t, pushRun(t, s, "pwn-request", "main", nil))
-	before := tags(t, s.Registry+"/pwn-request")
+	before := teststack.MustTags(t, s.Registry+"/pwn-request")
 
 	for _, ev := range []struct{ name, fixture string }{
 		{"workflow_run", "workflow_run_fork_pull_request.json"},
@@ -46,7 +46,7 @@ func TestForkTriggeredWorkflowRunWritesNoTag(t *testing.T) {
 		if o["cache-ref"] != "" || o["pushed"] != "false" {
 			t.Errorf("%s: cache-ref %q, pushed %s; want no export and no push", ev.name, o["cache-ref"], o["pushed"])
 		}
-		if after := tags(t, s.Registry+"/pwn-request"); !slices.Equal(after, before) {
+		if after := teststack.MustTags(t, s.Registry+"/pwn-request"); !slices.Equal(after, before) {
 			t.Errorf("%s: tags changed from %q to %q", ev.name, before, after)
 		}
 	}
@@ -139,7 +139,7 @@ func TestTrustWorkflowRunWritesItsBranchOnlyWhenProven(t *testing.T) {
 		fixtureEvent(t, r, "workflow_run", "refs/heads/main", tc.fixture)
 		o := mustRun(t, r)
 		var cacheTags []string
-		for _, tag := range tags(t, s.Registry+"/"+repo) {
+		for _, tag := range teststack.MustTags(t, s.Registry+"/"+repo) {
 			if strings.HasPrefix(tag, "cache-") {
 				cacheTags = append(cacheTags, tag)
 			}
@@ -182,7 +182,7 @@ func TestTrustUntrustedBuildLosesEntitlements(t *testing.T) {
 func TestTrustImageTagsInTheCacheNamespaceAreRefused(t *testing.T) {
 	s := teststack.Get(t)
 	mustRun(t, pushRun(t, s, "tag-clash", "main", nil))
-	before := tags(t, s.Registry+"/tag-clash")
+	before := teststack.MustTags(t, s.Registry+"/tag-clash")
 	var mainCache string
 	for _, tag := range before {
 		if strings.HasPrefix(tag, "cache-main-") {
@@ -194,7 +194,7 @@ func TestTrustImageTagsInTheCacheNamespaceAreRefused(t *testing.T) {
 	if !strings.Contains(err.Error(), "would overwrite cache tags") || !strings.Contains(err.Error(), mainCache) {
 		t.Errorf("error %v; want one naming %s as a cache tag", err, mainCache)
 	}
-	if after := tags(t, s.Registry+"/tag-clash"); !slices.Equal(after, before) {
+	if after := teststack.MustTags(t, s.Registry+"/tag-clash"); !slices.Equal(after, before) {
 		t.Errorf("tags changed from %q to %q", before, after)
 	}
 }

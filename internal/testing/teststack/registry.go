@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"testing"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -70,6 +71,16 @@ func ImageFile(ref, path string, auth authn.Authenticator) (string, error) {
 }
 
 // Tags lists the tags of a repository in a plain-HTTP registry.
+// MustTags is Tags for a test: it fails the test when the registry does not answer.
+func MustTags(t testing.TB, repo string) []string {
+	t.Helper()
+	tags, err := Tags(repo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tags
+}
+
 func Tags(repo string) ([]string, error) {
 	r, err := name.NewRepository(repo, name.Insecure)
 	if err != nil {
