@@ -56,6 +56,15 @@ func fakeGitHubAPI(t *testing.T, heads map[string]string) *httptest.Server {
 	return srv
 }
 
+// apiAction is a step of octo-org/app whose GitHub API is srv, with what it
+// prints.
+func apiAction(srv *httptest.Server) (*githubactions.Action, *bytes.Buffer) {
+	env := map[string]string{"GITHUB_API_URL": srv.URL, "GITHUB_REPOSITORY": "octo-org/app"}
+	out := &bytes.Buffer{}
+	w := ghout.NewWriter(out)
+	return githubactions.New(githubactions.WithGetenv(func(k string) string { return env[k] }), githubactions.WithWriter(w.Commands())), out
+}
+
 // pushedSHA is the head commit of the push fixtures; the fake API says it
 // merged pull request #7 (a rebase merge: its message names none).
 const pushedSHA = "0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c"
@@ -82,10 +91,7 @@ func TestAskMergedFindsARebaseMerge(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			env := map[string]string{"GITHUB_API_URL": srv.URL, "GITHUB_REPOSITORY": "octo-org/app"}
-			var out bytes.Buffer
-			w := ghout.NewWriter(&out)
-			a := githubactions.New(githubactions.WithGetenv(func(k string) string { return env[k] }), githubactions.WithWriter(w.Commands()))
+			a, out := apiAction(srv)
 			cfg := &config.Config{CacheExport: cacheref.ExportAuto, GitHubToken: tc.token, CacheFromMerged: true,
 				Event: cacheref.Event{Name: "push", Ref: "refs/heads/main", Payload: payload}}
 			policy, err := decidePolicy(a, cfg)
@@ -136,10 +142,7 @@ func TestProveClaim(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			env := map[string]string{"GITHUB_API_URL": srv.URL, "GITHUB_REPOSITORY": "octo-org/app"}
-			var out bytes.Buffer
-			w := ghout.NewWriter(&out)
-			a := githubactions.New(githubactions.WithGetenv(func(k string) string { return env[k] }), githubactions.WithWriter(w.Commands()))
+			a, out := apiAction(srv)
 			cfg := &config.Config{CacheExport: cacheref.ExportAuto, GitHubToken: tc.token,
 				Event: cacheref.Event{Name: "workflow_run", Ref: "refs/heads/main", Payload: payload}}
 			policy, err := decidePolicy(a, cfg)
