@@ -174,7 +174,7 @@ func repair(plan cachePlan) string {
 // push failed on a throttle, a 5xx or an upload race, or when its cache export
 // timed out before the image was in the registry.
 func (r *runner) attempt(ctx context.Context, req solve.Request) (built, error) {
-	res, err := untrusted(r, func() (*solve.Result, error) { return solve.Build(ctx, r.solver, req, r.out) })
+	res, err := commandsStopped(r, func() (*solve.Result, error) { return solve.Build(ctx, r.solver, req, r.out) })
 	b := built{req: req, res: res}
 	switch {
 	case err == nil && req.Push && res.Export != nil && res.Export.Err != nil && res.Export.Err.Kind == solve.ExportTimedOut:
@@ -221,7 +221,7 @@ func (r *runner) push(ctx context.Context, req solve.Request, res *solve.Result,
 			case <-time.After(pushWaits[i-1]):
 			}
 		}
-		_, err := untrusted(r, func() (struct{}, error) { return struct{}{}, solve.Push(ctx, r.solver, req, res, r.out) })
+		_, err := commandsStopped(r, func() (struct{}, error) { return struct{}{}, solve.Push(ctx, r.solver, req, res, r.out) })
 		switch {
 		case err == nil || ctx.Err() != nil || !solve.Retryable(err):
 			return err
@@ -360,9 +360,9 @@ func attests(cfg *config.Config) map[string]string {
 	return m
 }
 
-// untrusted runs f with workflow commands stopped: the build's output is the
+// commandsStopped runs f with workflow commands stopped: the build's output is the
 // Dockerfile's to shape, and the runner must not act on any of it.
-func untrusted[T any](r *runner, f func() (T, error)) (T, error) {
+func commandsStopped[T any](r *runner, f func() (T, error)) (T, error) {
 	if err := r.out.Begin(); err != nil {
 		var zero T
 		return zero, fmt.Errorf("stop workflow commands around the build: %w", err)

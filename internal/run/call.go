@@ -19,7 +19,7 @@ func (r *runner) call(ctx context.Context, c solve.Caller, policy cacheref.Decis
 	call := *r.cfg.Call
 	req := r.request(policy)
 	r.a.Group(fmt.Sprintf("Call %s on %s", call.Name, r.cfg.Dockerfile))
-	res, err := untrusted(r, func() (*solve.CallResult, error) {
+	res, err := commandsStopped(r, func() (*solve.CallResult, error) {
 		res, err := solve.RunCall(ctx, c, req, call, r.out)
 		if err == nil {
 			// The answer quotes the Dockerfile: the build's text, not the action's.

@@ -84,7 +84,7 @@ func (r *runner) export(ctx context.Context, plan cachePlan, b built) (exported,
 		return out, nil
 	case exportDone:
 		out.Export = *b.res.Export
-		r.saved(ctx, plan, b, out)
+		r.settleExport(ctx, plan, b, out)
 		return out, nil
 	case exportKeep:
 		r.a.Infof("cache export: skipped, every step came from %s, which stays as it is", plan.Export)
@@ -105,19 +105,19 @@ func (r *runner) export(ctx context.Context, plan cachePlan, b built) (exported,
 	var err error
 	req := b.req
 	req.CacheExport = plan.Export // the build's solve may have run without it
-	out.Export, err = untrusted(r, func() (solve.Export, error) { return solve.ExportCache(ctx, r.solver, req, r.out) })
+	out.Export, err = commandsStopped(r, func() (solve.Export, error) { return solve.ExportCache(ctx, r.solver, req, r.out) })
 	r.a.EndGroup()
 	if err != nil {
 		return out, err
 	}
-	r.saved(ctx, plan, b, out)
+	r.settleExport(ctx, plan, b, out)
 	return out, nil
 }
 
-// saved warns of a failed export, and marks a written cache with the inputs
+// settleExport warns of a failed export, and marks a written cache with the inputs
 // it was built from and its steps' times (a failure to mark it costs the next
 // build's guess and its "cache saved" figure only).
-func (r *runner) saved(ctx context.Context, plan cachePlan, b built, out exported) {
+func (r *runner) settleExport(ctx context.Context, plan cachePlan, b built, out exported) {
 	if out.Err != nil {
 		r.a.Warningf("cache not saved to %s (the image is fine): %s", plan.Export, out.Err)
 		return
@@ -133,7 +133,7 @@ func (r *runner) saved(ctx context.Context, plan cachePlan, b built, out exporte
 		return
 	}
 	if _, err := r.reg.Annotate(ctx, plan.Export, set); err != nil {
-		r.a.Infof("could not mark %s with the build's inputs and step times (%s): the next build guesses from the cache alone", plan.Export, ghout.Line(err.Error()))
+		r.a.Infof("could not mark %s with the build's inputs and step times (%s): the next build cannot expect its steps cached, and exports in its one solve", plan.Export, ghout.Line(err.Error()))
 	}
 }
 
