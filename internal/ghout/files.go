@@ -58,3 +58,16 @@ func heredoc(name, value, delim string) (string, error) {
 	}
 	return name + "<<" + delim + "\n" + value + "\n" + delim + "\n", nil
 }
+
+// Output is one step output.
+type Output struct{ Name, Value string }
+
+// SetOutputs writes the outputs in order, stopping at the first failure.
+func SetOutputs(a *githubactions.Action, outputs ...Output) error {
+	for _, o := range outputs {
+		if err := SetOutput(a, o.Name, o.Value); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -59,3 +59,18 @@ func Code(s string) string {
 
 // codeText is s as Code writes it inside the fence.
 func codeText(s string) string { return strings.ReplaceAll(s, "|", `\|`) }
+
+// TableHeading starts a job summary: "ecr-build-cache: title" (title is
+// markdown the caller escaped) over a two-column table with no header names.
+func TableHeading(sb *strings.Builder, title string) {
+	sb.WriteString("### ecr-build-cache: " + title + "\n\n| | |\n|---|---|\n")
+}
+
+// Codes are refs as code spans, comma separated, for one table cell.
+func Codes(refs []string) string {
+	codes := make([]string, len(refs))
+	for i, r := range refs {
+		codes[i] = Code(r)
+	}
+	return strings.Join(codes, ", ")
+}

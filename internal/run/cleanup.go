@@ -165,7 +165,7 @@ func (res *cleaned) summary() string {
 		fmt.Fprintf(&sb, "### ecr-build-cache: cache cleanup\n\nNothing deleted: %s\n", ghout.Cell(c.Reason))
 		return sb.String()
 	}
-	fmt.Fprintf(&sb, "### ecr-build-cache: cache cleanup for %s\n\n| | |\n|---|---|\n", ghout.Cell(c.Key.String()))
+	ghout.TableHeading(&sb, "cache cleanup for "+ghout.Cell(c.Key.String()))
 	fmt.Fprintf(&sb, "| Repository | %s |\n", ghout.Code(res.repository))
 	if len(res.deleted) == 0 {
 		fmt.Fprintf(&sb, "| Deleted | none |\n")

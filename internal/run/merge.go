@@ -114,28 +114,23 @@ func reportMerge(a *githubactions.Action, req registry.IndexRequest, idx registr
 	if err != nil {
 		return fmt.Errorf("encode metadata output: %w", err)
 	}
-	for _, out := range []struct{ k, v string }{
-		{"digest", idx.Descriptor.Digest.String()},
-		{"image", req.Tags[0]},
-		{"registry", registryHost(req.Tags[0])},
-		{"pushed", "true"},
-		{"metadata", string(meta)},
-		{"platform", strings.Join(idx.Platforms, ",")},
-	} {
-		if err := ghout.SetOutput(a, out.k, out.v); err != nil {
-			return err
-		}
+	err = ghout.SetOutputs(a,
+		ghout.Output{Name: "digest", Value: idx.Descriptor.Digest.String()},
+		ghout.Output{Name: "image", Value: req.Tags[0]},
+		ghout.Output{Name: "registry", Value: registryHost(req.Tags[0])},
+		ghout.Output{Name: "pushed", Value: "true"},
+		ghout.Output{Name: "metadata", Value: string(meta)},
+		ghout.Output{Name: "platform", Value: strings.Join(idx.Platforms, ",")},
+	)
+	if err != nil {
+		return err
 	}
 	if a.Getenv("GITHUB_STEP_SUMMARY") == "" {
 		return nil
 	}
 	var sb strings.Builder
-	fmt.Fprintf(&sb, "### ecr-build-cache: merged image index\n\n| | |\n|---|---|\n")
-	tags := make([]string, len(req.Tags))
-	for i, t := range req.Tags {
-		tags[i] = ghout.Code(t)
-	}
-	fmt.Fprintf(&sb, "| Image | %s |\n", strings.Join(tags, ", "))
+	ghout.TableHeading(&sb, "merged image index")
+	fmt.Fprintf(&sb, "| Image | %s |\n", ghout.Codes(req.Tags))
 	fmt.Fprintf(&sb, "| Digest | %s |\n", ghout.Code(idx.Descriptor.Digest.String()))
 	fmt.Fprintf(&sb, "| Platforms | %s |\n", ghout.Cell(strings.Join(idx.Platforms, ", ")))
 	for _, m := range req.Manifests {

@@ -33,28 +33,26 @@ func (r *runner) report(ctx context.Context, plan cachePlan, b built, exp export
 	}
 	cached := res.CachedSteps()
 	rep := cacheReport{saved: savedTime(plan, b), cold: r.coldReason(plan, b), mounts: r.mountsOutcome(mounts, b)}
-	outputs := []struct{ k, v string }{
-		{"digest", digest},
-		{"imageid", res.ImageID},
-		{"image", b.pushedRef()},
-		{"registry", registryHost(b.pushedRef())},
-		{"platform", r.platform},
-		{"pushed", strconv.FormatBool(b.req.Push)},
-		{"metadata", meta},
-		{"cache-ref", plan.Export},
-		{"cache-from", strings.Join(b.req.CacheImports, "\n")},
-		{"cache-hit-ref", hitRef},
-		{"cached-steps", strconv.Itoa(cached)},
-		{"total-steps", strconv.Itoa(len(res.Steps))},
-		{"cache-export", exp.outcome()},
-		{"cache-saved-seconds", strconv.Itoa(int(rep.saved.total.Round(time.Second).Seconds()))},
-		{"cache-mounts", rep.mounts.output},
-		{"fallbacks", strings.Join(b.allFallbacks(exp), ",")},
-	}
-	for _, out := range outputs {
-		if err := ghout.SetOutput(r.a, out.k, out.v); err != nil {
-			return err
-		}
+	err = ghout.SetOutputs(r.a,
+		ghout.Output{Name: "digest", Value: digest},
+		ghout.Output{Name: "imageid", Value: res.ImageID},
+		ghout.Output{Name: "image", Value: b.pushedRef()},
+		ghout.Output{Name: "registry", Value: registryHost(b.pushedRef())},
+		ghout.Output{Name: "platform", Value: r.platform},
+		ghout.Output{Name: "pushed", Value: strconv.FormatBool(b.req.Push)},
+		ghout.Output{Name: "metadata", Value: meta},
+		ghout.Output{Name: "cache-ref", Value: plan.Export},
+		ghout.Output{Name: "cache-from", Value: strings.Join(b.req.CacheImports, "\n")},
+		ghout.Output{Name: "cache-hit-ref", Value: hitRef},
+		ghout.Output{Name: "cached-steps", Value: strconv.Itoa(cached)},
+		ghout.Output{Name: "total-steps", Value: strconv.Itoa(len(res.Steps))},
+		ghout.Output{Name: "cache-export", Value: exp.outcome()},
+		ghout.Output{Name: "cache-saved-seconds", Value: strconv.Itoa(int(rep.saved.total.Round(time.Second).Seconds()))},
+		ghout.Output{Name: "cache-mounts", Value: rep.mounts.output},
+		ghout.Output{Name: "fallbacks", Value: strings.Join(b.allFallbacks(exp), ",")},
+	)
+	if err != nil {
+		return err
 	}
 	r.a.Infof("%d/%d steps cached%s; build took %s", cached, len(res.Steps), rep.saved.text(", cache saved about "), res.Duration.Round(10*time.Millisecond))
 	if rep.cold != "" {
@@ -259,18 +257,13 @@ func metadata(resp map[string]string) (string, error) {
 func summary(dockerfile, platform string, plan cachePlan, b built, exp exported, hitRef string, rep cacheReport) string {
 	req, res := b.req, b.res
 	var sb strings.Builder
-	fmt.Fprintf(&sb, "### ecr-build-cache: %s\n\n", ghout.Code(dockerfile))
-	fmt.Fprintf(&sb, "| | |\n|---|---|\n")
+	ghout.TableHeading(&sb, ghout.Code(dockerfile))
 	if req.Push {
 		refs := req.Tags
 		if b.byDigest() {
 			refs = []string{b.pushedRef()}
 		}
-		tags := make([]string, len(refs))
-		for i, t := range refs {
-			tags[i] = ghout.Code(t)
-		}
-		fmt.Fprintf(&sb, "| Image | %s |\n", strings.Join(tags, ", "))
+		fmt.Fprintf(&sb, "| Image | %s |\n", ghout.Codes(refs))
 		fmt.Fprintf(&sb, "| Digest | %s |\n", ghout.Code(res.Digest))
 	} else {
 		fmt.Fprintf(&sb, "| Image | not pushed |\n")
