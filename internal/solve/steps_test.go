@@ -121,7 +121,8 @@ func TestStepTimesRoundTripBounded(t *testing.T) {
 func TestLongExportPrintsStillRunning(t *testing.T) {
 	defer func(d time.Duration) { stillRunningEvery = d }(stillRunningEvery)
 	stillRunningEvery = 30 * time.Millisecond
-	out := &signalWriter{want: "still exporting cache to registry after", seen: make(chan struct{})}
+	seen := make(chan struct{})
+	out := &signalWriter{want: "still exporting cache to registry after", seen: seen}
 	cache := digest.FromString("cache")
 	now := time.Now()
 	run := func(ctx context.Context, ch chan *client.SolveStatus) (*client.SolveResponse, error) {
@@ -134,7 +135,7 @@ func TestLongExportPrintsStillRunning(t *testing.T) {
 			},
 		}
 		select { // the export hangs until the line is out
-		case <-out.seen:
+		case <-seen:
 		case <-time.After(time.Minute):
 			return nil, errors.New("no still-running line within a minute")
 		}
@@ -150,21 +151,23 @@ func TestLongExportPrintsStillRunning(t *testing.T) {
 	}
 }
 
-// signalWriter is a progress display's output that closes seen once want is in it.
+// signalWriter is a progress display's output that closes seen once want is
+// in it; the test reads seen through its own copy, never this field.
 type signalWriter struct {
-	mu   sync.Mutex
-	buf  strings.Builder
-	want string
-	seen chan struct{}
+	mu     sync.Mutex
+	buf    strings.Builder
+	want   string
+	seen   chan struct{}
+	closed bool
 }
 
 func (w *signalWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.buf.Write(p)
-	if strings.Contains(w.buf.String(), w.want) && w.seen != nil {
+	if !w.closed && strings.Contains(w.buf.String(), w.want) {
 		close(w.seen)
-		w.seen = nil
+		w.closed = true
 	}
 	return len(p), nil
 }
