@@ -5,6 +5,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/ecr-build-cache/ecr-build-cache/internal/buildkitconn"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/cachemount"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/cacheref"
 )
@@ -14,7 +15,7 @@ import (
 // returns what saveMounts needs, nil when there is nothing to save (no input,
 // no mount kept, or a run that writes no cache); only the run's end is an
 // error.
-func (r *runner) seedMounts(ctx context.Context, b cachemount.Builder, tgt target, tr cacheref.Decision, plan cachePlan) (*cachemount.Session, error) {
+func (r *runner) seedMounts(ctx context.Context, b cachemount.Builder, ep buildkitconn.Endpoint, tgt target, tr cacheref.Decision, plan cachePlan) (*cachemount.Session, error) {
 	if len(r.cfg.CacheMounts) == 0 {
 		return nil, nil
 	}
@@ -33,11 +34,17 @@ func (r *runner) seedMounts(ctx context.Context, b cachemount.Builder, tgt targe
 	}
 	r.a.Group("Seed cache mounts")
 	defer r.a.EndGroup()
+	// A builder the action did not start may hold other workflows' mounts.
+	var shared string
+	if ep.Container == "" {
+		shared = ep.Source
+	}
 	s, err := cachemount.Seed(ctx, cachemount.Options{
 		Builder: b, Registry: tgt.client, Log: r.a, Helper: helper,
 		Dockerfile: r.cfg.Dockerfile, Spec: r.cfg.CacheMounts, BuildArgs: r.cfg.BuildArgs,
 		Platforms: r.cfg.Platforms, Target: r.cfg.Target,
 		Imports: imports, Export: export, MaxSize: r.cfg.CacheMountsMaxSize, Timeout: r.cfg.CacheExportTimeout,
+		Shared: shared, SharedSave: r.cfg.CacheMountsSharedBuilder,
 	})
 	if export == "" {
 		return nil, err // nothing to save

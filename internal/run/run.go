@@ -59,7 +59,7 @@ func Run(ctx context.Context, a *githubactions.Action, out *ghout.Writer, enviro
 		return merge(ctx, a, cfg, tr)
 	}
 	// The builder first: a wrong address fails before any registry or ECR call.
-	solver, err := connectBuilder(ctx, a, cfg, tr)
+	solver, builder, err := connectBuilder(ctx, a, cfg, tr)
 	if err != nil {
 		return err
 	}
@@ -81,7 +81,7 @@ func Run(ctx context.Context, a *githubactions.Action, out *ghout.Writer, enviro
 	if err != nil {
 		return err
 	}
-	mounts, err := r.seedMounts(ctx, solver, tgt, tr, plan)
+	mounts, err := r.seedMounts(ctx, solver, builder, tgt, tr, plan)
 	if err != nil {
 		return err
 	}

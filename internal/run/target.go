@@ -48,7 +48,7 @@ func decision(cfg *config.Config, platform string) (cacheref.Decision, error) {
 }
 
 // connectBuilder resolves and dials the BuildKit daemon.
-func connectBuilder(ctx context.Context, a *githubactions.Action, cfg *config.Config, tr cacheref.Decision) (*client.Client, error) {
+func connectBuilder(ctx context.Context, a *githubactions.Action, cfg *config.Config, tr cacheref.Decision) (*client.Client, buildkitconn.Endpoint, error) {
 	ep, err := buildkitconn.Resolve(ctx, buildkitconn.Options{
 		Host: cfg.BuildkitHost, Builder: cfg.Builder, TLS: cfg.TLS, Getenv: a.Getenv,
 		AllowInsecureTCP: cfg.BuildkitAllowInsecureTCP, HostNetwork: cfg.BuildkitHostNetwork,
@@ -62,14 +62,15 @@ func connectBuilder(ctx context.Context, a *githubactions.Action, cfg *config.Co
 		},
 	})
 	if err != nil {
-		return nil, err
+		return nil, ep, err
 	}
 	a.Infof("BuildKit: %s (from %s)", ep.Addr, ep.Source)
 	if tr.Untrusted && ep.Container == "" {
 		a.Warningf("%s, on a builder this action did not start (%s): untrusted code can poison a shared daemon's local cache and cache mounts; "+
 			"give untrusted workflows an ephemeral builder (see the README's security model)", tr.Reason, ep.Source)
 	}
-	return buildkitconn.Connect(ctx, ep)
+	c, err := buildkitconn.Connect(ctx, ep)
+	return c, ep, err
 }
 
 // target is where this run pushes and reads its cache, with the credentials for it.
