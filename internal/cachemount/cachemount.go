@@ -81,6 +81,9 @@ type Options struct {
 	// saved.
 	Shared     string
 	SharedSave []string
+	// AllCached says the build expects every step from the layer cache: no
+	// RUN would read the mounts, so they are not downloaded.
+	AllCached bool
 	// Timeout bounds the seeding and the saving, each.
 	Timeout time.Duration
 }
@@ -236,6 +239,11 @@ func (s *Session) seed(ctx context.Context) error {
 	if s.from == nil {
 		s.opt.Log.Infof("cache mounts: none saved yet (looked for %s): the mounts start empty", joinRefs(s.opt.Imports))
 	}
+	if s.opt.AllCached {
+		// What Save needs of the artifact (whether to keep it alive) is known.
+		s.opt.Log.Infof("cache mounts: not seeded: every step is expected to come from the cache, so no RUN reads them")
+		return nil
+	}
 	dir, err := os.MkdirTemp("", "ebc-mounts-")
 	if err != nil {
 		return err
@@ -353,9 +361,15 @@ func (s *Session) Save(ctx context.Context, ran bool) (kept bool, err error) {
 	if s == nil || s.opt.Export == "" {
 		return false, nil
 	}
-	if !ran && s.from != nil && len(s.prev) == len(layers(s.from)) {
-		s.opt.Log.Infof("cache mounts: every step came from the cache, so the mounts are as seeded: nothing to save")
+	switch {
+	case !ran && s.from != nil && len(s.prev) == len(layers(s.from)):
+		s.opt.Log.Infof("cache mounts: every step came from the cache, so no RUN changed the mounts: nothing to save")
 		return s.from.Ref == s.opt.Export, nil
+	case ran && s.opt.AllCached:
+		// They started as the builder had them, maybe empty: saving them
+		// would replace fuller saved contents.
+		s.opt.Log.Infof("cache mounts: steps ran although every step was expected to come from the cache, so the mounts were not seeded: not saved")
+		return false, nil
 	}
 	err = bounded(ctx, s.opt.Timeout, func(ctx context.Context) error {
 		kept, err = s.save(ctx, ran)

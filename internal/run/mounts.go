@@ -10,12 +10,13 @@ import (
 	"github.com/ecr-build-cache/ecr-build-cache/internal/cacheref"
 )
 
-// seedMounts is the cache-mounts phase before the build: it seeds the
-// Dockerfile's cache mounts from the registry (internal/cachemount). It
-// returns what saveMounts needs, nil when there is nothing to save (no input,
-// no mount kept, or a run that writes no cache); only the run's end is an
-// error.
-func (r *runner) seedMounts(ctx context.Context, b cachemount.Builder, ep buildkitconn.Endpoint, tgt target, tr cacheref.Decision, plan cachePlan) (*cachemount.Session, error) {
+// seedMounts is the cache-mounts phase before the build's solve: it seeds the
+// Dockerfile's cache mounts from the registry (internal/cachemount), unless
+// allCached (the build expects every step from the cache it imports, as its
+// export decision does), when no RUN would read them. It returns what
+// saveMounts needs, nil when there is nothing to save (no input, no mount
+// kept, or a run that writes no cache); only the run's end is an error.
+func (r *runner) seedMounts(ctx context.Context, b cachemount.Builder, ep buildkitconn.Endpoint, tgt target, tr cacheref.Decision, plan cachePlan, allCached bool) (*cachemount.Session, error) {
 	if len(r.cfg.CacheMounts) == 0 {
 		return nil, nil
 	}
@@ -44,7 +45,7 @@ func (r *runner) seedMounts(ctx context.Context, b cachemount.Builder, ep buildk
 		Dockerfile: r.cfg.Dockerfile, Spec: r.cfg.CacheMounts, BuildArgs: r.cfg.BuildArgs,
 		Platforms: r.cfg.Platforms, Target: r.cfg.Target,
 		Imports: imports, Export: export, MaxSize: r.cfg.CacheMountsMaxSize, Timeout: r.cfg.CacheExportTimeout,
-		Shared: shared, SharedSave: r.cfg.CacheMountsSharedBuilder,
+		Shared: shared, SharedSave: r.cfg.CacheMountsSharedBuilder, AllCached: allCached,
 	})
 	if export == "" {
 		return nil, err // nothing to save

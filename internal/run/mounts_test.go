@@ -219,19 +219,31 @@ func TestCacheMountOverTheSizeLimitWarns(t *testing.T) {
 	}
 }
 
-// A build whose every step came from the cache ran no RUN: its mounts are as
-// seeded, so they are not even read back.
-func TestCacheMountsOfAFullyCachedBuildAreNotSaved(t *testing.T) {
+// A build that expects every step from the cache neither downloads the
+// mounts (no RUN would read them) nor, when every step did come from the
+// cache, reads them back.
+func TestCacheMountsOfAFullyCachedBuildAreNotSeededNorSaved(t *testing.T) {
 	s := teststack.Get(t)
 	const repo = "mounts-cached"
-	for i, want := range []string{"cache mounts: saved to", "the mounts are as seeded: nothing to save"} {
+	for i, tc := range []struct{ want, not []string }{
+		{want: []string{"cache mounts: saved to"}},
+		{want: []string{"cache mounts: not seeded: every step is expected to come from the cache", "no RUN changed the mounts: nothing to save"},
+			not: []string{"cache mounts: imported", ") seeded:"}},
+	} {
 		prune(t, s)
 		r := pushRun(t, s, repo, "main", mountsInputs(t, s, "a", ""))
 		if err := execRun(t, r); err != nil {
 			t.Fatalf("run %d: %v\n%s", i, err, r.Stdout())
 		}
-		if !strings.Contains(r.Stdout(), want) {
-			t.Errorf("run %d: the log lacks %q\n%s", i, want, r.Stdout())
+		for _, w := range tc.want {
+			if !strings.Contains(r.Stdout(), w) {
+				t.Errorf("run %d: the log lacks %q\n%s", i, w, r.Stdout())
+			}
+		}
+		for _, n := range tc.not {
+			if strings.Contains(r.Stdout(), n) {
+				t.Errorf("run %d: the log has %q\n%s", i, n, r.Stdout())
+			}
 		}
 	}
 }

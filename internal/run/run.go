@@ -2,7 +2,8 @@
 // typed results to each other:
 //
 //	inputs (config) -> target (builder, registry, credentials)
-//	-> cache plan (derived refs, probed) -> [cache mounts seeded] -> build
+//	-> cache plan (derived refs, probed) -> build ([cache mounts seeded]
+//	before its solve, unless every step is expected from the cache)
 //	-> cache export -> [cache mounts saved] -> report
 //
 // A merge run (merge.go) stops after the target: it pushes an image index of
@@ -21,6 +22,7 @@ import (
 	"github.com/moby/buildkit/session"
 	"github.com/sethvargo/go-githubactions"
 
+	"github.com/ecr-build-cache/ecr-build-cache/internal/cachemount"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/config"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/ghout"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/registry"
@@ -81,8 +83,9 @@ func Run(ctx context.Context, a *githubactions.Action, out *ghout.Writer, enviro
 	if err != nil {
 		return err
 	}
-	mounts, err := r.seedMounts(ctx, solver, builder, tgt, tr, plan)
-	if err != nil {
+	var mounts *cachemount.Session
+	r.beforeSolve = func(ctx context.Context, allCached bool) (err error) {
+		mounts, err = r.seedMounts(ctx, solver, builder, tgt, tr, plan, allCached)
 		return err
 	}
 	b, err := r.build(ctx, plan)
@@ -119,4 +122,7 @@ type runner struct {
 	// refresh keeps a cache tag whose export is skipped young for ECR's
 	// lifecycle rules; nil for other registries.
 	refresh refresher
+	// beforeSolve seeds the cache mounts once the build knows whether it
+	// expects every step from the cache (allCached); nil for none.
+	beforeSolve func(ctx context.Context, allCached bool) error
 }
