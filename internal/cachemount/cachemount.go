@@ -33,6 +33,7 @@ import (
 	"github.com/moby/buildkit/client/llb"
 
 	"github.com/ecr-build-cache/ecr-build-cache/internal/registry"
+	"github.com/ecr-build-cache/ecr-build-cache/internal/solve"
 )
 
 // Builder is the part of *client.Client the mounts need.
@@ -98,6 +99,10 @@ type Session struct {
 	// saved from a shared builder (Options.SharedSave names it).
 	start  []start
 	shared []bool
+	// transfer is how long seeding each mount took (0: not seeded); skipped
+	// the mounts the cost rule left empty (costs.notWorthIt).
+	transfer []time.Duration
+	skipped  []bool
 }
 
 // start is what a mount held before the build.
@@ -189,6 +194,8 @@ func (s *Session) discover(ctx context.Context) error {
 	}
 	s.start = make([]start, len(s.mounts))
 	s.shared = make([]bool, len(s.mounts))
+	s.transfer = make([]time.Duration, len(s.mounts))
+	s.skipped = make([]bool, len(s.mounts))
 	if s.opt.Shared != "" && s.opt.Export != "" {
 		s.selectShared()
 	}
@@ -256,6 +263,7 @@ func (s *Session) seed(ctx context.Context) error {
 	req := helperRequest{Op: "seed", Mounts: make([]helperMount, len(s.mounts))}
 	look := slices.Contains(s.shared, true) // whether a shared builder's mount to save starts empty
 	var downloaded int64
+	took := make([]time.Duration, len(s.mounts)) // each mount's download
 	for i, m := range s.mounts {
 		l, ok := s.prev[m.Key()]
 		switch {
@@ -264,10 +272,16 @@ func (s *Session) seed(ctx context.Context) error {
 		case !ok:
 			s.opt.Log.Infof("cache mounts: %s holds no %s: it starts empty", s.from.Ref, describe(m))
 			continue
+		case costsOf(l).notWorthIt():
+			s.skipped[i] = true
+			s.opt.Log.Infof("cache mounts: %s not seeded: it costs more than it saves (%s when last measured): it starts empty", describe(m), costsOf(l))
+			continue
 		}
 		req.Mounts[i].Max = s.limit(l)
 		name := strconv.Itoa(i) + ".tar.zst"
+		began := time.Now()
 		err := download(ctx, s.opt.Registry, s.from.Ref, l, req.Mounts[i].Max, filepath.Join(in, name))
+		took[i] = time.Since(began)
 		switch {
 		case ctx.Err() != nil:
 			return ctx.Err()
@@ -284,10 +298,12 @@ func (s *Session) seed(ctx context.Context) error {
 	if !look {
 		return nil
 	}
+	began := time.Now()
 	res, err := runHelper(ctx, s.opt.Builder, s.opt.Helper, req, s.mounts, in, filepath.Join(dir, "out"))
 	if err != nil {
 		return err
 	}
+	s.measure(took, time.Since(began), res)
 	if downloaded > 0 {
 		s.opt.Log.Infof("cache mounts: imported %s (%s downloaded)", s.from.Ref, size(downloaded))
 	}
@@ -310,6 +326,24 @@ func (s *Session) seed(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// measure records each seeded mount's transfer: its download, its
+// extraction, and an even share of the rest of the helper's exec.
+func (s *Session) measure(downloads []time.Duration, exec time.Duration, res helperResult) {
+	var seeded int
+	rest := exec
+	for _, r := range res.Mounts {
+		if r.State == stateSeeded {
+			seeded++
+			rest -= time.Duration(r.Millis) * time.Millisecond
+		}
+	}
+	for i, r := range res.Mounts {
+		if r.State == stateSeeded {
+			s.transfer[i] = downloads[i] + time.Duration(r.Millis)*time.Millisecond + max(rest, 0)/time.Duration(seeded)
+		}
+	}
 }
 
 // limit bounds the restore of layer l: cache-mounts-max-size, or the size the
@@ -357,7 +391,7 @@ func (s *Session) Export() string { return s.opt.Export }
 // before. It reports whether the export tag holds the mounts as it did before
 // the run (nothing pushed), which a caller may keep alive. It does nothing for
 // a run that exports no cache. Only ctx's end is an error.
-func (s *Session) Save(ctx context.Context, ran bool) (kept bool, err error) {
+func (s *Session) Save(ctx context.Context, ran bool, steps []solve.Step) (kept bool, err error) {
 	if s == nil || s.opt.Export == "" {
 		return false, nil
 	}
@@ -372,7 +406,7 @@ func (s *Session) Save(ctx context.Context, ran bool) (kept bool, err error) {
 		return false, nil
 	}
 	err = bounded(ctx, s.opt.Timeout, func(ctx context.Context) error {
-		kept, err = s.save(ctx, ran)
+		kept, err = s.save(ctx, ran, steps)
 		return err
 	})
 	if ctx.Err() != nil {
@@ -384,7 +418,7 @@ func (s *Session) Save(ctx context.Context, ran bool) (kept bool, err error) {
 	return kept, nil
 }
 
-func (s *Session) save(ctx context.Context, ran bool) (kept bool, err error) {
+func (s *Session) save(ctx context.Context, ran bool, steps []solve.Step) (kept bool, err error) {
 	dir, err := os.MkdirTemp("", "ebc-mounts-")
 	if err != nil {
 		return false, err
@@ -396,6 +430,7 @@ func (s *Session) save(ctx context.Context, ran bool) (kept bool, err error) {
 	for i, m := range s.mounts {
 		switch {
 		case !ran:
+		case s.skipped[i]: // left empty by the cost rule: what was saved stays
 		case s.saves(i):
 			read = append(read, i)
 		case s.start[i] == startHeld:
@@ -426,6 +461,15 @@ func (s *Session) save(ctx context.Context, ran bool) (kept bool, err error) {
 	for i, m := range s.mounts {
 		r := res.Mounts[i]
 		prev, had := s.prev[m.Key()]
+		// What this run measured, when the steps using the mount ran: with it
+		// seeded, or empty (not seeded, on a builder this job started or one
+		// found empty).
+		var now costs
+		if t := stepsUsing(m, steps); t > 0 && s.transfer[i] > 0 {
+			now = costs{transfer: s.transfer[i], seeded: t}
+		} else if t > 0 && s.start[i] != startHeld {
+			now = costs{empty: t}
+		}
 		keep := func() string {
 			if !had {
 				return "not saved"
@@ -435,16 +479,19 @@ func (s *Session) save(ctx context.Context, ran bool) (kept bool, err error) {
 		}
 		switch r.State {
 		case "": // not read back
+			if s.skipped[i] && had {
+				prev = now.record(prev, false) // the steps' time without it decides the next run
+			}
 			keep()
 		case stateUnchanged:
-			ls = append(ls, prev)
+			ls = append(ls, now.record(prev, true))
 			s.opt.Log.Infof("cache mounts: %s unchanged", describe(m))
 		case stateChanged:
 			l, err := layer(m, r)
 			if err != nil {
 				return false, err
 			}
-			ls = append(ls, l)
+			ls = append(ls, costsOf(prev).over(now).record(l, false))
 			blobs = append(blobs, fileBlob(l, filepath.Join(dir, r.Blob)))
 			upload += l.Size
 			s.opt.Log.Infof("cache mounts: %s changed: %d entries, %s (%s compressed)", describe(m), r.Entries, size(r.Size), size(l.Size))

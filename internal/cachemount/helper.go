@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"time"
 
 	"github.com/klauspost/compress/zstd"
 )
@@ -68,6 +69,8 @@ type mountResult struct {
 	BlobSize   int64  `json:"blobSize,omitempty"`
 	// Error is why a blob is damaged.
 	Error string `json:"error,omitempty"`
+	// Millis is how long the extraction took.
+	Millis int64 `json:"millis,omitempty"`
 }
 
 // HelperMain runs the helper with the arguments after HelperCommand and
@@ -126,9 +129,10 @@ func seedMount(in string, m helperMount) (mountResult, error) {
 	case m.Blob == "":
 		return mountResult{State: stateEmpty}, nil
 	}
+	start := time.Now()
 	n, size, err := extractBlob(filepath.Join(in, m.Blob), m.Dir, m.Max)
 	if err == nil {
-		return mountResult{State: stateSeeded, Entries: n, Size: size}, nil
+		return mountResult{State: stateSeeded, Entries: n, Size: size, Millis: time.Since(start).Milliseconds()}, nil
 	}
 	if cerr := removeContents(m.Dir); cerr != nil {
 		return mountResult{}, errors.Join(err, cerr)

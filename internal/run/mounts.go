@@ -65,7 +65,7 @@ func (r *runner) saveMounts(ctx context.Context, s *cachemount.Session, b built)
 	defer r.a.EndGroup()
 	// Only a RUN changes a mount.
 	ran := len(b.res.Steps) == 0 || b.res.CachedSteps() < len(b.res.Steps)
-	kept, err := s.Save(ctx, ran)
+	kept, err := s.Save(ctx, ran, b.res.Steps)
 	if err != nil {
 		return err
 	}
