@@ -29,9 +29,11 @@ import (
 	"github.com/ecr-build-cache/ecr-build-cache/internal/testing/teststack"
 )
 
-// mountsInputs build testdata/mounts with cache-mounts: auto, appending runID
-// to each cache mount; stamp reruns only the last step. The stack's builder
-// is one the action did not start: every mount is named to be saved from it.
+// mountsInputs build testdata/mounts keeping its three cache mounts, named
+// (so always seeded, whatever they cost: auto would drop these quick steps'
+// mounts), appending runID to each; stamp reruns only the last step. The
+// stack's builder is one the action did not start: every mount is named to
+// be saved from it.
 func mountsInputs(t *testing.T, s *teststack.Stack, runID, stamp string) map[string]string {
 	t.Helper()
 	dir, err := filepath.Abs("testdata/mounts")
@@ -41,7 +43,7 @@ func mountsInputs(t *testing.T, s *teststack.Stack, runID, stamp string) map[str
 	return map[string]string{
 		"context":                     dir,
 		"build-args":                  "BASE=" + s.BaseImage + "\nRUN_ID=" + runID + "\nSTAMP=" + stamp,
-		"cache-mounts":                "auto",
+		"cache-mounts":                "/root/.cache/app, owned, locked-cache",
 		"cache-mounts-shared-builder": "/root/.cache/app, owned, locked-cache",
 	}
 }
@@ -391,7 +393,7 @@ func TestSharedBuilderSavesOnlyTheNamedMounts(t *testing.T) {
 	const repo = "mounts-named"
 	prune(t, s)
 	in := mountsInputs(t, s, "a", "")
-	in["cache-mounts-shared-builder"] = "owned"
+	in["cache-mounts"], in["cache-mounts-shared-builder"] = "auto", "owned"
 	r := pushRun(t, s, repo, "main", in)
 	if err := execRun(t, r); err != nil {
 		t.Fatalf("run: %v\n%s", err, r.Stdout())
@@ -535,4 +537,81 @@ func pushMountsArtifact(t *testing.T, ref string, layers []hostileLayer) {
 	if err := registry.New(authn.DefaultKeychain, strings.SplitN(ref, "/", 2)[0]).PushArtifact(ctx, ref, blobs, raw); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// With cache-mounts: auto, the artifact records what each mount cost and
+// saved: its steps' time with the mount empty, then its transfer and its
+// steps' time seeded. A mount that costs more than it saved is not seeded:
+// its steps run on an empty mount, its saved contents stay, and its steps'
+// new time is recorded; one that saves more is seeded.
+func TestCacheMountCostsAreRecordedAndDecide(t *testing.T) {
+	s := teststack.Get(t)
+	const repo = "mounts-costs"
+	ref := s.Registry + "/" + repo + ":" + cacheref.MountsTag(cacheref.DefaultPrefix, cacheref.BranchKey("main"), "", "")
+	run := func(runID string) string {
+		t.Helper()
+		prune(t, s)
+		in := mountsInputs(t, s, runID, "")
+		in["cache-mounts"] = "auto"
+		r := pushRun(t, s, repo, "main", in)
+		if err := execRun(t, r); err != nil {
+			t.Fatalf("run %s: %v\n%s", runID, err, r.Stdout())
+		}
+		return r.Stdout()
+	}
+	const app, owned = "//root/.cache/app", "/owned uid=1000 gid=1000 mode=700"
+	layer := func(m *v1.Manifest, key string) *v1.Descriptor {
+		t.Helper()
+		for i, l := range m.Layers {
+			if l.Annotations[cachemount.AnnotationKey] == key {
+				return &m.Layers[i]
+			}
+		}
+		t.Fatalf("no %s layer in %+v", key, m.Layers)
+		return nil
+	}
+	has := func(l *v1.Descriptor, keys ...string) {
+		t.Helper()
+		for _, k := range keys {
+			if n, err := strconv.Atoi(l.Annotations[k]); err != nil || n <= 0 {
+				t.Errorf("%s: %s is %q, want a time in milliseconds", l.Annotations[cachemount.AnnotationKey], k, l.Annotations[k])
+			}
+		}
+	}
+
+	run("a")
+	_, m := parsedManifest(t, ref)
+	has(layer(m, app), cachemount.AnnotationEmpty)
+	run("b")
+	_, m = parsedManifest(t, ref)
+	has(layer(m, app), cachemount.AnnotationEmpty, cachemount.AnnotationSeeded, cachemount.AnnotationTransfer)
+
+	// Say restoring app took an hour, and owned saved an hour in a second.
+	layer(m, app).Annotations[cachemount.AnnotationTransfer] = "3600000"
+	o := layer(m, owned).Annotations
+	o[cachemount.AnnotationTransfer], o[cachemount.AnnotationSeeded], o[cachemount.AnnotationEmpty] = "1000", "1000", "3600000"
+	saved := *layer(m, app)
+	raw, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := registry.New(authn.DefaultKeychain, s.Registry).PushArtifact(ctx, ref, nil, raw); err != nil {
+		t.Fatal(err)
+	}
+	log := run("c")
+	if want := `cache mounts: "/root/.cache/app" (line 10) not seeded: it costs more than it saves (restoring it took 1h0m0s`; !strings.Contains(log, want) {
+		t.Errorf("the log lacks %q\n%s", want, log)
+	}
+	got := seen(t, s.Registry+"/"+repo+":latest", nil)
+	if got["seen-app"] != "c" || got["seen-owned"] != "a\nb\nc" {
+		t.Errorf("the build saw app %q and owned %q; want c (not seeded) and a+b+c (seeded)", got["seen-app"], got["seen-owned"])
+	}
+	_, m = parsedManifest(t, ref)
+	after := layer(m, app)
+	if after.Digest != saved.Digest || after.Annotations[cachemount.AnnotationTransfer] != "3600000" {
+		t.Errorf("the skipped mount's saved contents changed: %s %v -> %s %v", saved.Digest, saved.Annotations, after.Digest, after.Annotations)
+	}
+	has(after, cachemount.AnnotationEmpty)
 }
