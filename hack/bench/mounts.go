@@ -57,7 +57,7 @@ func (b *bench) mounts(ctx context.Context, runs int) (*mountsResults, error) {
 		j := job{tool: tool, repo: "bench/gobuild-" + strings.ReplaceAll(tool, "+", "-"), branch: "main", context: dir,
 			args: map[string]string{"GOBASE": gobase}}
 		if tool == toolMounts {
-			j.tool, j.cacheMounts = toolAction, "auto"
+			j.tool, j.cacheMounts, j.sharedMounts = toolAction, "auto", "/root/.cache/go-build"
 		}
 		return j
 	}
