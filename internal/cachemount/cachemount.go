@@ -468,12 +468,15 @@ func (s *Session) save(ctx context.Context, ran bool, steps []solve.Step) (kept 
 		r := res.Mounts[i]
 		prev, had := s.prev[m.Key()]
 		// What this run measured, when the steps using the mount ran: with it
-		// seeded, or empty (not seeded, on a builder this job started or one
-		// found empty).
+		// seeded, or empty (found empty, or not seeded on a builder this job
+		// started).
 		var now costs
-		if t := stepsUsing(m, steps); t > 0 && s.transfer[i] > 0 {
+		t := stepsUsing(m, steps)
+		switch {
+		case t == 0:
+		case s.transfer[i] > 0:
 			now = costs{transfer: s.transfer[i], seeded: t}
-		} else if t > 0 && s.start[i] != startHeld {
+		case s.start[i] == startEmpty || s.opt.Shared == "" && s.start[i] == startUnknown:
 			now = costs{empty: t}
 		}
 		keep := func() string {
