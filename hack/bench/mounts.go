@@ -227,8 +227,8 @@ func (r *mountsResults) render() string {
 	fmt.Fprintf(&b, "  bytes moved for it: %s downloaded (layer cache and mounts) and %s of mounts uploaded, against %s downloaded without\n",
 		fmtBytes(r.med(key{"gobuild", "partial", toolMounts}, getBytes)), fmtBytes(r.medUploaded(key{"gobuild", "partial", toolMounts})),
 		fmtBytes(r.med(key{"gobuild", "partial", toolAction}, getBytes)))
-	fmt.Fprintf(&b, "warm build (every step cached): %s with cache mounts, %s without: the mounts are seeded even when no RUN needs them\n",
-		fmtSec(warmWith), fmtSec(warmWithout))
+	fmt.Fprintf(&b, "warm build (every step cached): %s with cache mounts, %s without (%s): a build expected fully cached does not seed them\n",
+		fmtSec(warmWith), fmtSec(warmWithout), fmtPct(warmWith/warmWithout))
 	pass := "MISS"
 	if with <= 0.5*without {
 		pass = "PASS"
