@@ -43,6 +43,7 @@ type job struct {
 	extraImports []string
 	cacheMode    string // the action's cache-mode input; "" for its default (max)
 	cacheMounts  string // the action's cache-mounts input; "" for none
+	sharedMounts string // its cache-mounts-shared-builder: the bench's builder is not the action's
 	// compression is the layers' compression, for the image and the cache
 	// alike (the action's input, buildctl's compression= on both); "" for
 	// the default (gzip).
@@ -186,7 +187,7 @@ func (b *bench) runAction(ctx context.Context, j job, p *connProxy, smp *sample)
 		args = append(args, k+"="+v)
 	}
 	slices.Sort(args)
-	r := teststack.NewActionRunIn(dir, map[string]string{
+	inputs := map[string]string{
 		"registry":      "http://" + b.s.Registry,
 		"repository":    j.repo,
 		"tags":          slug(j.branch, j.scope),
@@ -198,7 +199,11 @@ func (b *bench) runAction(ctx context.Context, j job, p *connProxy, smp *sample)
 		"cache-mounts":  j.cacheMounts,
 		"compression":   j.compression,
 		"buildkit-host": p.addr(),
-	})
+	}
+	if j.sharedMounts != "" {
+		inputs["cache-mounts-shared-builder"] = j.sharedMounts
+	}
+	r := teststack.NewActionRunIn(dir, inputs)
 	if err := r.SetPush(j.branch, "main"); err != nil {
 		return err
 	}

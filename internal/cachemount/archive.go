@@ -131,14 +131,18 @@ var errUnsafe = errors.New("unsafe path")
 
 // extract unpacks a tar written by writeTar into dir, which must be empty.
 // Every file operation goes through an os.Root, so no entry (a "../" name, or
-// a path through a symbolic link it made) can reach outside dir. It returns
-// the number of entries.
-func extract(r io.Reader, dir string) (int, error) {
+// a path through a symbolic link it made) can reach outside dir. It stops
+// with errTooBig past limit bytes of tar stream or of file contents (sparse
+// entries expand past their stream), so a small blob cannot fill the
+// builder's disk. It returns the number of entries.
+func extract(r io.Reader, dir string, limit int64) (int, error) {
 	root, err := os.OpenRoot(dir)
 	if err != nil {
 		return 0, err
 	}
 	defer root.Close()
+	r = &countingReader{r: r, limit: limit}
+	written := &countingWriter{w: io.Discard, limit: limit}
 	type dirTime struct {
 		name string
 		t    time.Time
@@ -168,7 +172,7 @@ func extract(r io.Reader, dir string) (int, error) {
 			err = mkdir(root, name)
 			dirs = append(dirs, dirTime{name, h.ModTime})
 		case tar.TypeReg:
-			err = writeFile(root, name, tr)
+			err = writeFile(root, name, io.TeeReader(tr, written))
 		case tar.TypeSymlink:
 			err = root.Symlink(h.Linkname, name)
 		case tar.TypeLink:
@@ -179,11 +183,16 @@ func extract(r io.Reader, dir string) (int, error) {
 		if err == nil {
 			err = root.Lchown(name, h.Uid, h.Gid)
 		}
-		if err == nil && h.Typeflag != tar.TypeSymlink && h.Typeflag != tar.TypeLink {
+		// The mode after the owner, for every name of a hard-linked inode too:
+		// a chown clears the setuid and setgid bits an earlier name's chmod set.
+		if err == nil && h.Typeflag != tar.TypeSymlink {
 			err = root.Chmod(name, fileMode(h))
 			if err == nil && h.Typeflag != tar.TypeDir {
 				err = root.Chtimes(name, h.ModTime, h.ModTime)
 			}
+		}
+		if errors.Is(err, errTooBig) {
+			return n, err
 		}
 		if err != nil {
 			return n, fmt.Errorf("extract %q: %w", h.Name, err)

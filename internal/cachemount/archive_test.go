@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,7 +15,8 @@ import (
 )
 
 // tree makes a cache-like tree: nested files, an executable, a setgid
-// directory owned by another user, a symbolic and a hard link.
+// directory owned by another user, a symbolic and a hard link, and a setuid
+// executable of another user under two names.
 func tree(t *testing.T) string {
 	t.Helper()
 	if testing.Short() && os.Geteuid() != 0 {
@@ -36,6 +38,12 @@ func tree(t *testing.T) string {
 	must(t, os.Lchown(filepath.Join(dir, "shared"), 1000, 1000))
 	must(t, os.Symlink("a/b/c.txt", filepath.Join(dir, "link")))
 	must(t, os.Link(filepath.Join(dir, "z"), filepath.Join(dir, "a/hard")))
+	tool := filepath.Join(dir, "bin/tool")
+	must(t, os.Mkdir(filepath.Dir(tool), 0o755))
+	must(t, os.WriteFile(tool, []byte("#!/bin/sh\n"), 0o755))
+	must(t, os.Lchown(tool, 1000, 1000))
+	must(t, os.Chmod(tool, 0o755|os.ModeSetuid|os.ModeSetgid))
+	must(t, os.Link(tool, filepath.Join(dir, "bin/tool-link")))
 	old := time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC)
 	must(t, os.Chtimes(filepath.Join(dir, "a/b/c.txt"), old, old))
 	return dir
@@ -64,18 +72,24 @@ func TestTarRoundTrip(t *testing.T) {
 	src := tree(t)
 	want := tarOf(t, src, true)
 	dst := t.TempDir()
-	n, err := extract(bytes.NewReader(want), dst)
+	n, err := extract(bytes.NewReader(want), dst, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n != 8 {
-		t.Errorf("extracted %d entries, want 8 (3 directories, 3 files, a symlink, a hard link)", n)
+	if n != 11 {
+		t.Errorf("extracted %d entries, want 11 (4 directories, 4 files, a symlink, 2 hard links)", n)
 	}
 	if got := tarOf(t, dst, true); !bytes.Equal(got, want) {
 		t.Errorf("the extracted tree tars differently:\n%s\nwant\n%s", listing(t, got), listing(t, want))
 	}
 	if fi, err := os.Stat(filepath.Join(dst, "shared")); err != nil || fi.Mode()&os.ModeSetgid == 0 {
 		t.Errorf("shared: %v, %v; want setgid kept", fi.Mode(), err)
+	}
+	// The link's owner is set after the first name's mode: the bits must survive it.
+	for _, name := range []string{"bin/tool", "bin/tool-link"} {
+		if fi, err := os.Stat(filepath.Join(dst, name)); err != nil || fi.Mode() != 0o755|os.ModeSetuid|os.ModeSetgid {
+			t.Errorf("%s: %v, %v; want ugrwxr-xr-x (setuid and setgid kept)", name, fi.Mode(), err)
+		}
 	}
 }
 
@@ -148,7 +162,7 @@ func TestExtractStaysInside(t *testing.T) {
 				}
 			}
 			must(t, tw.Close())
-			if _, err := extract(&b, mnt); err == nil {
+			if _, err := extract(&b, mnt, 0); err == nil {
 				t.Error("extract succeeded")
 			}
 			for _, p := range []string{filepath.Join(parent, "escaped"), "/escaped"} {
@@ -176,17 +190,18 @@ func compressed(t *testing.T, dir string) string {
 	return blob
 }
 
-// Seeding fills an empty mount, leaves one the builder kept alone, and
-// leaves nothing behind when the blob is broken.
+// Seeding fills an empty mount, leaves one the builder kept alone, tells
+// whether a mount with nothing to seed is empty, and leaves nothing behind
+// when the blob is broken.
 func TestSeedMount(t *testing.T) {
 	t.Parallel()
 	src := tree(t)
-	blob := compressed(t, src)
+	in, blob := filepath.Split(compressed(t, src))
 
 	empty := t.TempDir()
-	r, err := seedMount(blob, empty)
-	if err != nil || r.State != stateSeeded || r.Entries != 8 {
-		t.Fatalf("empty mount: %+v, %v; want seeded with 8 entries", r, err)
+	r, err := seedMount(in, helperMount{Dir: empty, Blob: blob})
+	if err != nil || r.State != stateSeeded || r.Entries != 11 {
+		t.Fatalf("empty mount: %+v, %v; want seeded with 11 entries", r, err)
 	}
 	if !bytes.Equal(tarOf(t, empty, true), tarOf(t, src, true)) {
 		t.Error("the seeded mount differs from the saved one")
@@ -194,24 +209,72 @@ func TestSeedMount(t *testing.T) {
 
 	kept := t.TempDir()
 	must(t, os.WriteFile(filepath.Join(kept, "local"), []byte("newer"), 0o644))
-	if r, err := seedMount(blob, kept); err != nil || r.State != stateNotEmpty {
+	if r, err := seedMount(in, helperMount{Dir: kept, Blob: blob}); err != nil || r.State != stateNotEmpty {
 		t.Errorf("non-empty mount: %+v, %v; want it kept", r, err)
 	}
 	if _, err := os.Stat(filepath.Join(kept, "z")); err == nil {
 		t.Error("the kept mount was written to")
 	}
+	if r, err := seedMount(in, helperMount{Dir: kept}); err != nil || r.State != stateNotEmpty {
+		t.Errorf("non-empty mount, no blob: %+v, %v; want not-empty", r, err)
+	}
+	if r, err := seedMount(in, helperMount{Dir: t.TempDir()}); err != nil || r.State != stateEmpty {
+		t.Errorf("empty mount, no blob: %+v, %v; want empty", r, err)
+	}
 
-	b, err := os.ReadFile(blob)
+	b, err := os.ReadFile(filepath.Join(in, blob))
 	must(t, err)
-	broken := filepath.Join(t.TempDir(), "broken.tar.zst")
-	must(t, os.WriteFile(broken, b[:len(b)/2], 0o644))
+	must(t, os.WriteFile(filepath.Join(in, "broken.tar.zst"), b[:len(b)/2], 0o644))
 	partial := t.TempDir()
-	if _, err := seedMount(broken, partial); err == nil {
-		t.Error("a truncated blob seeded")
+	if r, err := seedMount(in, helperMount{Dir: partial, Blob: "broken.tar.zst"}); err != nil || r.State != stateDamaged || r.Error == "" {
+		t.Errorf("truncated blob: %+v, %v; want damaged, with why", r, err)
 	}
 	if left, _ := os.ReadDir(partial); len(left) != 0 {
 		t.Errorf("a failed seed left %d entries", len(left))
 	}
+}
+
+// A small blob that expands past the limit (a zstd bomb) stops the
+// extraction there and leaves the mount empty.
+func TestSeedStopsAtTheLimit(t *testing.T) {
+	t.Parallel()
+	const limit, expands = 1 << 20, 64 << 20
+	var b bytes.Buffer
+	zw, err := zstd.NewWriter(&b)
+	must(t, err)
+	tw := tar.NewWriter(zw)
+	must(t, tw.WriteHeader(&tar.Header{Name: "small", Typeflag: tar.TypeReg, Mode: 0o644, Size: 10}))
+	_, err = tw.Write([]byte("0123456789"))
+	must(t, err)
+	must(t, tw.WriteHeader(&tar.Header{Name: "zeros", Typeflag: tar.TypeReg, Mode: 0o644, Size: expands}))
+	_, err = io.Copy(tw, io.LimitReader(zeros{}, expands))
+	must(t, err)
+	must(t, tw.Close())
+	must(t, zw.Close())
+	if b.Len() > 64<<10 {
+		t.Fatalf("the bomb is %d bytes compressed; want a small blob", b.Len())
+	}
+	in := t.TempDir()
+	must(t, os.WriteFile(filepath.Join(in, "bomb.tar.zst"), b.Bytes(), 0o644))
+	mnt := t.TempDir()
+	r, err := seedMount(in, helperMount{Dir: mnt, Blob: "bomb.tar.zst", Max: limit})
+	if err != nil || r.State != stateTooBig {
+		t.Errorf("%d compressed bytes expanding to %d, limit %d: %+v, %v; want too-big", b.Len(), expands, limit, r, err)
+	}
+	if left, _ := os.ReadDir(mnt); len(left) != 0 {
+		t.Errorf("the stopped extraction left %d entries", len(left))
+	}
+	// The same blob under a limit it fits seeds.
+	if r, err := seedMount(in, helperMount{Dir: t.TempDir(), Blob: "bomb.tar.zst", Max: 2 * expands}); err != nil || r.State != stateSeeded {
+		t.Errorf("within the limit: %+v, %v; want seeded", r, err)
+	}
+}
+
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
 }
 
 // Saving writes a blob only for new contents within the limit, and that
@@ -229,8 +292,8 @@ func TestSaveMount(t *testing.T) {
 		t.Fatalf("blob: %v, %v; want %d bytes", fi, err, r.BlobSize)
 	}
 	seeded := t.TempDir()
-	if _, err := seedMount(filepath.Join(out, r.Blob), seeded); err != nil {
-		t.Fatal(err)
+	if sr, err := seedMount(out, helperMount{Dir: seeded, Blob: r.Blob}); err != nil || sr.State != stateSeeded {
+		t.Fatalf("seed from the saved blob: %+v, %v", sr, err)
 	}
 	if !bytes.Equal(tarOf(t, seeded, true), tarOf(t, src, true)) {
 		t.Error("the saved blob seeds a different tree")

@@ -26,6 +26,12 @@ const (
 	AnnotationKey  = "io.github.ecr-build-cache.mount"                // Mount.Key
 	AnnotationSum  = "io.github.ecr-build-cache.mount.content-digest" // sha256 of the tar without times
 	AnnotationSize = "io.github.ecr-build-cache.mount.size"           // the tar's size in bytes, decimal
+	// What a mount costs and saves, in milliseconds, decimal (costs.go): the
+	// download and extraction of its last seeding, and the RUN steps using it
+	// the last time they ran with it seeded and with it empty.
+	AnnotationTransfer = "io.github.ecr-build-cache.mount.transfer-ms"
+	AnnotationSeeded   = "io.github.ecr-build-cache.mount.steps-seeded-ms"
+	AnnotationEmpty    = "io.github.ecr-build-cache.mount.steps-empty-ms"
 )
 
 var config = []byte(`{"kind":"cache-mounts","version":1}`)

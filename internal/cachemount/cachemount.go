@@ -22,6 +22,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -32,6 +33,7 @@ import (
 	"github.com/moby/buildkit/client/llb"
 
 	"github.com/ecr-build-cache/ecr-build-cache/internal/registry"
+	"github.com/ecr-build-cache/ecr-build-cache/internal/solve"
 )
 
 // Builder is the part of *client.Client the mounts need.
@@ -50,6 +52,7 @@ type Registry interface {
 // Logger is where the mounts report (a *githubactions.Action).
 type Logger interface {
 	Infof(format string, args ...any)
+	Noticef(format string, args ...any)
 	Warningf(format string, args ...any)
 }
 
@@ -70,8 +73,18 @@ type Options struct {
 	// (cacheref.Plan.MountsImports); Export the one to write, "" for none.
 	Imports []string
 	Export  string
-	// MaxSize is the largest mount (its tar) saved, in bytes.
+	// MaxSize is the largest mount (its tar) saved, in bytes; a restore stops
+	// past it, or past the size the artifact gives, whichever is larger.
 	MaxSize int64
+	// Shared says how the run reached a builder it did not start (a
+	// long-lived daemon other workflows may use), "" for one it started for
+	// this job. From a shared builder only the mounts SharedSave names are
+	// saved.
+	Shared     string
+	SharedSave []string
+	// AllCached says the build expects every step from the layer cache: no
+	// RUN would read the mounts, so they are not downloaded.
+	AllCached bool
 	// Timeout bounds the seeding and the saving, each.
 	Timeout time.Duration
 }
@@ -81,7 +94,36 @@ type Session struct {
 	opt    Options
 	mounts []Mount
 	from   *registry.Artifact       // the imported artifact; nil for none
-	prev   map[string]v1.Descriptor // its layers by mount key
+	prev   map[string]v1.Descriptor // its layers by mount key, but those that could not be extracted
+	// start is what each mount held before the build; shared whether it is
+	// saved from a shared builder (Options.SharedSave names it).
+	start  []start
+	shared []bool
+	// transfer is how long seeding each mount took (0: not seeded); skipped
+	// the mounts the cost rule left empty (costs.notWorthIt).
+	transfer []time.Duration
+	skipped  []bool
+}
+
+// start is what a mount held before the build.
+type start int
+
+const (
+	startUnknown start = iota // not looked at: nothing to seed on a builder this job started, or the seeding failed
+	startEmpty                // empty, and not seeded (nothing saved, or the saved blob was refused)
+	startSeeded               // seeded by this run
+	startHeld                 // the builder held files this run did not put there
+)
+
+// saves tells whether Save may read mount i back: a mount the builder held
+// before the run may hold another build's files (a fork's, on a shared
+// builder), and a shared builder's mount is saved only when named and known
+// to have started empty or seeded by this run.
+func (s *Session) saves(i int) bool {
+	if s.opt.Shared == "" {
+		return s.start[i] != startHeld
+	}
+	return s.shared[i] && (s.start[i] == startEmpty || s.start[i] == startSeeded)
 }
 
 // Seed discovers the mounts and seeds them from the first artifact found. It
@@ -150,11 +192,39 @@ func (s *Session) discover(ctx context.Context) error {
 	if len(s.mounts) == 0 && len(unknown) == 0 && len(skips) == 0 {
 		s.opt.Log.Infof("cache mounts: %s has no RUN --mount=type=cache", filepath.Base(s.opt.Dockerfile))
 	}
+	s.start = make([]start, len(s.mounts))
+	s.shared = make([]bool, len(s.mounts))
+	s.transfer = make([]time.Duration, len(s.mounts))
+	s.skipped = make([]bool, len(s.mounts))
+	if s.opt.Shared != "" && s.opt.Export != "" {
+		s.selectShared()
+	}
 	return nil
 }
 
+// selectShared marks the mounts SharedSave names, and says which are not saved.
+func (s *Session) selectShared() {
+	named, unknown := Select(s.mounts, s.opt.SharedSave)
+	for _, u := range unknown {
+		s.opt.Log.Warningf("cache mounts: cache-mounts-shared-builder: %q names no kept cache mount of %s (by id or target)", u, filepath.Base(s.opt.Dockerfile))
+	}
+	var not []string
+	for i, m := range s.mounts {
+		s.shared[i] = slices.ContainsFunc(named, func(n Mount) bool { return n.Key() == m.Key() })
+		if !s.shared[i] {
+			not = append(not, describe(m))
+		}
+	}
+	if len(not) > 0 {
+		s.opt.Log.Noticef("cache mounts: %s read but not saved: this run did not start its builder (%s), where another workflow's build may have written them; "+
+			"list the mounts to save anyway in cache-mounts-shared-builder, if no untrusted build uses that builder", strings.Join(not, ", "), s.opt.Shared)
+	}
+}
+
 // seed imports the first mounts artifact of the imports, downloads the blobs
-// of the chosen mounts and extracts them in the builder.
+// of the chosen mounts and extracts them in the builder; on a shared builder
+// it also looks whether the mounts to save start empty. A blob that cannot be
+// downloaded or extracted leaves its own mount empty, not the others.
 func (s *Session) seed(ctx context.Context) error {
 	for _, ref := range s.opt.Imports {
 		a, err := s.opt.Registry.Artifact(ctx, ref)
@@ -175,6 +245,10 @@ func (s *Session) seed(ctx context.Context) error {
 	}
 	if s.from == nil {
 		s.opt.Log.Infof("cache mounts: none saved yet (looked for %s): the mounts start empty", joinRefs(s.opt.Imports))
+	}
+	if s.opt.AllCached {
+		// What Save needs of the artifact (whether to keep it alive) is known.
+		s.opt.Log.Infof("cache mounts: not seeded: every step is expected to come from the cache, so no RUN reads them")
 		return nil
 	}
 	dir, err := os.MkdirTemp("", "ebc-mounts-")
@@ -182,52 +256,130 @@ func (s *Session) seed(ctx context.Context) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	var req helperRequest
-	var seeded []Mount
+	in := filepath.Join(dir, "in")
+	if err := os.Mkdir(in, 0o755); err != nil {
+		return err
+	}
+	req := helperRequest{Op: "seed", Mounts: make([]helperMount, len(s.mounts))}
+	look := slices.Contains(s.shared, true) // whether a shared builder's mount to save starts empty
 	var downloaded int64
+	took := make([]time.Duration, len(s.mounts)) // each mount's download
 	for i, m := range s.mounts {
 		l, ok := s.prev[m.Key()]
-		if !ok {
+		switch {
+		case s.from == nil:
+			continue
+		case !ok:
 			s.opt.Log.Infof("cache mounts: %s holds no %s: it starts empty", s.from.Ref, describe(m))
 			continue
+		case s.auto() && costsOf(l).notWorthIt():
+			s.skipped[i] = true
+			s.opt.Log.Infof("cache mounts: %s not seeded: it costs more than it saves (%s when last measured): it starts empty", describe(m), costsOf(l))
+			continue
 		}
+		req.Mounts[i].Max = s.limit(l)
 		name := strconv.Itoa(i) + ".tar.zst"
-		if err := download(ctx, s.opt.Registry, s.from.Ref, l.Digest, filepath.Join(dir, "in", name)); err != nil {
-			return err
+		began := time.Now()
+		err := download(ctx, s.opt.Registry, s.from.Ref, l, req.Mounts[i].Max, filepath.Join(in, name))
+		took[i] = time.Since(began)
+		switch {
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case errors.Is(err, errTooBig):
+			s.refuse(m, "is larger than cache-mounts-max-size and the size the artifact gives (%s)", size(req.Mounts[i].Max))
+		case err != nil:
+			s.opt.Log.Warningf("cache mounts: %s of %s could not be downloaded: it starts empty: %v", describe(m), s.from.Ref, err)
+		default:
+			downloaded += l.Size
+			req.Mounts[i].Blob = name
+			look = true
 		}
-		downloaded += l.Size
-		req.Mounts = append(req.Mounts, helperMount{Blob: name})
-		seeded = append(seeded, m)
 	}
-	if len(seeded) == 0 {
+	if !look {
 		return nil
 	}
-	req.Op = "seed"
-	res, err := runHelper(ctx, s.opt.Builder, s.opt.Helper, req, seeded, filepath.Join(dir, "in"), filepath.Join(dir, "out"))
+	began := time.Now()
+	res, err := runHelper(ctx, s.opt.Builder, s.opt.Helper, req, s.mounts, in, filepath.Join(dir, "out"))
 	if err != nil {
 		return err
 	}
-	s.opt.Log.Infof("cache mounts: imported %s (%s downloaded)", s.from.Ref, size(downloaded))
-	for i, m := range seeded {
+	s.measure(took, time.Since(began), res)
+	if downloaded > 0 {
+		s.opt.Log.Infof("cache mounts: imported %s (%s downloaded)", s.from.Ref, size(downloaded))
+	}
+	for i, m := range s.mounts {
 		switch r := res.Mounts[i]; r.State {
 		case stateSeeded:
+			s.start[i] = startSeeded
 			s.opt.Log.Infof("cache mounts: %s seeded: %d entries, %s", describe(m), r.Entries, size(r.Size))
 		case stateNotEmpty:
-			s.opt.Log.Infof("cache mounts: %s already holds files in this builder: kept as it is", describe(m))
+			s.start[i] = startHeld
+			s.opt.Log.Infof("cache mounts: %s already holds files in this builder: kept as it is, and not saved (this run did not put them there)", describe(m))
+		case stateEmpty:
+			s.start[i] = startEmpty
+		case stateTooBig:
+			s.start[i] = startEmpty
+			s.refuse(m, "expands past cache-mounts-max-size and the size the artifact gives (%s)", size(r.Size))
+		case stateDamaged:
+			s.start[i] = startEmpty
+			s.refuse(m, "is damaged (%s)", r.Error)
 		}
 	}
 	return nil
 }
 
-func download(ctx context.Context, reg Registry, ref string, dgst v1.Hash, path string) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
+// auto tells cache-mounts: auto, which leaves to the cost rule which mounts
+// are seeded; mounts named one by one are always seeded.
+func (s *Session) auto() bool {
+	return len(s.opt.Spec) == 1 && strings.EqualFold(s.opt.Spec[0], "auto")
+}
+
+// measure records each seeded mount's transfer: its download, its
+// extraction, and an even share of the rest of the helper's exec.
+func (s *Session) measure(downloads []time.Duration, exec time.Duration, res helperResult) {
+	var seeded int
+	rest := exec
+	for _, r := range res.Mounts {
+		if r.State == stateSeeded {
+			seeded++
+			rest -= time.Duration(r.Millis) * time.Millisecond
+		}
+	}
+	for i, r := range res.Mounts {
+		if r.State == stateSeeded {
+			s.transfer[i] = downloads[i] + time.Duration(r.Millis)*time.Millisecond + max(rest, 0)/time.Duration(seeded)
+		}
+	}
+}
+
+// limit bounds the restore of layer l: cache-mounts-max-size, or the size the
+// artifact gives when larger (a limit lowered since the save).
+func (s *Session) limit(l v1.Descriptor) int64 {
+	n, err := strconv.ParseInt(l.Annotations[AnnotationSize], 10, 64)
+	if err != nil {
+		return s.opt.MaxSize
+	}
+	return max(s.opt.MaxSize, n)
+}
+
+// refuse warns that m's saved contents are not used, and forgets them: Save
+// neither keeps them nor compares with them.
+func (s *Session) refuse(m Mount, why string, args ...any) {
+	s.opt.Log.Warningf("cache mounts: the saved %s in %s %s: not extracted, the mount starts empty", describe(m), s.from.Ref, fmt.Sprintf(why, args...))
+	delete(s.prev, m.Key())
+}
+
+// download copies blob l of ref to path, refusing more than limit bytes
+// (errTooBig) or than l gives.
+func download(ctx context.Context, reg Registry, ref string, l v1.Descriptor, limit int64, path string) error {
+	if l.Size > limit {
+		return errTooBig
 	}
 	f, err := os.Create(path)
 	if err != nil {
 		return err
 	}
-	if err := reg.Download(ctx, ref, dgst, f); err != nil {
+	if err := reg.Download(ctx, ref, l.Digest, &countingWriter{w: f, limit: l.Size}); err != nil {
 		f.Close()
 		return err
 	}
@@ -239,20 +391,28 @@ func (s *Session) Export() string { return s.opt.Export }
 
 // Save stores the mounts whose contents changed in the export artifact. ran
 // says whether a build step ran: a build whose every step came from the cache
-// ran no RUN, so its mounts are as seeded and are not read back. It reports
-// whether the export tag holds the mounts as it did before the run (nothing
-// pushed), which a caller may keep alive. It does nothing for a run that
-// exports no cache. Only ctx's end is an error.
-func (s *Session) Save(ctx context.Context, ran bool) (kept bool, err error) {
+// ran no RUN, so its mounts are as seeded and are not read back. Only mounts
+// this run seeded or that started empty are read back, and from a shared
+// builder only those Options.SharedSave names; the others keep what was saved
+// before. It reports whether the export tag holds the mounts as it did before
+// the run (nothing pushed), which a caller may keep alive. It does nothing for
+// a run that exports no cache. Only ctx's end is an error.
+func (s *Session) Save(ctx context.Context, ran bool, steps []solve.Step) (kept bool, err error) {
 	if s == nil || s.opt.Export == "" {
 		return false, nil
 	}
-	if !ran {
-		s.opt.Log.Infof("cache mounts: every step came from the cache, so the mounts are as seeded: nothing to save")
-		return s.from != nil && s.from.Ref == s.opt.Export, nil
+	switch {
+	case !ran && s.from != nil && len(s.prev) == len(layers(s.from)):
+		s.opt.Log.Infof("cache mounts: every step came from the cache, so no RUN changed the mounts: nothing to save")
+		return s.from.Ref == s.opt.Export, nil
+	case ran && s.opt.AllCached:
+		// They started as the builder had them, maybe empty: saving them
+		// would replace fuller saved contents.
+		s.opt.Log.Infof("cache mounts: steps ran although every step was expected to come from the cache, so the mounts were not seeded: not saved")
+		return false, nil
 	}
 	err = bounded(ctx, s.opt.Timeout, func(ctx context.Context) error {
-		kept, err = s.save(ctx)
+		kept, err = s.save(ctx, ran, steps)
 		return err
 	})
 	if ctx.Err() != nil {
@@ -264,19 +424,42 @@ func (s *Session) Save(ctx context.Context, ran bool) (kept bool, err error) {
 	return kept, nil
 }
 
-func (s *Session) save(ctx context.Context) (kept bool, err error) {
+func (s *Session) save(ctx context.Context, ran bool, steps []solve.Step) (kept bool, err error) {
 	dir, err := os.MkdirTemp("", "ebc-mounts-")
 	if err != nil {
 		return false, err
 	}
 	defer os.RemoveAll(dir)
-	req := helperRequest{Op: "save", Max: s.opt.MaxSize, Mounts: make([]helperMount, len(s.mounts))}
+	// read are the mounts read back: none after a build that ran no step
+	// (it only drops the saved contents the seeding refused).
+	var read []int
 	for i, m := range s.mounts {
-		req.Mounts[i].Prev = s.prev[m.Key()].Annotations[AnnotationSum]
+		switch {
+		case !ran:
+		case s.skipped[i]: // left empty by the cost rule: what was saved stays
+		case s.saves(i):
+			read = append(read, i)
+		case s.start[i] == startHeld:
+			s.opt.Log.Infof("cache mounts: %s not saved: the builder held files before this run", describe(m))
+		case s.opt.Shared != "" && s.shared[i]:
+			s.opt.Log.Infof("cache mounts: %s not saved: whether it was empty before this run is unknown (the seeding failed)", describe(m))
+		}
 	}
-	res, err := runHelper(ctx, s.opt.Builder, s.opt.Helper, req, s.mounts, "", dir)
-	if err != nil {
-		return false, err
+	res := helperResult{Mounts: make([]mountResult, len(s.mounts))}
+	if len(read) > 0 {
+		req := helperRequest{Op: "save", Max: s.opt.MaxSize, Mounts: make([]helperMount, len(read))}
+		mounts := make([]Mount, len(read))
+		for j, i := range read {
+			mounts[j] = s.mounts[i]
+			req.Mounts[j].Prev = s.prev[s.mounts[i].Key()].Annotations[AnnotationSum]
+		}
+		got, err := runHelper(ctx, s.opt.Builder, s.opt.Helper, req, mounts, "", dir)
+		if err != nil {
+			return false, err
+		}
+		for j, i := range read {
+			res.Mounts[i] = got.Mounts[j]
+		}
 	}
 	var ls []v1.Descriptor
 	var blobs []registry.Blob
@@ -284,6 +467,18 @@ func (s *Session) save(ctx context.Context) (kept bool, err error) {
 	for i, m := range s.mounts {
 		r := res.Mounts[i]
 		prev, had := s.prev[m.Key()]
+		// What this run measured, when the steps using the mount ran: with it
+		// seeded, or empty (found empty, or not seeded on a builder this job
+		// started).
+		var now costs
+		t := stepsUsing(m, steps)
+		switch {
+		case t == 0:
+		case s.transfer[i] > 0:
+			now = costs{transfer: s.transfer[i], seeded: t}
+		case s.start[i] == startEmpty || s.opt.Shared == "" && s.start[i] == startUnknown:
+			now = costs{empty: t}
+		}
 		keep := func() string {
 			if !had {
 				return "not saved"
@@ -292,15 +487,20 @@ func (s *Session) save(ctx context.Context) (kept bool, err error) {
 			return "the saved contents are kept"
 		}
 		switch r.State {
+		case "": // not read back
+			if s.skipped[i] && had {
+				prev = now.record(prev, false) // the steps' time without it decides the next run
+			}
+			keep()
 		case stateUnchanged:
-			ls = append(ls, prev)
+			ls = append(ls, now.record(prev, true))
 			s.opt.Log.Infof("cache mounts: %s unchanged", describe(m))
 		case stateChanged:
 			l, err := layer(m, r)
 			if err != nil {
 				return false, err
 			}
-			ls = append(ls, l)
+			ls = append(ls, costsOf(prev).over(now).record(l, false))
 			blobs = append(blobs, fileBlob(l, filepath.Join(dir, r.Blob)))
 			upload += l.Size
 			s.opt.Log.Infof("cache mounts: %s changed: %d entries, %s (%s compressed)", describe(m), r.Entries, size(r.Size), size(l.Size))

@@ -7,6 +7,7 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/containerd/platforms"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
@@ -21,7 +22,7 @@ type Mount struct {
 	// llb.AsPersistentCacheDir).
 	ID string
 	// Name is the id option as written, else the target cleaned: what the
-	// cache-mounts input names.
+	// cache-mounts input names and the log shows.
 	Name    string
 	Target  string
 	Sharing string // shared, private or locked
@@ -222,7 +223,7 @@ func (w *walker) run(c *instructions.RunCommand, env map[string]string, ns strin
 			why = "from= keys the cache on the source stage's snapshot, which exists only in the build itself"
 		}
 		if why != "" {
-			w.skip(Skip{Line: line, Target: m.Target, Why: why})
+			w.skip(Skip{Line: line, Target: asWritten(m.Target), Why: why})
 			continue
 		}
 		w.add(mountOf(m, ns, line))
@@ -235,7 +236,7 @@ func mountOf(m *instructions.Mount, ns string, line int) Mount {
 	if name == "" {
 		name = path.Clean(m.Target)
 	}
-	out := Mount{ID: ns + "/" + name, Name: name, Target: m.Target, Sharing: string(instructions.MountSharingShared), Line: line}
+	out := Mount{ID: ns + "/" + name, Name: asWritten(name), Target: m.Target, Sharing: string(instructions.MountSharingShared), Line: line}
 	if m.CacheSharing != "" {
 		out.Sharing = string(m.CacheSharing)
 	}
@@ -282,7 +283,7 @@ func Select(mounts []Mount, spec []string) (chosen []Mount, unknown []string) {
 	for _, e := range spec {
 		hit := false
 		for _, m := range mounts {
-			if e == m.Name || e == m.ID || path.Clean(e) == path.Clean(m.Target) {
+			if e == m.Name || e == m.ID || path.Clean(e) == path.Clean(asWritten(m.Target)) {
 				hit = true
 				if !picked[m.Key()] {
 					picked[m.Key()] = true
@@ -295,4 +296,23 @@ func Select(mounts []Mount, spec []string) (chosen []Mount, unknown []string) {
 		}
 	}
 	return chosen, unknown
+}
+
+// asWritten undoes BuildKit's reading of a RUN's flags byte by byte, each
+// byte a rune (extractBuilderFlags in frontend/dockerfile/parser), which
+// turns "ü" into "Ã¼" in every mount option. BuildKit keys the cache on that
+// reading, so IDs keep it; names shown or matched against the inputs are the
+// Dockerfile's text again.
+func asWritten(s string) string {
+	b := make([]byte, 0, len(s))
+	for _, r := range s {
+		if r > 0xff {
+			return s // not a byte-wise reading
+		}
+		b = append(b, byte(r))
+	}
+	if !utf8.Valid(b) {
+		return s
+	}
+	return string(b)
 }

@@ -60,6 +60,14 @@ func TestDiscover(t *testing.T) {
 			{ID: "/with-source", Name: "with-source", Target: "/data", Sharing: "shared", Line: 11},
 		},
 		skips: aptSkips,
+	}, {
+		name: "ids and targets outside ASCII: BuildKit's ids, the Dockerfile's names",
+		file: "unicode.Dockerfile",
+		opt:  DiscoverOptions{BuildPlatform: "linux/amd64"},
+		want: []Mount{
+			{ID: "/gr\u00c3\u00bc\u00c3\u009fe", Name: "grüße", Target: "/cache/a", Sharing: "shared", Line: 4},
+			{ID: "//cache/donn\u00c3\u00a9es", Name: "/cache/données", Target: "/cache/donn\u00c3\u00a9es", Sharing: "shared", Line: 4},
+		},
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -101,13 +109,15 @@ func TestSelect(t *testing.T) {
 		{ID: "/gobuild", Name: "gobuild", Target: "/root/.cache/go-build"},
 		{ID: "/npm", Name: "npm", Target: "/root/.npm", Owner: &Owner{UID: 1}},
 		{ID: "/npm", Name: "npm", Target: "/home/node/.npm"},
+		{ID: "/gr\u00c3\u00bc\u00c3\u009fe", Name: "grüße", Target: "/c/gr\u00c3\u00bc\u00c3\u009fe"},
 	}
 	for _, tc := range []struct {
 		spec          []string
 		want, unknown []string // want: the targets picked
 	}{
-		{spec: []string{"auto"}, want: []string{"/go/pkg/mod/", "/root/.cache/go-build", "/root/.npm", "/home/node/.npm"}},
-		{spec: []string{"AUTO"}, want: []string{"/go/pkg/mod/", "/root/.cache/go-build", "/root/.npm", "/home/node/.npm"}},
+		{spec: []string{"auto"}, want: []string{"/go/pkg/mod/", "/root/.cache/go-build", "/root/.npm", "/home/node/.npm", "/c/gr\u00c3\u00bc\u00c3\u009fe"}},
+		{spec: []string{"AUTO"}, want: []string{"/go/pkg/mod/", "/root/.cache/go-build", "/root/.npm", "/home/node/.npm", "/c/gr\u00c3\u00bc\u00c3\u009fe"}},
+		{spec: []string{"grüße", "/c/grüße/"}, want: []string{"/c/gr\u00c3\u00bc\u00c3\u009fe"}},
 		{spec: []string{"/go/pkg/mod/", "/root/.cache/go-build"}, want: []string{"/go/pkg/mod/", "/root/.cache/go-build"}},
 		{spec: []string{"gobuild", "/gobuild"}, want: []string{"/root/.cache/go-build"}},
 		{spec: []string{"npm", "/root/.cargo"}, want: []string{"/root/.npm", "/home/node/.npm"}, unknown: []string{"/root/.cargo"}},

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"time"
 
 	"github.com/klauspost/compress/zstd"
 )
@@ -31,8 +32,11 @@ type helperRequest struct {
 
 type helperMount struct {
 	Dir string `json:"dir"`
-	// Blob is the file under In to seed from ("" for none).
+	// Blob is the file under In to seed from ("" for none: seed only tells
+	// whether the mount is empty).
 	Blob string `json:"blob,omitempty"`
+	// Max bounds the tar extracted from Blob, in bytes.
+	Max int64 `json:"max,omitempty"`
 	// Prev is the content digest of the imported contents ("" for none).
 	Prev string `json:"prev,omitempty"`
 }
@@ -43,8 +47,9 @@ const (
 	stateNotEmpty  = "not-empty" // the builder kept the mount: left as it was
 	stateUnchanged = "unchanged" // the content digest is the imported one
 	stateChanged   = "changed"   // written to Blob
-	stateEmpty     = "empty"     // nothing to store
-	stateTooBig    = "too-big"   // over Max: not written
+	stateEmpty     = "empty"     // nothing to store (save), or nothing to seed into an empty mount (seed)
+	stateTooBig    = "too-big"   // over Max: not written (save), or not extracted and left empty (seed)
+	stateDamaged   = "damaged"   // seed: Blob could not be extracted (Error says why); left empty
 )
 
 type helperResult struct {
@@ -62,6 +67,10 @@ type mountResult struct {
 	Blob       string `json:"blob,omitempty"`
 	BlobDigest string `json:"blobDigest,omitempty"`
 	BlobSize   int64  `json:"blobSize,omitempty"`
+	// Error is why a blob is damaged.
+	Error string `json:"error,omitempty"`
+	// Millis is how long the extraction took.
+	Millis int64 `json:"millis,omitempty"`
 }
 
 // HelperMain runs the helper with the arguments after HelperCommand and
@@ -88,7 +97,7 @@ func helper(args []string) error {
 		var err error
 		switch req.Op {
 		case "seed":
-			r, err = seedMount(filepath.Join(req.In, m.Blob), m.Dir)
+			r, err = seedMount(req.In, m)
 		case "save":
 			r, err = saveMount(m, req.Out, req.Max, len(res.Mounts))
 		default:
@@ -106,35 +115,54 @@ func helper(args []string) error {
 	return os.WriteFile(filepath.Join(req.Out, "result.json"), b, 0o644)
 }
 
-// seedMount extracts blob into dir when dir is empty; a partial extraction
-// is removed, so the build never sees half a cache.
-func seedMount(blob, dir string) (mountResult, error) {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
+// seedMount extracts m's blob into m.Dir when m.Dir is empty. A blob that
+// cannot be extracted whole (damaged, or past m.Max) is that mount's problem
+// alone: what it extracted is removed, so the build never sees half a cache,
+// and the mount starts empty.
+func seedMount(in string, m helperMount) (mountResult, error) {
+	entries, err := os.ReadDir(m.Dir)
+	switch {
+	case err != nil:
 		return mountResult{}, err
-	}
-	if len(entries) > 0 {
+	case len(entries) > 0:
 		return mountResult{State: stateNotEmpty}, nil
+	case m.Blob == "":
+		return mountResult{State: stateEmpty}, nil
 	}
+	start := time.Now()
+	n, size, err := extractBlob(filepath.Join(in, m.Blob), m.Dir, m.Max)
+	if err == nil {
+		return mountResult{State: stateSeeded, Entries: n, Size: size, Millis: time.Since(start).Milliseconds()}, nil
+	}
+	if cerr := removeContents(m.Dir); cerr != nil {
+		return mountResult{}, errors.Join(err, cerr)
+	}
+	if errors.Is(err, errTooBig) {
+		return mountResult{State: stateTooBig, Size: m.Max}, nil
+	}
+	return mountResult{State: stateDamaged, Error: err.Error()}, nil
+}
+
+// maxWindow bounds the memory a zstd frame may ask of the decoder: far above
+// the 8 MiB window compress writes, far below what a crafted header can claim.
+const maxWindow = 64 << 20
+
+// extractBlob extracts the zstd-compressed tar at blob into dir, at most
+// limit bytes of it, and returns its entries and the tar's size.
+func extractBlob(blob, dir string, limit int64) (int, int64, error) {
 	f, err := os.Open(blob)
 	if err != nil {
-		return mountResult{}, err
+		return 0, 0, err
 	}
 	defer f.Close()
-	zr, err := zstd.NewReader(f)
+	zr, err := zstd.NewReader(f, zstd.WithDecoderMaxWindow(maxWindow))
 	if err != nil {
-		return mountResult{}, err
+		return 0, 0, err
 	}
 	defer zr.Close()
 	cr := &countingReader{r: zr}
-	n, err := extract(cr, dir)
-	if err != nil {
-		if cerr := removeContents(dir); cerr != nil {
-			err = errors.Join(err, cerr)
-		}
-		return mountResult{}, err
-	}
-	return mountResult{State: stateSeeded, Entries: n, Size: cr.n}, nil
+	n, err := extract(cr, dir, limit)
+	return n, cr.n, err
 }
 
 // removeContents removes everything under dir, keeping dir.
@@ -225,13 +253,18 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// countingReader counts what it reads and fails past limit (0: none).
 type countingReader struct {
-	r io.Reader
-	n int64
+	r     io.Reader
+	n     int64
+	limit int64
 }
 
 func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n += int64(n)
+	if c.limit > 0 && c.n > c.limit {
+		return n, errTooBig
+	}
 	return n, err
 }

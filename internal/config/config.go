@@ -105,6 +105,9 @@ type Config struct {
 	// ids or targets; CacheMountsMaxSize the largest mount saved, in bytes.
 	CacheMounts        []string
 	CacheMountsMaxSize int64
+	// CacheMountsSharedBuilder names the mounts saved even from a builder the
+	// action did not start (cache-mounts-shared-builder).
+	CacheMountsSharedBuilder []string
 
 	Username, Password string
 

@@ -42,6 +42,7 @@ var inputDefaults = map[string]string{
 	"cache-from-merged":           "true",
 	"cache-mounts":                "",
 	"cache-mounts-max-size":       "2GiB",
+	"cache-mounts-shared-builder": "",
 	"compression":                 "", // gzip for the image; zstd for the layers only a max-mode cache holds
 	"compression-level":           "",
 	"default-branch":              "",

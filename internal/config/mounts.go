@@ -7,7 +7,8 @@ import (
 	"github.com/docker/go-units"
 )
 
-// readMounts reads cache-mounts and cache-mounts-max-size.
+// readMounts reads cache-mounts, cache-mounts-max-size and
+// cache-mounts-shared-builder.
 func (c *Config) readMounts(p *problems, in func(string) string) {
 	l, err := List(in("cache-mounts"), true)
 	if err != nil {
@@ -23,4 +24,13 @@ func (c *Config) readMounts(p *problems, in func(string) string) {
 		p.add("cache-mounts-max-size: %q is not a positive size such as 2GiB or 500MiB", v)
 	}
 	c.CacheMountsMaxSize = n
+	// By name only: saving from a builder others use is a decision per mount.
+	shared, err := List(in("cache-mounts-shared-builder"), true)
+	if err != nil {
+		p.add("cache-mounts-shared-builder: %w", err)
+	}
+	if slices.ContainsFunc(shared, func(e string) bool { return strings.EqualFold(e, "auto") }) {
+		p.add("cache-mounts-shared-builder: name each mount to save from a builder this action did not start (its id or target); auto is not accepted here")
+	}
+	c.CacheMountsSharedBuilder = shared
 }

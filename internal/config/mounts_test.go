@@ -9,10 +9,10 @@ import (
 func TestReadCacheMounts(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
-		mounts, maxSize string
-		want            []string
-		wantMax         int64
-		err             string
+		mounts, maxSize, shared string
+		want, wantShared        []string
+		wantMax                 int64
+		err                     string
 	}{
 		{want: nil, wantMax: 2 << 30},
 		{mounts: "auto", maxSize: "500MiB", want: []string{"auto"}, wantMax: 500 << 20},
@@ -20,10 +20,13 @@ func TestReadCacheMounts(t *testing.T) {
 		{mounts: "auto\ngomod", err: "cache-mounts: auto keeps every cache mount; give it alone"},
 		{maxSize: "lots", err: `cache-mounts-max-size: "lots" is not a positive size such as 2GiB or 500MiB`},
 		{maxSize: "0", err: `cache-mounts-max-size: "0" is not a positive size`},
+		{mounts: "auto", shared: "go-build\n/root/.npm", want: []string{"auto"}, wantShared: []string{"go-build", "/root/.npm"}, wantMax: 2 << 30},
+		{mounts: "auto", shared: "auto", err: "cache-mounts-shared-builder: name each mount"},
 	} {
 		env := validEnv(appDir(t))
 		env["INPUT_CACHE-MOUNTS"] = tc.mounts
 		env["INPUT_CACHE-MOUNTS-MAX-SIZE"] = tc.maxSize
+		env["INPUT_CACHE-MOUNTS-SHARED-BUILDER"] = tc.shared
 		c, err := Read(action(env), nil)
 		switch {
 		case tc.err != "":
@@ -32,8 +35,9 @@ func TestReadCacheMounts(t *testing.T) {
 			}
 		case err != nil:
 			t.Errorf("%q, %q: %v", tc.mounts, tc.maxSize, err)
-		case !slices.Equal(c.CacheMounts, tc.want) || c.CacheMountsMaxSize != tc.wantMax:
-			t.Errorf("%q, %q: mounts %q, max %d; want %q, %d", tc.mounts, tc.maxSize, c.CacheMounts, c.CacheMountsMaxSize, tc.want, tc.wantMax)
+		case !slices.Equal(c.CacheMounts, tc.want) || c.CacheMountsMaxSize != tc.wantMax || !slices.Equal(c.CacheMountsSharedBuilder, tc.wantShared):
+			t.Errorf("%q, %q, %q: mounts %q, max %d, shared %q; want %q, %d, %q", tc.mounts, tc.maxSize, tc.shared,
+				c.CacheMounts, c.CacheMountsMaxSize, c.CacheMountsSharedBuilder, tc.want, tc.wantMax, tc.wantShared)
 		}
 	}
 }

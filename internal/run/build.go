@@ -93,6 +93,11 @@ func (r *runner) build(ctx context.Context, plan cachePlan) (built, error) {
 			req.CacheExport = plan.Export
 		}
 	}
+	if r.beforeSolve != nil {
+		if err := r.beforeSolve(ctx, plan.Export != "" && req.CacheExport == ""); err != nil {
+			return built{req: req}, err
+		}
+	}
 	r.a.Group("Build " + cfg.Dockerfile)
 	b, err := r.attempt(ctx, req)
 	if err != nil && len(req.CacheImports) > 0 && cacheMayBeAtFault(ctx, err) {

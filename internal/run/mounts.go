@@ -5,15 +5,17 @@ import (
 	"os"
 	"strings"
 
+	"github.com/ecr-build-cache/ecr-build-cache/internal/buildkitconn"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/cachemount"
 )
 
-// seedMounts is the cache-mounts phase before the build: it seeds the
-// Dockerfile's cache mounts from the registry (internal/cachemount). It
-// returns what saveMounts needs, nil when there is nothing to save (no input,
-// no mount kept, or a run that writes no cache); only the run's end is an
-// error.
-func (r *runner) seedMounts(ctx context.Context, b cachemount.Builder, tgt target, plan cachePlan) (*cachemount.Session, error) {
+// seedMounts is the cache-mounts phase before the build's solve: it seeds the
+// Dockerfile's cache mounts from the registry (internal/cachemount), unless
+// allCached (the build expects every step from the cache it imports, as its
+// export decision does), when no RUN would read them. It returns what
+// saveMounts needs, nil when there is nothing to save (no input, no mount
+// kept, or a run that writes no cache); only the run's end is an error.
+func (r *runner) seedMounts(ctx context.Context, b cachemount.Builder, ep buildkitconn.Endpoint, tgt target, plan cachePlan, allCached bool) (*cachemount.Session, error) {
 	if len(r.cfg.CacheMounts) == 0 {
 		return nil, nil
 	}
@@ -32,11 +34,17 @@ func (r *runner) seedMounts(ctx context.Context, b cachemount.Builder, tgt targe
 	}
 	r.a.Group("Seed cache mounts")
 	defer r.a.EndGroup()
+	// A builder the action did not start may hold other workflows' mounts.
+	var shared string
+	if ep.Container == "" {
+		shared = ep.Source
+	}
 	s, err := cachemount.Seed(ctx, cachemount.Options{
 		Builder: b, Registry: tgt.client, Log: r.a, Helper: helper,
 		Dockerfile: r.cfg.Dockerfile, Spec: r.cfg.CacheMounts, BuildArgs: r.cfg.BuildArgs,
 		Platforms: r.cfg.Platforms, Target: r.cfg.Target,
 		Imports: imports, Export: export, MaxSize: r.cfg.CacheMountsMaxSize, Timeout: r.cfg.CacheExportTimeout,
+		Shared: shared, SharedSave: r.cfg.CacheMountsSharedBuilder, AllCached: allCached,
 	})
 	if export == "" {
 		return nil, err // nothing to save
@@ -56,7 +64,7 @@ func (r *runner) saveMounts(ctx context.Context, s *cachemount.Session, b built)
 	defer r.a.EndGroup()
 	// Only a RUN changes a mount.
 	ran := len(b.res.Steps) == 0 || b.res.CachedSteps() < len(b.res.Steps)
-	kept, err := s.Save(ctx, ran)
+	kept, err := s.Save(ctx, ran, b.res.Steps)
 	if err != nil {
 		return err
 	}

@@ -3,7 +3,8 @@
 //
 //	inputs (config) -> policy (cacheref.Decision, its claim proven through the
 //	GitHub API) -> target (builder, registry, credentials)
-//	-> cache plan (derived refs, probed) -> [cache mounts seeded] -> build
+//	-> cache plan (derived refs, probed) -> build ([cache mounts seeded]
+//	before its solve, unless every step is expected from the cache)
 //	-> cache export -> [cache mounts saved] -> report
 //
 // The policy is decided once (target.go): what the run may push, pass to the
@@ -31,6 +32,7 @@ import (
 	"github.com/moby/buildkit/session"
 	"github.com/sethvargo/go-githubactions"
 
+	"github.com/ecr-build-cache/ecr-build-cache/internal/cachemount"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/config"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/ghout"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/registry"
@@ -70,7 +72,7 @@ func Run(ctx context.Context, a *githubactions.Action, out *ghout.Writer, enviro
 		return merge(ctx, a, cfg, policy)
 	}
 	// The builder first: a wrong address fails before any registry or ECR call.
-	solver, err := connectBuilder(ctx, a, cfg, policy)
+	solver, builder, err := connectBuilder(ctx, a, cfg, policy)
 	if err != nil {
 		return err
 	}
@@ -102,8 +104,9 @@ func Run(ctx context.Context, a *githubactions.Action, out *ghout.Writer, enviro
 	if err != nil {
 		return err
 	}
-	mounts, err := r.seedMounts(ctx, solver, tgt, plan)
-	if err != nil {
+	var mounts *cachemount.Session
+	r.beforeSolve = func(ctx context.Context, allCached bool) (err error) {
+		mounts, err = r.seedMounts(ctx, solver, builder, tgt, plan, allCached)
 		return err
 	}
 	b, err := r.build(ctx, plan)
@@ -140,4 +143,7 @@ type runner struct {
 	// refresh keeps a cache tag whose export is skipped young for ECR's
 	// lifecycle rules; nil for other registries.
 	refresh refresher
+	// beforeSolve seeds the cache mounts once the build knows whether it
+	// expects every step from the cache (allCached); nil for none.
+	beforeSolve func(ctx context.Context, allCached bool) error
 }

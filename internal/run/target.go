@@ -122,7 +122,7 @@ func askMerged(ctx context.Context, a *githubactions.Action, api githubQuestions
 }
 
 // connectBuilder resolves and dials the BuildKit daemon.
-func connectBuilder(ctx context.Context, a *githubactions.Action, cfg *config.Config, policy cacheref.Decision) (*client.Client, error) {
+func connectBuilder(ctx context.Context, a *githubactions.Action, cfg *config.Config, policy cacheref.Decision) (*client.Client, buildkitconn.Endpoint, error) {
 	ep, err := buildkitconn.Resolve(ctx, buildkitconn.Options{
 		Host: cfg.BuildkitHost, Builder: cfg.Builder, TLS: cfg.TLS, Getenv: a.Getenv,
 		AllowInsecureTCP: cfg.BuildkitAllowInsecureTCP, HostNetwork: cfg.BuildkitHostNetwork && policy.Entitlements,
@@ -136,7 +136,7 @@ func connectBuilder(ctx context.Context, a *githubactions.Action, cfg *config.Co
 		},
 	})
 	if err != nil {
-		return nil, err
+		return nil, ep, err
 	}
 	a.Infof("BuildKit: %s (from %s)", ep.Addr, ep.Source)
 	if ep.Notice != "" {
@@ -149,7 +149,8 @@ func connectBuilder(ctx context.Context, a *githubactions.Action, cfg *config.Co
 		a.Warningf("%s, on a builder this action did not start (%s): untrusted code can poison a shared daemon's local cache and cache mounts; "+
 			"give untrusted workflows an ephemeral builder (see docs/security-model.md)", policy.Reason, ep.Source)
 	}
-	return buildkitconn.Connect(ctx, ep)
+	c, err := buildkitconn.Connect(ctx, ep)
+	return c, ep, err
 }
 
 // target is where this run pushes and reads its cache, with the credentials for it.
