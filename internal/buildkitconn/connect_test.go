@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 )
 
@@ -51,5 +54,33 @@ func TestConnectToNoDaemonFailsFast(t *testing.T) {
 				t.Errorf("error lacks the dial's %q: %v", tc.dial, err)
 			}
 		})
+	}
+}
+
+// A daemon that takes the connection and the call and never answers (a hung
+// buildkitd) fails the run after ConnectTimeout, saying so. The test sets no
+// deadline: only Connect's own can end the wait.
+func TestConnectToHungDaemonNamesTheTimeout(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits out ConnectTimeout (30 s); runs in make test (skipped under -short)")
+	}
+	t.Parallel()
+	var calls atomic.Int32
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		<-r.Context().Done() // gRPC over HTTP/2, never answered
+	}))
+	srv.Config.Protocols = new(http.Protocols)
+	srv.Config.Protocols.SetUnencryptedHTTP2(true)
+	srv.Start()
+	t.Cleanup(srv.Close)
+	addr := "tcp://" + srv.Listener.Addr().String()
+	c, err := Connect(context.Background(), Endpoint{Addr: addr})
+	if err == nil {
+		c.Close()
+		t.Fatalf("connected to %s", addr)
+	}
+	if want := "buildkitd at " + addr + " did not answer within 30s"; calls.Load() == 0 || !strings.Contains(err.Error(), want) {
+		t.Errorf("%d calls; error lacks %q: %v", calls.Load(), want, err)
 	}
 }
