@@ -151,7 +151,7 @@ func TestKeyValueErrorsHideTheLine(t *testing.T) {
 		for _, line := range []string{leak, "=" + leak, " = " + leak} {
 			t.Run(input+"/"+line[:2], func(t *testing.T) {
 				t.Parallel()
-				readWithOutput(t, map[string]string{input: "# the line after this one\n" + line}, func(_ *githubactions.Action, _ *Config, err error) {
+				out := readWithOutput(t, map[string]string{input: "# the line after this one\n" + line}, func(_ *githubactions.Action, _ *Config, err error) {
 					if err == nil {
 						t.Fatal("accepted")
 					}
@@ -162,6 +162,9 @@ func TestKeyValueErrorsHideTheLine(t *testing.T) {
 						t.Errorf("the error shows the line:\n%v", err)
 					}
 				})
+				if strings.Contains(out, leak) {
+					t.Errorf("the step's output shows the line:\n%s", out)
+				}
 			})
 		}
 	}
