@@ -52,7 +52,11 @@ func Connect(ctx context.Context, ep Endpoint) (*client.Client, error) {
 		if s := said.String(); s != "" {
 			err = fmt.Errorf("%w; docker exec said: %s", err, s)
 		}
-		return nil, fmt.Errorf("buildkitd at %s does not answer (is it running, and is the address right? set the buildkit-host input or BUILDKIT_HOST): %w", ep.Addr, err)
+		what := "does not answer"
+		if pctx.Err() != nil && ctx.Err() == nil {
+			what = fmt.Sprintf("did not answer within %s", ConnectTimeout)
+		}
+		return nil, fmt.Errorf("buildkitd at %s %s (is it running, and is the address right? set the buildkit-host input or BUILDKIT_HOST): %w", ep.Addr, what, err)
 	}
 	return c, nil
 }

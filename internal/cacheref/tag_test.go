@@ -47,13 +47,15 @@ func TestTagGolden(t *testing.T) {
 	}
 	// The hash itself is pinned too, not only its placement. Without a
 	// platform it is the hash every earlier version wrote: adding platforms
-	// must not cold-start existing caches.
+	// must not cold-start existing caches. Each is the documented encoding
+	// (uvarint length, bytes; per field) hashed outside Go, e.g.
+	// printf '\x05cache\x06branch\x04main\x00' | sha256sum | cut -c1-16
 	for _, tt := range []struct {
 		scope, platform, want string
 	}{
-		{"", "", "cache-main-51296a552f2ae44a"},
-		{"linux/arm64", "", "cache-main-linux-arm64-a4ae4511f495c756"},
-		{"", "linux/arm64", "cache-main-linux-arm64-96b5176197b4a7df"},
+		{"", "", "cache-main-51296a552f2ae44a"},                        // \x05cache\x06branch\x04main\x00
+		{"linux/arm64", "", "cache-main-linux-arm64-a4ae4511f495c756"}, // \x05cache\x06branch\x04main\x0blinux/arm64
+		{"", "linux/arm64", "cache-main-linux-arm64-96b5176197b4a7df"}, // \x05cache\x06branch\x04main\x00\x0blinux/arm64
 	} {
 		if got := Tag("cache", BranchKey("main"), tt.scope, tt.platform); got != tt.want {
 			t.Errorf("Tag(cache, main, %q, %q) = %q, want %q", tt.scope, tt.platform, got, tt.want)

@@ -27,7 +27,7 @@ import (
 func (c *Config) readBuildOptions(p *problems, a *githubactions.Action, m *masker, in func(string) string, boolean func(string) bool, list func(string, bool) []string) {
 	c.readSSH(p, a.Getenv, list("ssh", false))
 	c.readContexts(p, in("build-contexts"))
-	c.readSecretEnvs(p, a, m, list("secret-envs", true))
+	c.readSecretEnvs(p, a, m, in("secret-envs"))
 	c.readGitHubToken(p, a, m, in("github-token"))
 	c.Load = boolean("load")
 	c.readOutputs(p, in("outputs"), a.GetInput("push") != "")
@@ -171,14 +171,27 @@ func (c *Config) readContexts(p *problems, v string) {
 	}
 }
 
-// readSecretEnvs reads secret-envs: id=ENV, the secret's value read from the
-// step's environment and masked like the secrets input's.
-func (c *Config) readSecretEnvs(p *problems, a *githubactions.Action, m *masker, entries []string) {
-	for _, e := range entries {
-		id, env, ok := strings.Cut(e, "=")
+// readSecretEnvs reads secret-envs (a list, commas too): id=ENV, the secret's
+// value read from the step's environment and masked like the secrets input's.
+// Errors name the line, not the entry.
+func (c *Config) readSecretEnvs(p *problems, a *githubactions.Action, m *masker, input string) {
+	es, err := entries(input, false)
+	if err != nil {
+		p.add("secret-envs: %w", err)
+	}
+	for _, e := range es {
+		if strings.TrimSpace(e.text) == "" {
+			continue
+		}
+		id, env, ok := strings.Cut(e.text, "=")
 		id, env = strings.TrimSpace(id), strings.TrimSpace(env)
-		if !ok || id == "" || env == "" {
-			p.add("secret-envs: %q is not id=ENV_VAR", e)
+		switch {
+		case ok && id != "" && env == "":
+			p.add("secret-envs: %s: no ENV_VAR after the '='; write id=ENV_VAR, the name of a variable in the step's env", id)
+			continue
+		case !ok || id == "":
+			// Not shown: a secret pasted here instead of a variable's name.
+			p.add("secret-envs: line %d: an entry is not id=ENV_VAR (not shown: it may hold a secret); write id=ENV_VAR, the name of a variable in the step's env", e.line)
 			continue
 		}
 		v := a.Getenv(env)

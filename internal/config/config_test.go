@@ -103,7 +103,7 @@ func TestReadReportsEveryProblemAtOnce(t *testing.T) {
 		`push: "yes please" is not a boolean`,
 		`context: "/nonexistent/context" is not a directory`,
 		`file: Dockerfile "/nonexistent/context/Dockerfile" not found`,
-		`build-args: line 1: "NOEQUALS" is not KEY=VALUE`,
+		`build-args: line 1 has no '='`,
 		`cache-mode: "maximum"`,
 		`cache-export:`,
 		`cache-tag-prefix "-x"`,
@@ -160,7 +160,7 @@ func TestReadRejectsEachBadInputAlone(t *testing.T) {
 		{map[string]string{"cache-mode": "maximum"}, []string{`cache-mode: "maximum" is not max or min`}},
 		{map[string]string{"platforms": "linux/amd64,garbage!!"}, []string{`platforms: "garbage!!" is not a platform`}},
 		{map[string]string{"tags": "latest, release 1"}, []string{`tags: "release 1" is not a valid tag`}},
-		{map[string]string{"build-args": "A=1\nNOEQUALS\nB=2"}, []string{`build-args: line 2: "NOEQUALS" is not KEY=VALUE`}},
+		{map[string]string{"build-args": "A=1\nNOEQUALS\nB=2"}, []string{`build-args: line 2 has no '='`}},
 		{map[string]string{"context": dir + "/missing"}, []string{
 			`context: "` + dir + `/missing" is not a directory`, `file: Dockerfile "` + dir + `/missing/Dockerfile" not found`}},
 		{map[string]string{"context": empty}, []string{`file: Dockerfile "` + empty + `/Dockerfile" not found`}},

@@ -129,7 +129,9 @@ func List(input string, commas bool) ([]string, error) {
 
 // KeyValues parses KEY=VALUE entries (build-args, labels, annotations,
 // secret-files), one per line; the value may contain '=' and commas, and a
-// quoted entry may span lines. Every malformed line is reported, under name.
+// quoted entry may span lines. Every malformed line is reported, under name
+// and by number, never by its text: a build-arg line without '=' may be a
+// secret pasted whole.
 func KeyValues(input, name string) (map[string]string, []error) {
 	es, err := entries(input, true)
 	var errs []error
@@ -146,8 +148,12 @@ func KeyValues(input, name string) (map[string]string, []error) {
 			continue
 		}
 		k, v, ok := strings.Cut(l, "=")
-		if !ok || strings.TrimSpace(k) == "" {
-			errs = append(errs, fmt.Errorf("%s: line %d: %q is not KEY=VALUE; write one KEY=VALUE per line", name, e.line, l))
+		switch {
+		case !ok:
+			errs = append(errs, fmt.Errorf("%s: line %d has no '=' (not shown: it may hold a secret); write one KEY=VALUE per line", name, e.line))
+			continue
+		case strings.TrimSpace(k) == "":
+			errs = append(errs, fmt.Errorf("%s: line %d has no KEY before its '=' (not shown: it may hold a secret); write one KEY=VALUE per line", name, e.line))
 			continue
 		}
 		m[strings.TrimSpace(k)] = v

@@ -82,8 +82,8 @@ func TestKeyValues(t *testing.T) {
 	if want := map[string]string{"A": "1", "B": "x,y", "C": " z=1"}; !reflect.DeepEqual(m, want) {
 		t.Errorf("KeyValues = %q, want %q", m, want)
 	}
-	if len(errs) != 2 || errs[0].Error() != `build-args: line 4: "NOEQUALS" is not KEY=VALUE; write one KEY=VALUE per line` ||
-		!strings.HasPrefix(errs[1].Error(), `build-args: line 5: "=v"`) {
+	if len(errs) != 2 || errs[0].Error() != `build-args: line 4 has no '=' (not shown: it may hold a secret); write one KEY=VALUE per line` ||
+		errs[1].Error() != `build-args: line 5 has no KEY before its '=' (not shown: it may hold a secret); write one KEY=VALUE per line` {
 		t.Errorf("errors = %v", errs)
 	}
 	if _, errs := KeyValues("A=1\n\"B=2", "labels"); len(errs) != 1 || !strings.HasPrefix(errs[0].Error(), "labels: line 2: ") {

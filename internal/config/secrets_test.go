@@ -141,6 +141,35 @@ func TestSecretsErrorsHideValues(t *testing.T) {
 	}
 }
 
+// A KEY=VALUE or id=ENV_VAR line that is malformed is reported by input and
+// line, never by its text: a build-arg or label line without '=' may be a
+// secret a user pasted whole.
+func TestKeyValueErrorsHideTheLine(t *testing.T) {
+	t.Parallel()
+	const leak = "ghp_9fK2mQ7xLw3RtY8vB1nC4dE6"
+	for _, input := range []string{"build-args", "labels", "annotations", "secret-files", "build-contexts", "secret-envs"} {
+		for _, line := range []string{leak, "=" + leak, " = " + leak} {
+			t.Run(input+"/"+line[:2], func(t *testing.T) {
+				t.Parallel()
+				out := readWithOutput(t, map[string]string{input: "# the line after this one\n" + line}, func(_ *githubactions.Action, _ *Config, err error) {
+					if err == nil {
+						t.Fatal("accepted")
+					}
+					if want := input + ": line 2"; !strings.Contains(err.Error(), want) {
+						t.Errorf("error lacks %q:\n%v", want, err)
+					}
+					if strings.Contains(err.Error(), leak) {
+						t.Errorf("the error shows the line:\n%v", err)
+					}
+				})
+				if strings.Contains(out, leak) {
+					t.Errorf("the step's output shows the line:\n%s", out)
+				}
+			})
+		}
+	}
+}
+
 // An empty value (what a fork's run gets for a repository secret) is left out
 // with a warning, as build-push-action does, not an error.
 func TestSecretsEmptyValue(t *testing.T) {

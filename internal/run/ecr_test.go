@@ -238,11 +238,7 @@ func TestECRForkPullRequestWithoutCredentialsBuilds(t *testing.T) {
 	for _, k := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION"} {
 		delete(r.Env, k)
 	}
-	payload, err := os.ReadFile("../cacheref/testdata/pull_request_fork.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.Event(t, "pull_request", "refs/pull/43/merge", string(payload))
+	fixtureEvent(t, r, "pull_request", "refs/pull/43/merge", "pull_request_fork.json")
 	if err := execRun(t, r); err != nil {
 		t.Fatalf("fork PR without credentials failed: %v\n%s", err, r.Stdout())
 	}

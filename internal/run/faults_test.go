@@ -337,11 +337,7 @@ func TestProbeFailureWarnsAndStillImports(t *testing.T) {
 	rule := &faultproxy.Rule{Method: "GET", Path: `^/v2/probe-fails/manifests/cache-`, Status: 503}
 	p := faultyRegistry(t, s, rule)
 	r := pushRun(t, s, "probe-fails", "main", map[string]string{"registry": p.URL})
-	start := time.Now()
 	warm := mustRun(t, r)
-	if took := time.Since(start); took > time.Minute {
-		t.Errorf("the run took %v", took)
-	}
 	ref := withHost(o["cache-ref"], p.Host)
 	want := "::warning::cache ref " + ref + ": could not be checked, imported anyway: GET " + p.URL + "/v2/probe-fails/manifests/"
 	if !strings.Contains(r.Stdout(), want) || !strings.Contains(r.Stdout(), "injected 503 Service Unavailable") {
@@ -397,17 +393,15 @@ func TestECRThrottlingIsRetried(t *testing.T) {
 	}
 }
 
-// An ECR that stays unavailable fails the run with a clear error, within a
-// bounded time, before anything is built.
-func TestECRUnavailableFailsClearlyInBoundedTime(t *testing.T) {
+// An ECR that stays unavailable fails the run with a clear error, after a
+// bounded number of tries, before anything is built.
+func TestECRUnavailableFailsClearlyBeforeBuilding(t *testing.T) {
 	s := teststack.Get(t)
 	token := &faultproxy.Rule{Header: map[string]string{"X-Amz-Target": ecrTarget + "GetAuthorizationToken"}, Status: 503,
 		Body: `{"__type":"ServiceUnavailableException","message":"Service Unavailable"}`}
 	e := faultyECR(t, s, "ecr-down", token)
 	r := ecrRun(t, s, e, "ecr-down", nil)
-	start := time.Now()
 	err := execRun(t, r)
-	took := time.Since(start)
 	if err == nil {
 		t.Fatalf("the run succeeded without ECR:\n%s", r.Stdout())
 	}
@@ -415,8 +409,8 @@ func TestECRUnavailableFailsClearlyInBoundedTime(t *testing.T) {
 	if !strings.Contains(r.Stdout(), want) {
 		t.Errorf("output lacks %q:\n%s", want, r.Stdout())
 	}
-	if took > time.Minute || strings.Contains(r.Stdout(), "[1/") {
-		t.Errorf("gave up after %v, build started: %v", took, strings.Contains(r.Stdout(), "[1/"))
+	if token.Matched() != 5 || strings.Contains(r.Stdout(), "[1/") {
+		t.Errorf("gave up after %d token requests, build started: %v; want 5, not started", token.Matched(), strings.Contains(r.Stdout(), "[1/"))
 	}
 }
 

@@ -150,7 +150,7 @@ func cleanupRun(t *testing.T, b backend, name, ref, fixture string) ([]string, s
 	// As the cleanup recipe: the repository alone; build inputs would fail the run.
 	delete(r.Env, "INPUT_TAGS")
 	delete(r.Env, "INPUT_BUILD-ARGS")
-	event(t, r, name, ref, fixture, "")
+	fixtureEvent(t, r, name, ref, fixture)
 	o := b.do(t, r)
 	if strings.Contains(r.Stdout(), "[1/") || o["cache-ref"] != "" || o["digest"] != "" {
 		t.Errorf("the cleanup run built something:\n%s", r.Stdout())

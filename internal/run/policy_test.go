@@ -56,6 +56,16 @@ func fakeGitHubAPI(t *testing.T, heads map[string]string) *httptest.Server {
 	return srv
 }
 
+// payload is a real-shaped event payload from cacheref's testdata.
+func payload(t *testing.T, fixture string) []byte {
+	t.Helper()
+	b, err := os.ReadFile("../cacheref/testdata/" + fixture)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 // apiAction is a step of octo-org/app whose GitHub API is srv, with what it
 // prints.
 func apiAction(srv *httptest.Server) (*githubactions.Action, *bytes.Buffer) {
@@ -87,13 +97,9 @@ func TestAskMergedFindsARebaseMerge(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			payload, err := os.ReadFile("../cacheref/testdata/" + tc.fixture)
-			if err != nil {
-				t.Fatal(err)
-			}
 			a, out := apiAction(srv)
 			cfg := &config.Config{CacheExport: cacheref.ExportAuto, GitHubToken: tc.token, CacheFromMerged: true,
-				Event: cacheref.Event{Name: "push", Ref: "refs/heads/main", Payload: payload}}
+				Event: cacheref.Event{Name: "push", Ref: "refs/heads/main", Payload: payload(t, tc.fixture)}}
 			policy, err := decidePolicy(a, cfg)
 			if err != nil {
 				t.Fatal(err)
@@ -138,13 +144,9 @@ func TestProveClaim(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			payload, err := os.ReadFile("../cacheref/testdata/" + tc.fixture)
-			if err != nil {
-				t.Fatal(err)
-			}
 			a, out := apiAction(srv)
 			cfg := &config.Config{CacheExport: cacheref.ExportAuto, GitHubToken: tc.token,
-				Event: cacheref.Event{Name: "workflow_run", Ref: "refs/heads/main", Payload: payload}}
+				Event: cacheref.Event{Name: "workflow_run", Ref: "refs/heads/main", Payload: payload(t, tc.fixture)}}
 			policy, err := decidePolicy(a, cfg)
 			if err != nil {
 				t.Fatal(err)
@@ -187,10 +189,7 @@ var FakeGitHubAPI = fakeGitHubAPI
 // notice names it; untrusted-entitlements passes it all.
 func TestRequestWithholdsEntitlements(t *testing.T) {
 	t.Parallel()
-	payload, err := os.ReadFile("../cacheref/testdata/pull_request_fork.json")
-	if err != nil {
-		t.Fatal(err)
-	}
+	fork := payload(t, "pull_request_fork.json")
 	for _, tc := range []struct {
 		name    string
 		network string
@@ -204,7 +203,7 @@ func TestRequestWithholdsEntitlements(t *testing.T) {
 		r, out, _ := testRunner(t, &fakeSolver{}, &fakeRegistry{}, true)
 		r.cfg.Allow, r.cfg.Network, r.cfg.BuildkitHostNetwork = []string{"security.insecure", "network.host"}, tc.network, true
 		r.cfg.UntrustedEntitlements = tc.grant
-		r.cfg.Event = cacheref.Event{Name: "pull_request", Ref: "refs/pull/43/merge", Payload: payload}
+		r.cfg.Event = cacheref.Event{Name: "pull_request", Ref: "refs/pull/43/merge", Payload: fork}
 		req := r.request(decided(t, r))
 		switch {
 		case tc.grant && (len(req.Entitlements) != 2 || req.Network != "host" || strings.Contains(out.String(), "withheld")):

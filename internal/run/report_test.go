@@ -105,10 +105,7 @@ func TestSummaryWithoutRecordedTimes(t *testing.T) {
 func TestSummaryAndReportSayWhyABuildWasCold(t *testing.T) {
 	t.Parallel()
 	main := refOf("main")
-	fork, err := os.ReadFile("../cacheref/testdata/pull_request_fork.json")
-	if err != nil {
-		t.Fatal(err)
-	}
+	fork := payload(t, "pull_request_fork.json")
 	for _, tc := range []struct {
 		name string
 		refs map[string]registry.Ref

