@@ -112,6 +112,14 @@ func commitAll(dir, home string) error {
 	return nil
 }
 
+// appFiles is a user's repository without its workflow: the test app, whose
+// Dockerfile names the base image (the documented workflows pass no build-args).
+func appFiles(t *testing.T, s *teststack.Stack) map[string][]byte {
+	t.Helper()
+	df := strings.Replace(string(readRepoFile(t, testdata+"/app/Dockerfile")), "ARG BASE\nFROM ${BASE}", "FROM "+s.BaseImage, 1)
+	return map[string][]byte{"Dockerfile": []byte(df), "app.txt": readRepoFile(t, testdata+"/app/app.txt")}
+}
+
 func headSHA(t *testing.T, dir string) string {
 	t.Helper()
 	out, err := exec.Command("git", "-C", dir, "rev-parse", "HEAD").Output()
@@ -129,13 +137,9 @@ func headSHA(t *testing.T, dir string) string {
 func TestQuickStartVerbatimColdThenCachedAndForkSafe(t *testing.T) {
 	e := setup(t)
 	s := e.stack
-	// The quick start has no build-args: its Dockerfile names the base image.
-	df := strings.Replace(string(readRepoFile(t, testdata+"/app/Dockerfile")), "ARG BASE\nFROM ${BASE}", "FROM "+s.BaseImage, 1)
-	r := newECRRun(t, e, []string{"my-app"}, map[string][]byte{
-		".github/workflows/build.yml": readRepoFile(t, quickStart),
-		"Dockerfile":                  []byte(df),
-		"app.txt":                     readRepoFile(t, testdata+"/app/app.txt"),
-	})
+	files := appFiles(t, s)
+	files[".github/workflows/build.yml"] = readRepoFile(t, quickStart)
+	r := newECRRun(t, e, []string{"my-app"}, files)
 	image := s.Registry + "/my-app:" + headSHA(t, r.in.dir)
 
 	prune(t, s)
