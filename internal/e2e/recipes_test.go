@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ecr-build-cache/ecr-build-cache/internal/cacheref"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/docs"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/testing/fakeecr"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/testing/teststack"
@@ -156,5 +157,41 @@ func TestRecipesMetadataActionThenForkPullRequestTarget(t *testing.T) {
 	}
 	if after := tagDigests(t, repo); !maps.Equal(before, after) {
 		t.Errorf("pull_request_target recipe, fork: my-app's tags went from %v to %v; an untrusted run pushes and writes nothing", before, after)
+	}
+}
+
+// The cleanup recipe, copied from docs/recipes.md next to the quick start:
+// when pull request #8 (a branch of the repository) closes, the cleanup run
+// assumes the cleanup role and deletes pr-8's cache tag, which the pull
+// request's build wrote, and nothing else: main's image and cache stay.
+func TestRecipesCleanupDeletesAClosedPullRequestsCache(t *testing.T) {
+	e := setup(t)
+	s := e.stack
+	cleanup, args := recipe(t, e, "cleanup")
+	files := appFiles(t, s)
+	files[".github/workflows/build.yml"] = readRepoFile(t, quickStart)
+	files[".github/workflows/cleanup.yml"] = cleanup
+	r := newECRRun(t, e, []string{"my-app"}, files)
+	r.in.args = append(r.in.args, args...)
+	repo := s.Registry + "/my-app"
+
+	r.act(t, e, "push", "build.yml", "push.json", map[string]string{})
+	r.act(t, e, "pull_request", "build.yml", "pr.json", map[string]string{})
+	before := tagDigests(t, repo)
+	prTag := cacheref.Tag(cacheref.DefaultPrefix, cacheref.PRKey(8), "", "")
+	if before[prTag] == "" {
+		t.Fatalf("the pull request's build wrote no %s: tags %v", prTag, before)
+	}
+
+	closed := r.act(t, e, "pull_request", "cleanup.yml", "pr-closed.json", map[string]string{
+		"AWS_CLEANUP_ROLE_ARN": "arn:aws:iam::" + fakeecr.DefaultAccountID + ":role/cleanup",
+	})
+	if !strings.Contains(closed.Log, "assumed arn:aws:iam::"+fakeecr.DefaultAccountID+":role/cleanup") || !strings.Contains(closed.Log, "| "+prTag) || !strings.Contains(closed.Log, "Job succeeded") {
+		t.Errorf("cleanup recipe, pull request closed: want the cleanup role assumed and %s echoed as deleted:\n%s", prTag, tail(closed.Log, 4000))
+	}
+	want := maps.Clone(before)
+	delete(want, prTag)
+	if after := tagDigests(t, repo); !maps.Equal(want, after) {
+		t.Errorf("cleanup recipe: my-app's tags went from %v to %v; want only %s gone", before, after, prTag)
 	}
 }
