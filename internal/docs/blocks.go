@@ -54,13 +54,35 @@ func blocks(file string, md string) []block {
 }
 
 // Workflow returns the complete workflow a Markdown page names name (the
-// block after <!-- workflow: name -->), as a user copies it: the e2e tests
-// run the recipes from the page itself.
+// block after <!-- workflow: name -->; of a diff, the side after it), as a
+// user copies it: the e2e tests run the recipes from the page itself.
 func Workflow(md, name string) (string, error) {
 	for _, b := range blocks("", md) {
+		if b.workflow == name && b.lang == "diff" {
+			after, _ := diffSide(b.text, '-')
+			return after, nil
+		}
 		if b.workflow == name {
 			return b.text, nil
 		}
 	}
 	return "", fmt.Errorf("no block marked <!-- workflow: %s -->", name)
+}
+
+// diffSide is one side of a diff block, without the lines that start with
+// drop ('+' for the side before, '-' for the side after) and without the
+// diff's first column; at[i] is the block line of the side's line i.
+func diffSide(text string, drop byte) (side string, at []int) {
+	var b strings.Builder
+	for i, l := range strings.Split(strings.TrimSuffix(text, "\n"), "\n") {
+		if l != "" && l[0] == drop {
+			continue
+		}
+		if l != "" {
+			l = l[1:]
+		}
+		b.WriteString(l + "\n")
+		at = append(at, i)
+	}
+	return b.String(), at
 }

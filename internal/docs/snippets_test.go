@@ -126,18 +126,11 @@ func (c *checker) checkDiff(b block) {
 		drop byte
 	}{{"before", '+'}, {"after", '-'}} {
 		u := unit{name: side.name, file: b.file}
-		var text strings.Builder
-		for i, l := range strings.Split(strings.TrimSuffix(b.text, "\n"), "\n") {
-			if l != "" && l[0] == side.drop {
-				continue
-			}
-			if l != "" {
-				l = l[1:]
-			}
-			text.WriteString(l + "\n")
+		var at []int
+		u.text, at = diffSide(b.text, side.drop)
+		for _, i := range at {
 			u.lines = append(u.lines, b.line+i)
 		}
-		u.text = text.String()
 		if !isWorkflow(u.text) {
 			c.errorf(b.file, b.line, "diff block: the %s side is not a complete workflow", side.name)
 			continue

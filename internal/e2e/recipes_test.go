@@ -195,3 +195,76 @@ func TestRecipesCleanupDeletesAClosedPullRequestsCache(t *testing.T) {
 		t.Errorf("cleanup recipe: my-app's tags went from %v to %v; want only %s gone", before, after, prTag)
 	}
 }
+
+// The monorepo recipe, copied from docs/recipes.md: a push to main builds
+// both services of the matrix into the one repository my-app, each under its
+// own tag and cache scope, and the next push on a fresh builder takes every
+// step of both from their own caches.
+func TestRecipesMonorepoKeepsACachePerService(t *testing.T) {
+	e := setup(t)
+	s := e.stack
+	wf, args := recipe(t, e, "monorepo")
+	files := map[string][]byte{".github/workflows/services.yml": wf}
+	for p, b := range appFiles(t, s) {
+		files["services/api/"+p] = b
+		files["services/worker/"+p] = b
+	}
+	files["services/worker/app.txt"] = []byte("the worker\n")
+	r := newECRRun(t, e, []string{"my-app"}, files)
+	r.in.args = append(r.in.args, args...)
+	sha := headSHA(t, r.in.dir)
+
+	prune(t, s)
+	cold := r.act(t, e, "push", "services.yml", "push.json", map[string]string{})
+	if n := strings.Count(cold.Log, "0/3 steps cached"); n != 2 {
+		t.Errorf("monorepo recipe, cold push: %d builds of 0/3 steps cached, want both services':\n%s", n, tail(cold.Log, 4000))
+	}
+	tags := tagDigests(t, s.Registry+"/my-app")
+	t.Logf("my-app after the push to main: %v", tags)
+	for _, svc := range []string{"api", "worker"} {
+		if cache := cacheref.Tag(cacheref.DefaultPrefix, cacheref.BranchKey("main"), svc, ""); tags[svc+"-"+sha] == "" || tags[cache] == "" {
+			t.Errorf("monorepo recipe: my-app's tags %v; want %s-%s and the cache %s", tags, svc, sha, cache)
+		}
+	}
+	if tags["api-"+sha] == tags["worker-"+sha] {
+		t.Errorf("monorepo recipe: the api and worker images are one image %s; their contexts differ", tags["api-"+sha])
+	}
+
+	prune(t, s)
+	warm := r.act(t, e, "push", "services.yml", "push.json", map[string]string{})
+	if n := strings.Count(warm.Log, "3/3 steps cached"); n != 2 {
+		t.Errorf("monorepo recipe, second push on a fresh builder: %d builds of 3/3 steps cached, want both services':\n%s", n, tail(warm.Log, 4000))
+	}
+}
+
+// The migration recipe's workflow after the diff in docs/recipes.md, as a
+// user who followed it has it: no amazon-ecr-login, no cache-from/cache-to,
+// and the bare tag still lands in the ECR repository, with the build-arg
+// passed; the second push on a fresh builder is fully cached.
+func TestRecipesMigratedWorkflowPushesToECR(t *testing.T) {
+	e := setup(t)
+	s := e.stack
+	wf, args := recipe(t, e, "migrate")
+	files := appFiles(t, s)
+	files[".github/workflows/build.yml"] = wf
+	files["Dockerfile"] = append(files["Dockerfile"], []byte("ARG VERSION\nRUN echo \"$VERSION\" > /app/version\n")...)
+	r := newECRRun(t, e, []string{"my-app"}, files)
+	r.in.args = append(r.in.args, args...)
+	sha := headSHA(t, r.in.dir)
+	image := s.Registry + "/my-app:" + sha
+
+	prune(t, s)
+	cold := r.act(t, e, "push", "build.yml", "push.json", map[string]string{})
+	if !strings.Contains(cold.Log, "0/4 steps cached") || !strings.Contains(cold.Log, "Job succeeded") {
+		t.Errorf("migrated workflow, cold push: want a green build of 0/4 steps cached:\n%s", tail(cold.Log, 4000))
+	}
+	if v, err := teststack.ImageFile(image, "app/version", nil); err != nil || v != sha+"\n" {
+		t.Errorf("%s: /app/version %q (%v); want the build-arg VERSION=%s", image, v, err, sha)
+	}
+
+	prune(t, s)
+	warm := r.act(t, e, "push", "build.yml", "push.json", map[string]string{})
+	if !strings.Contains(warm.Log, "4/4 steps cached") {
+		t.Errorf("migrated workflow, second push on a fresh builder: want 4/4 steps cached:\n%s", tail(warm.Log, 4000))
+	}
+}
