@@ -113,10 +113,12 @@ func commitAll(dir, home string) error {
 }
 
 // appFiles is a user's repository without its workflow: the test app, whose
-// Dockerfile names the base image (the documented workflows pass no build-args).
+// Dockerfile names the base image (the documented workflows pass no build-args)
+// and, in an ENV that every RUN step's cache key holds, the test: the tests
+// share the registry's my-app, and each starts cold.
 func appFiles(t *testing.T, s *teststack.Stack) map[string][]byte {
 	t.Helper()
-	df := strings.Replace(string(readRepoFile(t, testdata+"/app/Dockerfile")), "ARG BASE\nFROM ${BASE}", "FROM "+s.BaseImage, 1)
+	df := strings.Replace(string(readRepoFile(t, testdata+"/app/Dockerfile")), "ARG BASE\nFROM ${BASE}", "FROM "+s.BaseImage+"\nENV E2E_TEST="+t.Name(), 1)
 	return map[string][]byte{"Dockerfile": []byte(df), "app.txt": readRepoFile(t, testdata+"/app/app.txt")}
 }
 
