@@ -268,3 +268,26 @@ func TestRecipesMigratedWorkflowPushesToECR(t *testing.T) {
 		t.Errorf("migrated workflow, second push on a fresh builder: want 4/4 steps cached:\n%s", tail(warm.Log, 4000))
 	}
 }
+
+// The quick start's build step on a closed pull request (a workflow that adds
+// closed to its pull_request types, the "build after merge" pattern) fails
+// naming cache-cleanup, as the cleanup recipe says, rather than silently
+// deleting the pull request's cache instead of building: nothing is deleted.
+func TestQuickStartOnAClosedPullRequestFailsNamingCacheCleanup(t *testing.T) {
+	e := setup(t)
+	s := e.stack
+	files := appFiles(t, s)
+	files[".github/workflows/build.yml"] = readRepoFile(t, quickStart)
+	r := newECRRun(t, e, []string{"my-app"}, files)
+	r.act(t, e, "pull_request", "build.yml", "pr.json", map[string]string{})
+	before := tagDigests(t, s.Registry+"/my-app")
+
+	vars := map[string]string{"AWS_ROLE_ARN": "arn:aws:iam::" + fakeecr.DefaultAccountID + ":role/build", "AWS_REGION": "eu-west-1"}
+	res, err := e.tryActIn(t, r.in, "pull_request", "build.yml", "pr-closed.json", vars)
+	if err == nil || !strings.Contains(res.Log, "but it is given build inputs (tags, push); to build on this event set cache-cleanup: false") {
+		t.Errorf("quick start on a closed pull request: want a failed step naming cache-cleanup: false (err %v):\n%s", err, tail(res.Log, 4000))
+	}
+	if after := tagDigests(t, s.Registry+"/my-app"); !maps.Equal(before, after) {
+		t.Errorf("quick start on a closed pull request: my-app's tags went from %v to %v; want nothing deleted", before, after)
+	}
+}
