@@ -80,13 +80,29 @@ func newECRRun(t *testing.T, e *e2e, repos []string, files map[string][]byte) *e
 
 func (r *ecrRun) act(t *testing.T, e *e2e, event, workflow, eventFile string, vars map[string]string) actRun {
 	t.Helper()
-	vars["AWS_ROLE_ARN"] = "arn:aws:iam::" + fakeecr.DefaultAccountID + ":role/build"
-	vars["AWS_REGION"] = "eu-west-1"
-	res, err := e.tryActIn(t, r.in, event, workflow, eventFile, vars)
+	res, err := r.tryAct(t, e, event, workflow, eventFile, vars)
 	if err != nil {
 		t.Fatalf("act %s %s: %v\n%s", event, workflow, err, tail(res.Log, 6000))
 	}
 	return res
+}
+
+// tryAct runs act with the repository variables the documented workflows
+// read, and returns its error: a failed job makes act exit non-zero.
+func (r *ecrRun) tryAct(t *testing.T, e *e2e, event, workflow, eventFile string, vars map[string]string) (actRun, error) {
+	t.Helper()
+	vars["AWS_ROLE_ARN"] = "arn:aws:iam::" + fakeecr.DefaultAccountID + ":role/build"
+	vars["AWS_REGION"] = "eu-west-1"
+	return e.tryActIn(t, r.in, event, workflow, eventFile, vars)
+}
+
+// newQuickStartRun is a user's repository with the test app and the quick
+// start as its build.yml, verbatim.
+func newQuickStartRun(t *testing.T, e *e2e) *ecrRun {
+	t.Helper()
+	files := appFiles(t, e.stack)
+	files[".github/workflows/build.yml"] = readRepoFile(t, quickStart)
+	return newECRRun(t, e, []string{"my-app"}, files)
 }
 
 func readRepoFile(t *testing.T, rel string) []byte {
@@ -139,9 +155,7 @@ func headSHA(t *testing.T, dir string) string {
 func TestQuickStartVerbatimColdThenCachedAndForkSafe(t *testing.T) {
 	e := setup(t)
 	s := e.stack
-	files := appFiles(t, s)
-	files[".github/workflows/build.yml"] = readRepoFile(t, quickStart)
-	r := newECRRun(t, e, []string{"my-app"}, files)
+	r := newQuickStartRun(t, e)
 	image := s.Registry + "/my-app:" + headSHA(t, r.in.dir)
 
 	prune(t, s)

@@ -276,14 +276,11 @@ func TestRecipesMigratedWorkflowPushesToECR(t *testing.T) {
 func TestQuickStartOnAClosedPullRequestFailsNamingCacheCleanup(t *testing.T) {
 	e := setup(t)
 	s := e.stack
-	files := appFiles(t, s)
-	files[".github/workflows/build.yml"] = readRepoFile(t, quickStart)
-	r := newECRRun(t, e, []string{"my-app"}, files)
+	r := newQuickStartRun(t, e)
 	r.act(t, e, "pull_request", "build.yml", "pr.json", map[string]string{})
 	before := tagDigests(t, s.Registry+"/my-app")
 
-	vars := map[string]string{"AWS_ROLE_ARN": "arn:aws:iam::" + fakeecr.DefaultAccountID + ":role/build", "AWS_REGION": "eu-west-1"}
-	res, err := e.tryActIn(t, r.in, "pull_request", "build.yml", "pr-closed.json", vars)
+	res, err := r.tryAct(t, e, "pull_request", "build.yml", "pr-closed.json", map[string]string{})
 	if err == nil || !strings.Contains(res.Log, "but it is given build inputs (tags, push); to build on this event set cache-cleanup: false") {
 		t.Errorf("quick start on a closed pull request: want a failed step naming cache-cleanup: false (err %v):\n%s", err, tail(res.Log, 4000))
 	}
