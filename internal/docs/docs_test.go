@@ -104,3 +104,30 @@ func TestGeneratedDocsUpToDate(t *testing.T) {
 		}
 	}
 }
+
+// Workflow gives the e2e tests a page's named workflow as a user copies it: a
+// YAML block as written, a diff as it reads after the change.
+func TestWorkflow(t *testing.T) {
+	t.Parallel()
+	md, err := os.ReadFile(filepath.Join("testdata", "good.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, has, hasNot, err string
+	}{
+		{name: "good-build", has: "on: push\npermissions: {}\n"},
+		{name: "good-migrate", has: "      - uses: ecr-build-cache/ecr-build-cache@v1\n        with:\n          repository: my-app\n", hasNot: "build-push-action"},
+		{name: "missing", err: "no block marked <!-- workflow: missing -->"},
+	} {
+		wf, err := Workflow(string(md), tc.name)
+		switch {
+		case tc.err != "":
+			if err == nil || err.Error() != tc.err {
+				t.Errorf("%s: error %v, want %q", tc.name, err, tc.err)
+			}
+		case err != nil || !strings.Contains(wf, tc.has) || tc.hasNot != "" && strings.Contains(wf, tc.hasNot):
+			t.Errorf("%s: %v\n%s\nwant it to hold %q and not %q", tc.name, err, wf, tc.has, tc.hasNot)
+		}
+	}
+}

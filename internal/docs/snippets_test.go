@@ -19,53 +19,7 @@ import (
 // thisAction is how the docs name this action in a step's uses:.
 const thisAction = "ecr-build-cache/ecr-build-cache@"
 
-// The markers a snippet may carry on the line before its fence: a complete
-// workflow may be named, and a YAML block that is not a complete workflow must
-// say which named workflow it is a piece of.
-var (
-	workflowMarker = regexp.MustCompile(`^<!-- workflow: ([a-z0-9-]+) -->$`)
-	fragmentMarker = regexp.MustCompile(`^<!-- fragment of: ([a-z0-9-]+) -->$`)
-	stepOutput     = regexp.MustCompile(`steps\.([A-Za-z0-9_-]+)\.outputs\.([A-Za-z0-9_-]+)`)
-)
-
-// block is one fenced code block of a Markdown file.
-type block struct {
-	file       string
-	line       int // of the first line inside the fence
-	lang, text string
-	workflow   string // named by a workflow marker
-	fragmentOf string // named by a fragment marker
-}
-
-// blocks extracts the fenced code blocks of a Markdown file, with the marker
-// on the line before each.
-func blocks(file string, md string) []block {
-	var out []block
-	lines := strings.Split(md, "\n")
-	for i := 0; i < len(lines); i++ {
-		fence := strings.TrimSpace(lines[i])
-		if !strings.HasPrefix(fence, "```") {
-			continue
-		}
-		b := block{file: file, line: i + 2, lang: strings.TrimSpace(strings.TrimPrefix(fence, "```"))}
-		if i > 0 {
-			prev := strings.TrimSpace(lines[i-1])
-			if m := workflowMarker.FindStringSubmatch(prev); m != nil {
-				b.workflow = m[1]
-			}
-			if m := fragmentMarker.FindStringSubmatch(prev); m != nil {
-				b.fragmentOf = m[1]
-			}
-		}
-		var body []string
-		for i++; i < len(lines) && strings.TrimSpace(lines[i]) != "```"; i++ {
-			body = append(body, lines[i])
-		}
-		b.text = strings.Join(body, "\n") + "\n"
-		out = append(out, b)
-	}
-	return out
-}
+var stepOutput = regexp.MustCompile(`steps\.([A-Za-z0-9_-]+)\.outputs\.([A-Za-z0-9_-]+)`)
 
 // unit is one workflow to check: its text, and where each of its lines is in
 // the docs (0 for a line the check added around a fragment).
@@ -172,18 +126,11 @@ func (c *checker) checkDiff(b block) {
 		drop byte
 	}{{"before", '+'}, {"after", '-'}} {
 		u := unit{name: side.name, file: b.file}
-		var text strings.Builder
-		for i, l := range strings.Split(strings.TrimSuffix(b.text, "\n"), "\n") {
-			if l != "" && l[0] == side.drop {
-				continue
-			}
-			if l != "" {
-				l = l[1:]
-			}
-			text.WriteString(l + "\n")
+		var at []int
+		u.text, at = diffSide(b.text, side.drop)
+		for _, i := range at {
 			u.lines = append(u.lines, b.line+i)
 		}
-		u.text = text.String()
 		if !isWorkflow(u.text) {
 			c.errorf(b.file, b.line, "diff block: the %s side is not a complete workflow", side.name)
 			continue

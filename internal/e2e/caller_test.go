@@ -80,13 +80,29 @@ func newECRRun(t *testing.T, e *e2e, repos []string, files map[string][]byte) *e
 
 func (r *ecrRun) act(t *testing.T, e *e2e, event, workflow, eventFile string, vars map[string]string) actRun {
 	t.Helper()
-	vars["AWS_ROLE_ARN"] = "arn:aws:iam::" + fakeecr.DefaultAccountID + ":role/build"
-	vars["AWS_REGION"] = "eu-west-1"
-	res, err := e.tryActIn(t, r.in, event, workflow, eventFile, vars)
+	res, err := r.tryAct(t, e, event, workflow, eventFile, vars)
 	if err != nil {
 		t.Fatalf("act %s %s: %v\n%s", event, workflow, err, tail(res.Log, 6000))
 	}
 	return res
+}
+
+// tryAct runs act with the repository variables the documented workflows
+// read, and returns its error: a failed job makes act exit non-zero.
+func (r *ecrRun) tryAct(t *testing.T, e *e2e, event, workflow, eventFile string, vars map[string]string) (actRun, error) {
+	t.Helper()
+	vars["AWS_ROLE_ARN"] = "arn:aws:iam::" + fakeecr.DefaultAccountID + ":role/build"
+	vars["AWS_REGION"] = "eu-west-1"
+	return e.tryActIn(t, r.in, event, workflow, eventFile, vars)
+}
+
+// newQuickStartRun is a user's repository with the test app and the quick
+// start as its build.yml, verbatim.
+func newQuickStartRun(t *testing.T, e *e2e) *ecrRun {
+	t.Helper()
+	files := appFiles(t, e.stack)
+	files[".github/workflows/build.yml"] = readRepoFile(t, quickStart)
+	return newECRRun(t, e, []string{"my-app"}, files)
 }
 
 func readRepoFile(t *testing.T, rel string) []byte {
@@ -112,6 +128,16 @@ func commitAll(dir, home string) error {
 	return nil
 }
 
+// appFiles is a user's repository without its workflow: the test app, whose
+// Dockerfile names the base image (the documented workflows pass no build-args)
+// and, in an ENV that every RUN step's cache key holds, the test: the tests
+// share the registry's my-app, and each starts cold.
+func appFiles(t *testing.T, s *teststack.Stack) map[string][]byte {
+	t.Helper()
+	df := strings.Replace(string(readRepoFile(t, testdata+"/app/Dockerfile")), "ARG BASE\nFROM ${BASE}", "FROM "+s.BaseImage+"\nENV E2E_TEST="+t.Name(), 1)
+	return map[string][]byte{"Dockerfile": []byte(df), "app.txt": readRepoFile(t, testdata+"/app/app.txt")}
+}
+
 func headSHA(t *testing.T, dir string) string {
 	t.Helper()
 	out, err := exec.Command("git", "-C", dir, "rev-parse", "HEAD").Output()
@@ -129,13 +155,7 @@ func headSHA(t *testing.T, dir string) string {
 func TestQuickStartVerbatimColdThenCachedAndForkSafe(t *testing.T) {
 	e := setup(t)
 	s := e.stack
-	// The quick start has no build-args: its Dockerfile names the base image.
-	df := strings.Replace(string(readRepoFile(t, testdata+"/app/Dockerfile")), "ARG BASE\nFROM ${BASE}", "FROM "+s.BaseImage, 1)
-	r := newECRRun(t, e, []string{"my-app"}, map[string][]byte{
-		".github/workflows/build.yml": readRepoFile(t, quickStart),
-		"Dockerfile":                  []byte(df),
-		"app.txt":                     readRepoFile(t, testdata+"/app/app.txt"),
-	})
+	r := newQuickStartRun(t, e)
 	image := s.Registry + "/my-app:" + headSHA(t, r.in.dir)
 
 	prune(t, s)
