@@ -75,12 +75,12 @@ func TestReadContextSend(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := readContextSend(string(out))
+		got, err := readVertexTime(string(out), isContext)
 		if err != nil || got != tc.want {
 			t.Errorf("%s: context %v, %v; want %v", tc.file, got, err, tc.want)
 		}
 	}
-	if _, err := readContextSend("#5 [internal] load build context\n#5 DONE soon\n"); err == nil || !strings.Contains(err.Error(), "DONE soon") {
+	if _, err := readVertexTime("#5 [internal] load build context\n#5 DONE soon\n", isContext); err == nil || !strings.Contains(err.Error(), "DONE soon") {
 		t.Errorf("an unreadable time: error %v, want one quoting the line", err)
 	}
 }
@@ -273,7 +273,7 @@ func TestSelectParts(t *testing.T) {
 		want []string
 		err  string
 	}{
-		{only: "", want: partNames},
+		{only: "", want: partNames()},
 		{only: "realistic, scale", want: []string{"realistic", "scale"}},
 		{only: "refs", err: "refs imports the matrix scopes' caches: add matrix"},
 		{only: "realistc,scal", err: `unknown part "realistc"`},

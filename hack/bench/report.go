@@ -35,6 +35,8 @@ type results struct {
 	profile    *profileSummary       // buildkitd's CPU during the largest scale warm build
 	// mountSamples are the cache mounts study's, for the fallbacks section.
 	mountSamples map[key][]sample
+	// fingerprints are solve.Fingerprint's times per fixture.
+	fingerprints map[string][]time.Duration
 }
 
 // addGroup records concurrent builds as one sample: the slowest wall time, the
@@ -218,6 +220,10 @@ func (r *results) render() string {
 		r.renderRatios(&b, ran)
 		r.renderFloors(&b, ran)
 	}
+	if r.parts[fxService] {
+		r.renderService(&b)
+	}
+	r.renderFingerprints(&b, ran)
 	r.renderCompression(&b, ran)
 	renderFallbacks(&b, fallbackRows(r.samples, r.mountSamples))
 
@@ -376,14 +382,7 @@ func (r *results) ratio(fx, sc1, tool1, sc2, tool2 string) float64 {
 
 // paired is the median over runs of action/buildctl wall time within the same
 // run: the two ran back to back, so a slow spell of the machine hits both.
-func (r *results) paired(fx, sc string) float64 {
-	a, c := r.samples[key{fx, sc, toolAction}], r.samples[key{fx, sc, toolBuildctl}]
-	var v []float64
-	for i := range min(len(a), len(c)) {
-		v = append(v, took(a[i])/took(c[i]))
-	}
-	return median(v)
-}
+func (r *results) paired(fx, sc string) float64 { return r.pairedOf(fx, sc, toolAction, toolBuildctl) }
 
 // diff is the action's median wall time minus buildctl's, in seconds.
 func (r *results) diff(fx, sc string) float64 {
@@ -411,6 +410,10 @@ func (r *results) targets() []target {
 		fx := f.name
 		if fx == fxRealistic {
 			ts = append(ts, r.realisticTargets()...)
+			continue
+		}
+		if f.targets != nil {
+			ts = append(ts, f.targets(r, fx)...)
 			continue
 		}
 		if f.compression != "" {
@@ -487,7 +490,34 @@ func (r *results) realisticTargets() []target {
 		ts = append(ts, target{pass: p <= t.max, check: fmt.Sprintf("action/buildctl <= %.2f on %s (realistic, paired)", t.max, t.sc),
 			value: fmtRatio(p), note: note})
 	}
-	return append(ts, r.oneSolveTarget())
+	return append(ts, r.oneSolve(fxRealistic, []string{scCold, scWarm, scPartial, scBranchChanged}))
+}
+
+// oneSolveTargets are the fixtures' outside committed git trees (and the
+// real service's): one solve per action build, and no changed build that
+// guessed "all cached" and took the export-solve fallback.
+func oneSolveTargets(r *results, fx string) []target {
+	var scs []string
+	for _, sc := range fixtureNamed(fx).scenarios {
+		scs = append(scs, sc.name)
+	}
+	n, runs := 0, 0
+	var where []string
+	for _, sc := range []string{scPartial, scBranchChanged} {
+		for _, tool := range []string{toolAction, toolMounts} {
+			for i, s := range r.samples[key{fx, sc, tool}] {
+				for _, run := range s.actionRuns {
+					runs++
+					if slices.Contains(run.fallbacks, "export-solve") {
+						n++
+						where = append(where, fmt.Sprintf("%s %s run %d", sc, tool, i+1))
+					}
+				}
+			}
+		}
+	}
+	return []target{r.oneSolve(fx, scs), {pass: runs > 0 && n == 0, check: "no export-solve on changed builds (partial, new branch+change; " + fx + ")",
+		value: fmt.Sprintf("%d of %d action runs", n, runs), note: "the action guessed every step cached and took the export-solve fallback in " + strings.Join(where, ", ")}}
 }
 
 // contextNote says how much of fx's warm builds was BuildKit receiving the
@@ -505,13 +535,14 @@ func (r *results) contextNote(fx string) string {
 		fmtSec(r.med(c, cacheExport)), fmtSec(r.med(c, imageExport)))
 }
 
-// oneSolveTarget: on the fast path the action builds, pushes the image and
-// exports the cache in one BuildKit solve, counted in buildkitd's history.
-func (r *results) oneSolveTarget() target {
+// oneSolve: on the fast path the action builds, pushes the image and exports
+// the cache in one BuildKit solve, counted in buildkitd's history, for each of
+// fx's scenarios scs.
+func (r *results) oneSolve(fx string, scs []string) target {
 	pass := true
 	var values, extra []string
-	for _, sc := range []string{scCold, scWarm, scPartial, scBranchChanged} {
-		ss := r.samples[key{fxRealistic, sc, toolAction}]
+	for _, sc := range scs {
+		ss := r.samples[key{fx, sc, toolAction}]
 		pass = pass && len(ss) > 0
 		var n []int
 		for i, s := range ss {
@@ -531,7 +562,7 @@ func (r *results) oneSolveTarget() target {
 	if len(extra) == 0 {
 		note = "a scenario has no action builds"
 	}
-	return target{pass: pass, check: "action solves per build = 1 on cold, warm, partial, new branch+change (realistic)",
+	return target{pass: pass, check: fmt.Sprintf("action solves per build = 1 on %s (%s)", strings.Join(scs, ", "), fx),
 		value: strings.Join(values, ", "), note: note}
 }
 
