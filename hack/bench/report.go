@@ -502,8 +502,12 @@ func oneSolveTargets(r *results, fx string) []target {
 		scs = append(scs, sc.name)
 	}
 	n, runs := 0, 0
-	var where []string
+	var where, changed []string
 	for _, sc := range []string{scPartial, scBranchChanged} {
+		if !slices.Contains(scs, sc) {
+			continue
+		}
+		changed = append(changed, sc)
 		for _, tool := range []string{toolAction, toolMounts} {
 			for i, s := range r.samples[key{fx, sc, tool}] {
 				for _, run := range s.actionRuns {
@@ -516,7 +520,7 @@ func oneSolveTargets(r *results, fx string) []target {
 			}
 		}
 	}
-	return []target{r.oneSolve(fx, scs), {pass: runs > 0 && n == 0, check: "no export-solve on changed builds (partial, new branch+change; " + fx + ")",
+	return []target{r.oneSolve(fx, scs), {pass: runs > 0 && n == 0, check: "no export-solve on changed builds (" + strings.Join(changed, ", ") + "; " + fx + ")",
 		value: fmt.Sprintf("%d of %d action runs", n, runs), note: "the action guessed every step cached and took the export-solve fallback in " + strings.Join(where, ", ")}}
 }
 

@@ -71,7 +71,7 @@ type sample struct {
 	contextSend time.Duration
 	// compile is how long the steps that run `go build` took; 0 when none ran.
 	compile time.Duration
-	missed      []string // steps buildctl ran (not served from cache)
+	missed  []string // steps buildctl ran (not served from cache)
 	// solves are the builds buildkitd recorded for this one, with their durations.
 	solves []time.Duration
 	// daemonCPU is the CPU time buildkitd used during the build (single builds).
