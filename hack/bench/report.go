@@ -861,8 +861,18 @@ Written by `+"`make bench`"+` (hack/bench) on its latest run; do not edit by han
   RUN takes seconds of CPU and leaves a ~120 MB layer of 1,200 files (half text, half random bytes), a source stage
   over a context of 8,000 files (~16 MB), a final stage copying both. Only its Dockerfile is committed; its
   deps.lock and src/ are generated at bench time from a fixed seed (the same bytes on every run). The realistic
-  fixture is built by the action and buildctl only.
-- Checkouts: every build context (each run's contexts of app, steps and realistic, the generated Dockerfiles, gobuild)
+  fixture is built by the action and buildctl only. **realistic-nogit** is the same files in plain directories (a
+  context a step generates: no git work tree), **realistic-generated** the same checkout with a git-ignored generated
+  file (`+"`src/gen/bundle.js`"+`) that its partial build changes while HEAD does not; both carry the export skip's
+  targets (issue 25 section 3: no `+"`export-solve`"+` on a changed build). **pushgateway** is a real open-source Go
+  service, `+"`"+serviceModule+"@"+serviceVer+"`"+` (33 modules), fetched once through the Go module proxy
+  (`+"`go mod download -json`"+` into ~/.cache/ecr-build-cache, its go.sum hash checked) and vendored there
+  (`+"`go mod vendor`"+`: builds need no network; upstream's .gitignore lists /vendor, so vendor/ is git-ignored and
+  sent, as a CI step running `+"`go mod vendor`"+` leaves it), built with hack/bench/fixtures/pushgateway/Dockerfile
+  (`+"`COPY go.mod go.sum`"+`, `+"`COPY vendor/`"+`, `+"`COPY . .`"+`, `+"`RUN --mount=type=cache,target=/root/.cache/go-build go build -mod=vendor`"+`)
+  from the Go toolchain image the cache mounts study builds; by the action, the action with `+"`cache-mounts: auto`"+`
+  (**action+mounts**, a repository of its own) and buildctl.
+- Checkouts: every build context but realistic-nogit's (each run's contexts of app, steps, realistic and pushgateway, the generated Dockerfiles, gobuild)
   is a git work tree of its own whose HEAD commit holds exactly the files built, as actions/checkout leaves a pushed
   commit; a change (the partial's, a branch's, gobuild's version.go) is committed before the build. The action
   fingerprints a build by its context's git tree (`+"`git rev-parse HEAD:./`"+`), the Dockerfile and the build's options
@@ -874,7 +884,11 @@ Written by `+"`make bench`"+` (hack/bench) on its latest run; do not edit by han
   after main, so the fixed ref holds its cache: last write wins); **partial** (one late source file changed: early
   steps hit, late steps run); **new branch+change** (realistic: first build of `+"`feature/change`"+`, which changed
   another source file; the action falls back to main's cache, buildctl imports its branch's ref then main's, as a
-  hand-written fallback does); **matrix** (4 cache scopes with different build args built at once, then all 4
+  hand-written fallback does; on pushgateway it is the pull request's build: a `+"`pull_request`"+` event of a
+  same-repository pull request #7, on `+"`refs/pull/7/merge`"+`, whose cache the action keys `+"`pr-7`"+`);
+  **post-merge** (pushgateway: the default branch's first build after the pull request's squash merge, a push event
+  whose head commit message is `+"`Title (#7)`"+`, the same tree as the pull request's build; buildctl imports main's
+  ref only, as users configure it); **matrix** (4 cache scopes with different build args built at once, then all 4
   rebuilt at once).
 - Numbers: wall time from process start to exit, median of %d runs with min-max (the realistic fixture: %d runs,
   as its scenarios carry issue 13's targets and the median of more paired ratios is steadier on a shared machine;
