@@ -12,7 +12,7 @@ import (
 var benchRepo = map[string]any{"id": 817326519, "name": "app", "full_name": "octo/app", "fork": false, "default_branch": "main"}
 
 // setEvent gives the run its event: a push to j.branch; for evPullRequest a
-// pull_request event (action synchronize) of pull request servicePR from
+// pull_request event (action synchronize) of pull request j.pr from
 // j.branch in the same repository into main, on refs/pull/N/merge; for
 // evMerged a push to main whose head commit is that pull request's squash
 // merge. The payloads are trimmed to the fields of GitHub's documented shapes
@@ -25,9 +25,9 @@ func setEvent(r *teststack.ActionRun, j job) error {
 		side := func(ref string) map[string]any { return map[string]any{"ref": ref, "repo": benchRepo} }
 		payload, err := json.Marshal(map[string]any{
 			"action": "synchronize",
-			"number": servicePR,
+			"number": j.pr,
 			"pull_request": map[string]any{
-				"number": servicePR, "state": "open", "title": "Change a line of the main package",
+				"number": j.pr, "state": "open", "title": "Change a line of the main package",
 				"head": side(j.branch), "base": side("main"),
 			},
 			"repository": benchRepo,
@@ -36,9 +36,9 @@ func setEvent(r *teststack.ActionRun, j job) error {
 			return err
 		}
 		r.Env["GITHUB_HEAD_REF"], r.Env["GITHUB_BASE_REF"] = j.branch, "main"
-		return r.SetEvent("pull_request", fmt.Sprintf("refs/pull/%d/merge", servicePR), string(payload))
+		return r.SetEvent("pull_request", fmt.Sprintf("refs/pull/%d/merge", j.pr), string(payload))
 	case evMerged:
-		msg := fmt.Sprintf("Change a line of the main package (#%d)\n\n* Change a line of the main package", servicePR)
+		msg := fmt.Sprintf("Change a line of the main package (#%d)\n\n* Change a line of the main package", j.pr)
 		commit := map[string]any{"id": "0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c", "tree_id": "f9d2a07e9488b91af2641b26b9407fe22a451433",
 			"distinct": true, "message": msg}
 		payload, err := json.Marshal(map[string]any{

@@ -20,9 +20,9 @@ func TestSetEvent(t *testing.T) {
 		merged            []int
 		writes, untrusted bool
 	}{
-		{j: job{branch: "feature/change", event: evPullRequest}, own: cacheref.PRKey(servicePR), writes: true,
+		{j: job{branch: "feature/change", event: evPullRequest, pr: servicePR}, own: cacheref.PRKey(servicePR), writes: true,
 			firstReads: []cacheref.Key{cacheref.PRKey(servicePR), cacheref.BranchKey("feature/change"), cacheref.BranchKey("main")}},
-		{j: job{branch: "main", event: evMerged}, own: cacheref.BranchKey("main"), writes: true, merged: []int{servicePR},
+		{j: job{branch: "main", event: evMerged, pr: servicePR}, own: cacheref.BranchKey("main"), writes: true, merged: []int{servicePR},
 			firstReads: []cacheref.Key{cacheref.BranchKey("main"), cacheref.PRKey(servicePR)}},
 		{j: job{branch: "main"}, own: cacheref.BranchKey("main"), writes: true, firstReads: []cacheref.Key{cacheref.BranchKey("main")}},
 	} {

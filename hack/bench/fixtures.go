@@ -30,6 +30,11 @@ type fixture struct {
 	goBase bool
 	// targets are its own targets; nil for the app and steps fixtures'.
 	targets func(r *results, fx string) []target
+	// history makes its runs one repository's history: every run builds in
+	// the same repositories, from where the previous run left main, and the
+	// cold scenario runs in the first run only (a cold build of it takes
+	// minutes of CPU here).
+	history bool
 }
 
 // scenario is one build of a fixture by every tool of the fixture.
@@ -46,11 +51,11 @@ type scenario struct {
 
 // The action's events other than a plain push.
 const (
-	// evPullRequest: a pull_request event of pull request servicePR, from the
-	// scenario's branch (same repository) into main.
+	// evPullRequest: a pull_request event of the run's pull request
+	// (prOfRun), from the scenario's branch (same repository) into main.
 	evPullRequest = "pull_request"
-	// evMerged: a push to main whose head commit is the squash merge of
-	// pull request servicePR ("Title (#N)").
+	// evMerged: a push to main whose head commit is the squash merge of the
+	// run's pull request ("Title (#N)").
 	evMerged = "merged"
 )
 
@@ -107,14 +112,19 @@ var (
 func init() {
 	fixtures = append(fixtures,
 		fixture{name: fxService, what: fmt.Sprintf("%s@%s, %d modules vendored, multi-stage Go build with the build cache in a cache mount; "+
-			"new branch+change is the pull request's build (pull_request event, pr-%d), post-merge the default branch's first build after its squash merge, the same tree",
-			serviceModule, serviceVer, serviceModules, servicePR),
-			tools: []string{toolAction, toolMounts, toolBuildctl}, goBase: true, targets: serviceTargets,
+			"new branch+change is the pull request's build (pull_request event, pr-N), post-merge the default branch's first build after its squash merge, the same tree; "+
+			"cold once, then each run a pull request merged on the history of the one before",
+			serviceModule, serviceVer, serviceModules),
+			tools: []string{toolAction, toolMounts, toolBuildctl}, goBase: true, targets: serviceTargets, history: true,
 			prepare: func(dir, runTag string) (contexts, error) {
+				var run int
+				if _, err := fmt.Sscanf(runTag, "run %d", &run); err != nil {
+					return contexts{}, fmt.Errorf("run tag %q: %w", runTag, err)
+				}
 				// go mod download and go mod vendor reach the Go module proxy.
 				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 				defer cancel()
-				return prepareService(ctx, dir, runTag)
+				return prepareService(ctx, dir, run)
 			},
 			scenarios: []scenario{
 				{name: scCold, branch: "main", context: base},

@@ -79,6 +79,17 @@ func realMain(ctx context.Context, runs int, out, profiles string, parts map[str
 		return fmt.Errorf("measure the registry's bandwidth: %w", err)
 	}
 	b.logf("registry loopback bandwidth: upload %s/s, download %s/s", fmtBytes(res.bandwidth.up), fmtBytes(res.bandwidth.down))
+	if out != "" {
+		// A long run's report so far, after each run of a fixture: a run
+		// stopped later keeps it.
+		b.checkpoint = func() {
+			m := describeMachine(load)
+			m.took = time.Since(began).Round(time.Second).String() + " (so far: stopped before the end)"
+			if err := os.WriteFile(out, []byte(markdown(m, res, res.render())), 0o644); err != nil {
+				b.logf("checkpoint: %v", err)
+			}
+		}
+	}
 
 	for _, f := range fixtures {
 		if parts[f.name] {
@@ -172,6 +183,9 @@ func (b *bench) scenarios(ctx context.Context, f fixture, res *results) error {
 			return err
 		}
 		repo := func(tool string) string {
+			if f.history {
+				return fmt.Sprintf("bench/%s-%s", f.name, strings.ReplaceAll(tool, "+", "-"))
+			}
 			return fmt.Sprintf("bench/%s-r%d-%s", f.name, r, strings.ReplaceAll(tool, "+", "-"))
 		}
 		var args map[string]string
@@ -186,6 +200,9 @@ func (b *bench) scenarios(ctx context.Context, f fixture, res *results) error {
 			return err
 		}
 		for _, sc := range f.scenarios {
+			if f.history && r > 1 && sc.name == scCold {
+				continue
+			}
 			for _, tool := range rotate(f.tools, r-1) {
 				if sc.name == scNewBranch && tool == toolPeer {
 					// With one fixed ref, the last writer wins: another branch that
@@ -196,7 +213,7 @@ func (b *bench) scenarios(ctx context.Context, f fixture, res *results) error {
 					}
 					b.logf("%s run %d: peer: feature/deps-bump wrote %s last", f.name, r, j.cacheRef(b.s.Registry))
 				}
-				j := job{tool: tool, repo: repo(tool), branch: sc.branch, context: sc.context(cx), compression: f.compression, args: args, event: sc.event}
+				j := job{tool: tool, repo: repo(tool), branch: sc.branch, context: sc.context(cx), compression: f.compression, args: args, event: sc.event, pr: prOfRun(r)}
 				if tool == toolMounts {
 					j.tool, j.cacheMounts = toolAction, "auto"
 				}
@@ -218,6 +235,9 @@ func (b *bench) scenarios(ctx context.Context, f fixture, res *results) error {
 				}
 				res.imageBytes[f.name] = n
 			}
+		}
+		if b.checkpoint != nil {
+			b.checkpoint()
 		}
 	}
 	return nil

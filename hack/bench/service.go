@@ -26,9 +26,13 @@ const (
 	// serviceMain is the main package's file the partial and the pull
 	// request change, one line each.
 	serviceMain = "main.go"
-	// servicePR is the pull request number of the post-merge scenario.
+	// servicePR is the pull request number of the first run's post-merge
+	// scenario; run r merges servicePR+r-1.
 	servicePR = 7
 )
+
+// prOfRun is the pull request run r opens and merges.
+func prOfRun(run int) int { return servicePR + run - 1 }
 
 // serviceSource is the vendored source tree of the service, prepared once per
 // machine under ~/.cache/ecr-build-cache: go mod download -json of the pinned
@@ -114,14 +118,15 @@ func vendoredModules(dir string) (int, error) {
 	return n, nil
 }
 
-// prepareService writes the service's contexts into dir, each a git checkout:
-// base (the pinned source with our Dockerfile), partial (one line of the main
-// package changed on main) and branch (the pull request: partial's tree with
-// another line of the main package changed, which the default branch holds
-// after the squash merge). Upstream's .gitignore lists /vendor, so vendor/ is
+// prepareService writes run's contexts of the service into dir, each a git
+// checkout: base (the pinned source with our Dockerfile, plus the lines the
+// earlier runs added: main where the previous run's merge left it), partial
+// (one more line of the main package on main) and branch (the run's pull
+// request: partial's tree with another line of the main package, which the
+// default branch holds after the squash merge). Upstream's .gitignore lists /vendor, so vendor/ is
 // in each work tree as a CI step running go mod vendor leaves it: git-ignored,
 // sent to BuildKit (upstream's .dockerignore lets it in).
-func prepareService(ctx context.Context, dir, runTag string) (contexts, error) {
+func prepareService(ctx context.Context, dir string, run int) (contexts, error) {
 	src, err := serviceSource(ctx)
 	if err != nil {
 		return contexts{}, err
@@ -140,13 +145,23 @@ func prepareService(ctx context.Context, dir, runTag string) (contexts, error) {
 	if err := os.WriteFile(filepath.Join(c.base, "Dockerfile"), df, 0o644); err != nil {
 		return c, err
 	}
-	if err := commitContext(c.base, fmt.Sprintf("%s@%s, vendored (%s)", serviceModule, serviceVer, runTag)); err != nil {
+	partialLine := func(r int) string { return fmt.Sprintf("var benchPartial%d = %q", r, "changed on main") }
+	prLine := func(r int) string {
+		return fmt.Sprintf("var benchPullRequest%d = %q", prOfRun(r), "changed in the pull request")
+	}
+	for r := 1; r < run; r++ {
+		for _, l := range []string{partialLine(r), prLine(r)} {
+			if err := appendLine(filepath.Join(c.base, serviceMain), l); err != nil {
+				return c, err
+			}
+		}
+	}
+	if err := commitContext(c.base, fmt.Sprintf("%s@%s, vendored, with the changes of %d runs", serviceModule, serviceVer, run-1)); err != nil {
 		return c, err
 	}
-	tag := strings.ReplaceAll(runTag, " ", "-")
 	for _, d := range []struct{ from, dir, line, msg string }{
-		{c.base, c.partial, fmt.Sprintf("var benchPartial = %q", "partial, "+tag), "change a line of the main package"},
-		{c.partial, c.branch, fmt.Sprintf("var benchChange = %q", "pull request, "+tag), fmt.Sprintf("Change a line of the main package (#%d)", servicePR)},
+		{c.base, c.partial, partialLine(run), "change a line of the main package"},
+		{c.partial, c.branch, prLine(run), fmt.Sprintf("Change a line of the main package (#%d)", prOfRun(run))},
 	} {
 		if err := cloneContext(d.from, d.dir); err != nil {
 			return c, err
@@ -157,7 +172,7 @@ func prepareService(ctx context.Context, dir, runTag string) (contexts, error) {
 		if err := appendLine(filepath.Join(d.dir, serviceMain), d.line); err != nil {
 			return c, err
 		}
-		if err := commitContext(d.dir, d.msg+" ("+runTag+")"); err != nil {
+		if err := commitContext(d.dir, d.msg); err != nil {
 			return c, err
 		}
 	}

@@ -49,6 +49,8 @@ type job struct {
 	compression string
 	// event is the action's event (scenario.event); "" for a push.
 	event string
+	// pr is the pull request of an evPullRequest or evMerged event.
+	pr int
 }
 
 // sample is what one build (or one concurrent group of builds) measured.
@@ -99,6 +101,8 @@ type bench struct {
 	began    time.Time
 	// gobase is the Go toolchain image (goBase), its Go version goVersion.
 	gobase, goVersion string
+	// checkpoint writes the report so far; nil without an output file.
+	checkpoint func()
 }
 
 func (j job) imageRef(registry string) string {
