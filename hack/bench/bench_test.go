@@ -14,6 +14,8 @@ import (
 
 	"github.com/moby/buildkit/client"
 	digest "github.com/opencontainers/go-digest"
+
+	"github.com/ecr-build-cache/ecr-build-cache/internal/solve"
 )
 
 func TestReadProgress(t *testing.T) {
@@ -75,12 +77,12 @@ func TestReadContextSend(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := readContextSend(string(out))
+		got, err := readVertexTime(string(out), isContext)
 		if err != nil || got != tc.want {
 			t.Errorf("%s: context %v, %v; want %v", tc.file, got, err, tc.want)
 		}
 	}
-	if _, err := readContextSend("#5 [internal] load build context\n#5 DONE soon\n"); err == nil || !strings.Contains(err.Error(), "DONE soon") {
+	if _, err := readVertexTime("#5 [internal] load build context\n#5 DONE soon\n", isContext); err == nil || !strings.Contains(err.Error(), "DONE soon") {
 		t.Errorf("an unreadable time: error %v, want one quoting the line", err)
 	}
 }
@@ -142,12 +144,28 @@ func TestRender(t *testing.T) {
 		"PASS  action solves per build = 1 on cold, warm, partial, new branch+change (realistic) cold 1, warm 1, partial 1, new branch+change 1",
 		"== fallbacks: per action run",
 		"fallbacks across ",
+		// The real service's section, its floors and its targets.
+		"== pushgateway (github.com/prometheus/pushgateway@v1.11.5, 33 modules): paired ratios",
+		"scenario          action/bk   a+mounts/bk  buildctl    floor   (bytes compile)  floor/bk   context  compile action / action+mounts / buildctl\n" +
+			"cold                  0.984         1.016    61.00s   50.05s     50ms   50.00s     0.820       0ms  50.00s / 50.00s / 50.00s\n",
+		"partial               0.982         0.143    56.00s    4.05s     50ms    4.00s     0.072       0ms  50.00s / 4.00s / 50.00s\n",
+		"post-merge            0.036         0.039    56.00s     50ms     50ms      0ms     0.001       0ms  0ms / 0ms / 50.00s\n",
+		"partial               8.00s    55.00s     0.145    10.0 kB    10.0 kB  3 builds (1.00s + 5.00s + 2.00s)\n",
+		"PASS  action/buildctl <= 0.10 on post-merge (pushgateway, paired)        0.036 (with cache mounts 0.039; floor 0.001)\n",
+		"PASS  action+mounts/buildctl <= 0.30 on partial (pushgateway, paired)    0.143 (floor 0.072)\n",
+		"PASS  warm with cache mounts <= 1.1x warm without (pushgateway, paired)  1.10x (1.10s vs 1.00s)\n",
+		"PASS  no export-solve on changed builds (partial, new branch+change; realistic-nogit) 0 of 4 action runs\n",
+		"PASS  no export-solve on changed builds (partial; realistic-generated)   0 of 2 action runs\n",
+		// The fingerprint next to the context transfer.
+		"fixture              fingerprint              context                  fp / context\n" +
+			"realistic            100ms (90ms-110ms)       0ms (0ms-300ms)                     -\n" +
+			"realistic-nogit      400ms (400ms-400ms)      0ms (0ms-0ms)                       -\n",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("report lacks %q:\n%s", want, out)
 		}
 	}
-	if strings.Contains(out, "warm <= 5% of cold (action, realistic-zstd)") {
+	if strings.Contains(out, "warm <= 5% of cold (action, realistic-zstd)") || strings.Contains(out, "(action, pushgateway)\n") {
 		t.Errorf("report holds the zstd comparison to targets:\n%s", out)
 	}
 	if strings.Contains(out, "NaN") {
@@ -187,8 +205,10 @@ func TestRenderPartial(t *testing.T) {
 // fullResults are samples of every kind a full run records.
 func fullResults() *results {
 	parts, _ := selectParts("")
-	r := &results{runs: 2, parts: parts, samples: map[key][]sample{}, imageBytes: map[string]int64{"app": 106e6, "steps": 1.1e6, fxRealistic: 61e6, "realistic-zstd": 56e6},
-		scopes: map[string][][]sample{}, scopeRefs: map[string][]string{}, bandwidth: bandwidth{up: 150e6, down: 1.2e9, size: bandwidthBlob}}
+	r := &results{runs: 2, parts: parts, samples: map[key][]sample{}, imageBytes: map[string]int64{"app": 106e6, "steps": 1.1e6, fxRealistic: 61e6, "realistic-zstd": 56e6,
+		fxService: 8e6, fxOutsideGit: 61e6, fxGenerated: 61e6},
+		scopes: map[string][][]sample{}, scopeRefs: map[string][]string{}, bandwidth: bandwidth{up: 150e6, down: 1.2e9, size: bandwidthBlob},
+		fingerprints: map[string][]time.Duration{fxRealistic: {90 * time.Millisecond, 100 * time.Millisecond, 110 * time.Millisecond}, fxOutsideGit: {400 * time.Millisecond}}}
 	s := func(sec float64, cached, total int) sample {
 		return sample{took: time.Duration(sec * float64(time.Second)), daemonCPU: time.Duration(sec * float64(time.Second) / 2), startup: 20 * time.Millisecond, cached: cached, total: total,
 			traffic: traffic{requests: 30, getBytes: 10e3}, floor: &floorBytes{down: 56683641, up: 13332438}}
@@ -200,6 +220,26 @@ func fullResults() *results {
 			r.samples[key{f.name, scNewBranch, tool}] = []sample{s(0.3, 8, 8), s(9, 0, 8)}
 			r.samples[key{f.name, scBranchChanged, tool}] = []sample{s(2, 5, 8), s(2, 5, 8)}
 			r.samples[key{f.name, scPartial, tool}] = []sample{s(1, 5, 8), s(1.2, 5, 8)}
+		}
+	}
+	// The real service: buildctl compiles everything on every changed
+	// build; the action after a merge compiles nothing; with cache mounts a
+	// changed build compiles the main package only.
+	svc := func(sec, compileSec float64, cached int) sample {
+		smp := s(sec, cached, 4)
+		smp.compile = time.Duration(compileSec * float64(time.Second))
+		smp.floor = &floorBytes{down: 12e6, up: 6e6}
+		return smp
+	}
+	for sc, bySetup := range map[string][3]sample{
+		scCold:          {svc(60, 50, 0), svc(62, 50, 0), svc(61, 50, 0)},
+		scWarm:          {svc(1, 0, 4), svc(1.1, 0, 4), svc(1, 0, 4)},
+		scPartial:       {svc(55, 50, 3), svc(8, 4, 3), svc(56, 50, 3)},
+		scBranchChanged: {svc(55, 50, 3), svc(8, 4, 3), svc(56, 50, 3)},
+		scPostMerge:     {svc(2, 0, 4), svc(2.2, 0, 4), svc(56, 50, 3)},
+	} {
+		for i, tool := range []string{toolAction, toolMounts, toolBuildctl} {
+			r.samples[key{fxService, sc, tool}] = []sample{bySetup[i], bySetup[i]}
 		}
 	}
 	for _, tool := range tools {
@@ -228,6 +268,10 @@ func fullResults() *results {
 	}
 	for k, ss := range r.samples {
 		for i := range ss {
+			if k.tool == toolMounts {
+				ss[i].solves = []time.Duration{time.Second, 5 * time.Second, 2 * time.Second}
+				ss[i].actionRuns = []actionRun{{cacheExport: "exported"}}
+			}
 			if k.tool == toolAction {
 				ss[i].solves = []time.Duration{time.Second}
 				ss[i].actionRuns = []actionRun{{cacheExport: "exported"}}
@@ -273,7 +317,7 @@ func TestSelectParts(t *testing.T) {
 		want []string
 		err  string
 	}{
-		{only: "", want: partNames},
+		{only: "", want: partNames()},
 		{only: "realistic, scale", want: []string{"realistic", "scale"}},
 		{only: "refs", err: "refs imports the matrix scopes' caches: add matrix"},
 		{only: "realistc,scal", err: `unknown part "realistc"`},
@@ -600,5 +644,48 @@ func TestRenderFallbacks(t *testing.T) {
 	}
 	if nb, pa := strings.Index(out, "realistic      new branch+change    action           1  exported 1;"), strings.Index(out, "realistic      partial"); nb < 0 || nb > pa {
 		t.Errorf("rows are not in the order they ran:\n%s", out)
+	}
+}
+
+// TestRealisticVariants checks the export skip's fixtures: outside git, the
+// realistic files in plain directories; with a generated file, one HEAD and
+// two contexts. The action's fingerprint tells each changed context from its
+// base, which is what lets a changed build export in its one solve.
+func TestRealisticVariants(t *testing.T) {
+	plain, err := realisticOutsideGit(t.TempDir(), "run 1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gen, err := realisticGenerated(t.TempDir(), "run 1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{plain.base, plain.partial, plain.branch} {
+		if _, err := os.Stat(filepath.Join(d, ".git")); !os.IsNotExist(err) {
+			t.Errorf("%s: .git exists (%v), want a plain directory", d, err)
+		}
+	}
+	if gitOut(t, gen.base, "rev-parse", "HEAD:./") != gitOut(t, gen.partial, "rev-parse", "HEAD:./") {
+		t.Error("the generated file's contexts hold different trees; want one HEAD")
+	}
+	for _, d := range []string{gen.base, gen.partial} {
+		if st := gitOut(t, d, "status", "--porcelain", "--ignored"); st != "!! src/gen/" {
+			t.Errorf("%s: git status %q, want only src/gen/ ignored", d, st)
+		}
+	}
+	fp := func(dir string) string {
+		got, err := solve.Fingerprint(t.Context(), solve.Request{ContextDir: dir, Dockerfile: filepath.Join(dir, "Dockerfile")})
+		if err != nil || got == "" {
+			t.Fatalf("fingerprint %s: %q, %v", dir, got, err)
+		}
+		return got
+	}
+	for _, c := range []contexts{plain, gen} {
+		b := fp(c.base)
+		for _, d := range []string{c.partial, c.branch} {
+			if d != "" && fp(d) == b {
+				t.Errorf("%s has the fingerprint of %s", d, c.base)
+			}
+		}
 	}
 }

@@ -1,10 +1,12 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/ecr-build-cache/ecr-build-cache/internal/testing/teststack"
 )
@@ -24,6 +26,15 @@ type fixture struct {
 	compression string
 	// minRuns is the fewest runs of its scenarios, whatever -runs says.
 	minRuns int
+	// goBase gives its builds the Go toolchain image as build arg GOBASE.
+	goBase bool
+	// targets are its own targets; nil for the app and steps fixtures'.
+	targets func(r *results, fx string) []target
+	// history makes its runs one repository's history: every run builds in
+	// the same repositories, from where the previous run left main, and the
+	// cold scenario runs in the first run only (a cold build of it takes
+	// minutes of CPU here).
+	history bool
 }
 
 // scenario is one build of a fixture by every tool of the fixture.
@@ -34,7 +45,19 @@ type scenario struct {
 	// fallback makes buildctl import main's cache ref after its own, as a
 	// hand-written fallback for a branch's first build does.
 	fallback bool
+	// event is the action's event: a push unless evPullRequest or evMerged.
+	event string
 }
+
+// The action's events other than a plain push.
+const (
+	// evPullRequest: a pull_request event of the run's pull request
+	// (prOfRun), from the scenario's branch (same repository) into main.
+	evPullRequest = "pull_request"
+	// evMerged: a push to main whose head commit is the squash merge of the
+	// run's pull request ("Title (#N)").
+	evMerged = "merged"
+)
 
 // contexts are the variants of a fixture's build context one run builds.
 type contexts struct {
@@ -51,6 +74,7 @@ const (
 	scNewBranch     = "new branch"
 	scPartial       = "partial"
 	scBranchChanged = "new branch+change"
+	scPostMerge     = "post-merge"
 )
 
 var fixtures = []fixture{
@@ -76,6 +100,53 @@ var fixtures = []fixture{
 			{name: scWarm, branch: "main", context: base},
 			{name: scPartial, branch: "main", context: func(c contexts) string { return c.partial }},
 		}},
+}
+
+// The export skip's fixtures outside committed git trees (issue 25 section
+// 3): every changed build must export in its one solve.
+var (
+	fxOutsideGit = "realistic-nogit"
+	fxGenerated  = "realistic-generated"
+)
+
+func init() {
+	fixtures = append(fixtures,
+		fixture{name: fxService, what: fmt.Sprintf("%s@%s, %d modules vendored, multi-stage Go build with the build cache in a cache mount; "+
+			"new branch+change is the pull request's build (pull_request event, pr-N), post-merge the default branch's first build after its squash merge, the same tree; "+
+			"cold once, then each run a pull request merged on the history of the one before",
+			serviceModule, serviceVer, serviceModules),
+			tools: []string{toolAction, toolMounts, toolBuildctl}, goBase: true, targets: serviceTargets, history: true,
+			prepare: func(dir, runTag string) (contexts, error) {
+				var run int
+				if _, err := fmt.Sscanf(runTag, "run %d", &run); err != nil {
+					return contexts{}, fmt.Errorf("run tag %q: %w", runTag, err)
+				}
+				// go mod download and go mod vendor reach the Go module proxy.
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+				defer cancel()
+				return prepareService(ctx, dir, run)
+			},
+			scenarios: []scenario{
+				{name: scCold, branch: "main", context: base},
+				{name: scWarm, branch: "main", context: base},
+				{name: scPartial, branch: "main", context: func(c contexts) string { return c.partial }},
+				{name: scBranchChanged, branch: "feature/change", context: func(c contexts) string { return c.branch }, fallback: true, event: evPullRequest},
+				{name: scPostMerge, branch: "main", context: func(c contexts) string { return c.branch }, event: evMerged},
+			}},
+		fixture{name: fxOutsideGit, what: "the realistic fixture's files in plain directories (no git work tree): the action fingerprints the filtered context's content",
+			tools: []string{toolAction, toolBuildctl}, prepare: realisticOutsideGit, targets: oneSolveTargets, scenarios: []scenario{
+				{name: scCold, branch: "main", context: base},
+				{name: scWarm, branch: "main", context: base},
+				{name: scBranchChanged, branch: "feature/change", context: func(c contexts) string { return c.branch }, fallback: true},
+				{name: scPartial, branch: "main", context: func(c contexts) string { return c.partial }},
+			}},
+		fixture{name: fxGenerated, what: "the realistic fixture in git with a git-ignored generated file (" + generatedFile + "); partial: that file changed, HEAD the same",
+			tools: []string{toolAction, toolBuildctl}, prepare: realisticGenerated, targets: oneSolveTargets, scenarios: []scenario{
+				{name: scCold, branch: "main", context: base},
+				{name: scWarm, branch: "main", context: base},
+				{name: scPartial, branch: "main", context: func(c contexts) string { return c.partial }},
+			}},
+	)
 }
 
 // sameContentScenarios are the app and steps fixtures' scenarios: the new

@@ -30,7 +30,7 @@ func main() {
 	runs := flag.Int("runs", 3, fmt.Sprintf("runs per scenario (the report shows medians); the realistic fixture runs at least %d times", fixtureNamed(fxRealistic).minRuns))
 	out := flag.String("out", "", "where to write the report (default BENCHMARKS.md at the repository root; a run with -only writes none unless given)")
 	profiles := flag.String("profiles", "", "keep buildkitd's CPU profiles (pprof) of the scale study's largest warm build in this directory")
-	only := flag.String("only", "", "comma-separated parts to run, for iterating: "+strings.Join(partNames, ", ")+
+	only := flag.String("only", "", "comma-separated parts to run, for iterating: "+strings.Join(partNames(), ", ")+
 		" (refs needs matrix; mounts or daemon alone with -out replaces only its section); every part when empty")
 	flag.Parse()
 	parts, err := selectParts(*only)
@@ -74,11 +74,22 @@ func realMain(ctx context.Context, runs int, out, profiles string, parts map[str
 	}
 	b := &bench{s: s, bin: bin, dir: dir, profiles: profiles, reg: newRegLog(s.RegistryLog, s.Registry), began: time.Now()}
 	res := &results{runs: runs, parts: parts, samples: map[key][]sample{}, imageBytes: map[string]int64{},
-		scopes: map[string][][]sample{}, scopeRefs: map[string][]string{}}
+		scopes: map[string][][]sample{}, scopeRefs: map[string][]string{}, fingerprints: map[string][]time.Duration{}}
 	if res.bandwidth, err = b.measureBandwidth(ctx); err != nil {
 		return fmt.Errorf("measure the registry's bandwidth: %w", err)
 	}
 	b.logf("registry loopback bandwidth: upload %s/s, download %s/s", fmtBytes(res.bandwidth.up), fmtBytes(res.bandwidth.down))
+	if out != "" {
+		// A long run's report so far, after each run of a fixture: a run
+		// stopped later keeps it.
+		b.checkpoint = func() {
+			m := describeMachine(load)
+			m.took = time.Since(began).Round(time.Second).String() + " (so far: stopped before the end)"
+			if err := os.WriteFile(out, []byte(markdown(m, res, res.render())), 0o644); err != nil {
+				b.logf("checkpoint: %v", err)
+			}
+		}
+	}
 
 	for _, f := range fixtures {
 		if parts[f.name] {
@@ -150,19 +161,20 @@ func realMain(ctx context.Context, runs int, out, profiles string, parts map[str
 }
 
 // partNames are what -only selects: the fixtures' scenarios, then the studies.
-var partNames = func() []string {
+// A function: fixtures gains its last entries in an init function.
+func partNames() []string {
 	var n []string
 	for _, f := range fixtures {
 		n = append(n, f.name)
 	}
 	return append(n, "matrix", "refs", "min", "scale", "mounts", "daemon")
-}()
+}
 
 // selectParts reads -only; every part when it is empty.
 func selectParts(only string) (map[string]bool, error) {
 	parts := map[string]bool{}
 	if only == "" {
-		for _, p := range partNames {
+		for _, p := range partNames() {
 			parts[p] = true
 		}
 		return parts, nil
@@ -170,8 +182,8 @@ func selectParts(only string) (map[string]bool, error) {
 	var errs []error
 	for _, p := range strings.Split(only, ",") {
 		p = strings.TrimSpace(p)
-		if !slices.Contains(partNames, p) {
-			errs = append(errs, fmt.Errorf("-only: unknown part %q; the parts are %s", p, strings.Join(partNames, ", ")))
+		if !slices.Contains(partNames(), p) {
+			errs = append(errs, fmt.Errorf("-only: unknown part %q; the parts are %s", p, strings.Join(partNames(), ", ")))
 		}
 		parts[p] = true
 	}
@@ -191,8 +203,27 @@ func (b *bench) scenarios(ctx context.Context, f fixture, res *results) error {
 		if err != nil {
 			return err
 		}
-		repo := func(tool string) string { return fmt.Sprintf("bench/%s-r%d-%s", f.name, r, tool) }
+		repo := func(tool string) string {
+			if f.history {
+				return fmt.Sprintf("bench/%s-%s", f.name, strings.ReplaceAll(tool, "+", "-"))
+			}
+			return fmt.Sprintf("bench/%s-r%d-%s", f.name, r, strings.ReplaceAll(tool, "+", "-"))
+		}
+		var args map[string]string
+		if f.goBase {
+			gobase, _, err := b.goBase(ctx)
+			if err != nil {
+				return err
+			}
+			args = map[string]string{"GOBASE": gobase}
+		}
+		if err := b.fingerprintCost(ctx, f, cx, args, res); err != nil {
+			return err
+		}
 		for _, sc := range f.scenarios {
+			if f.history && r > 1 && sc.name == scCold {
+				continue
+			}
 			for _, tool := range rotate(f.tools, r-1) {
 				if sc.name == scNewBranch && tool == toolPeer {
 					// With one fixed ref, the last writer wins: another branch that
@@ -203,7 +234,12 @@ func (b *bench) scenarios(ctx context.Context, f fixture, res *results) error {
 					}
 					b.logf("%s run %d: peer: feature/deps-bump wrote %s last", f.name, r, j.cacheRef(b.s.Registry))
 				}
-				j := job{tool: tool, repo: repo(tool), branch: sc.branch, context: sc.context(cx), compression: f.compression}
+				j := job{tool: tool, repo: repo(tool), branch: sc.branch, context: sc.context(cx), compression: f.compression, args: args, event: sc.event, pr: prOfRun(r)}
+				if tool == toolMounts {
+					// The bench's buildkitd is not one the action started: name the
+					// service's Go build cache to save it (cache-mounts-shared-builder).
+					j.tool, j.cacheMounts, j.sharedMounts = toolAction, "auto", "/root/.cache/go-build"
+				}
 				if sc.fallback && tool == toolBuildctl {
 					j.extraImports = []string{job{tool: tool, repo: j.repo, branch: "main"}.cacheRef(b.s.Registry)}
 				}
@@ -222,6 +258,9 @@ func (b *bench) scenarios(ctx context.Context, f fixture, res *results) error {
 				}
 				res.imageBytes[f.name] = n
 			}
+		}
+		if b.checkpoint != nil {
+			b.checkpoint()
 		}
 	}
 	return nil

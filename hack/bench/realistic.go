@@ -111,3 +111,61 @@ func sourceFile(rng *rand.Rand, m, f int) []byte {
 	}
 	return []byte(b.String())
 }
+
+// realisticOutsideGit writes the realistic fixture's contexts as plain
+// directories, as a step that generates a build context leaves them: the same
+// files as generateRealistic's checkouts (with the .dockerignore they hold),
+// no git work tree.
+func realisticOutsideGit(dir, runTag string) (contexts, error) {
+	c := contexts{base: filepath.Join(dir, "base"), partial: filepath.Join(dir, "partial"), branch: filepath.Join(dir, "branch")}
+	df := filepath.Join(teststack.RepoRoot(), "hack", "bench", "fixtures", "realistic", "Dockerfile")
+	if err := writeRealistic(c.base, df); err != nil {
+		return c, fmt.Errorf("generate the realistic fixture: %w", err)
+	}
+	if err := ignoreGit(c.base); err != nil {
+		return c, err
+	}
+	for _, d := range []struct{ dir, file string }{{c.partial, partialFile}, {c.branch, branchFile}} {
+		if err := os.CopyFS(d.dir, os.DirFS(c.base)); err != nil {
+			return c, err
+		}
+		if err := appendLine(filepath.Join(d.dir, d.file), "// changed in "+runTag); err != nil {
+			return c, err
+		}
+	}
+	return c, nil
+}
+
+// generatedFile is the realistic-generated fixture's file an earlier step
+// makes (a bundle): git ignores it, the build context holds it.
+const generatedFile = "src/gen/bundle.js"
+
+// realisticGenerated writes the realistic fixture's checkout with a
+// .gitignore listing src/gen/ and generatedFile in it, then a checkout of the
+// same commit whose generatedFile differs: the same HEAD, another context.
+func realisticGenerated(dir, runTag string) (contexts, error) {
+	c := contexts{base: filepath.Join(dir, "base"), partial: filepath.Join(dir, "partial")}
+	df := filepath.Join(teststack.RepoRoot(), "hack", "bench", "fixtures", "realistic", "Dockerfile")
+	if err := writeRealistic(c.base, df); err != nil {
+		return c, fmt.Errorf("generate the realistic fixture: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(c.base, ".gitignore"), []byte("/src/gen/\n"), 0o644); err != nil {
+		return c, err
+	}
+	if err := commitContext(c.base, "fixture ("+runTag+")"); err != nil {
+		return c, err
+	}
+	if err := cloneContext(c.base, c.partial); err != nil {
+		return c, err
+	}
+	for _, d := range []struct{ dir, content string }{{c.base, "generated"}, {c.partial, "generated again, " + runTag}} {
+		p := filepath.Join(d.dir, generatedFile)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return c, err
+		}
+		if err := os.WriteFile(p, []byte("// "+d.content+"\nexport const built = 1;\n"), 0o644); err != nil {
+			return c, err
+		}
+	}
+	return c, nil
+}

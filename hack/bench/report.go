@@ -36,6 +36,8 @@ type results struct {
 	profile    *profileSummary       // buildkitd's CPU during the largest scale warm build
 	// mountSamples are the cache mounts study's, for the fallbacks section.
 	mountSamples map[key][]sample
+	// fingerprints are solve.Fingerprint's times per fixture.
+	fingerprints map[string][]time.Duration
 }
 
 // addGroup records concurrent builds as one sample: the slowest wall time, the
@@ -219,6 +221,10 @@ func (r *results) render() string {
 		r.renderRatios(&b, ran)
 		r.renderFloors(&b, ran)
 	}
+	if r.parts[fxService] {
+		r.renderService(&b)
+	}
+	r.renderFingerprints(&b, ran)
 	r.renderCompression(&b, ran)
 	renderFallbacks(&b, fallbackRows(r.samples, r.mountSamples))
 
@@ -378,14 +384,7 @@ func (r *results) overCold(fx, sc, tool string) float64 {
 
 // paired is the median over runs of action/buildctl wall time within the same
 // run: the two ran back to back, so a slow spell of the machine hits both.
-func (r *results) paired(fx, sc string) float64 {
-	a, c := r.samples[key{fx, sc, toolAction}], r.samples[key{fx, sc, toolBuildctl}]
-	var v []float64
-	for i := range min(len(a), len(c)) {
-		v = append(v, took(a[i])/took(c[i]))
-	}
-	return median(v)
-}
+func (r *results) paired(fx, sc string) float64 { return r.pairedOf(fx, sc, toolAction, toolBuildctl) }
 
 // diff is the action's median wall time minus buildctl's, in seconds.
 func (r *results) diff(fx, sc string) float64 {
@@ -413,6 +412,10 @@ func (r *results) targets() []target {
 		fx := f.name
 		if fx == fxRealistic {
 			ts = append(ts, r.realisticTargets()...)
+			continue
+		}
+		if f.targets != nil {
+			ts = append(ts, f.targets(r, fx)...)
 			continue
 		}
 		if f.compression != "" {
@@ -489,7 +492,38 @@ func (r *results) realisticTargets() []target {
 		ts = append(ts, target{pass: p <= t.max, check: fmt.Sprintf("action/buildctl <= %.2f on %s (realistic, paired)", t.max, t.sc),
 			value: fmtRatio(p), note: note})
 	}
-	return append(ts, r.oneSolveTarget())
+	return append(ts, r.oneSolve(fxRealistic, []string{scCold, scWarm, scPartial, scBranchChanged}))
+}
+
+// oneSolveTargets are the fixtures' outside committed git trees (and the
+// real service's): one solve per action build, and no changed build that
+// guessed "all cached" and took the export-solve fallback.
+func oneSolveTargets(r *results, fx string) []target {
+	var scs []string
+	for _, sc := range fixtureNamed(fx).scenarios {
+		scs = append(scs, sc.name)
+	}
+	n, runs := 0, 0
+	var where, changed []string
+	for _, sc := range []string{scPartial, scBranchChanged} {
+		if !slices.Contains(scs, sc) {
+			continue
+		}
+		changed = append(changed, sc)
+		for _, tool := range []string{toolAction, toolMounts} {
+			for i, s := range r.samples[key{fx, sc, tool}] {
+				for _, run := range s.actionRuns {
+					runs++
+					if slices.Contains(run.fallbacks, "export-solve") {
+						n++
+						where = append(where, fmt.Sprintf("%s %s run %d", sc, tool, i+1))
+					}
+				}
+			}
+		}
+	}
+	return []target{r.oneSolve(fx, scs), {pass: runs > 0 && n == 0, check: "no export-solve on changed builds (" + strings.Join(changed, ", ") + "; " + fx + ")",
+		value: fmt.Sprintf("%d of %d action runs", n, runs), note: "the action guessed every step cached and took the export-solve fallback in " + strings.Join(where, ", ")}}
 }
 
 // contextNote says how much of fx's warm builds was BuildKit receiving the
@@ -507,13 +541,14 @@ func (r *results) contextNote(fx string) string {
 		fmtSec(r.med(c, cacheExport)), fmtSec(r.med(c, imageExport)))
 }
 
-// oneSolveTarget: on the fast path the action builds, pushes the image and
-// exports the cache in one BuildKit solve, counted in buildkitd's history.
-func (r *results) oneSolveTarget() target {
+// oneSolve: on the fast path the action builds, pushes the image and exports
+// the cache in one BuildKit solve, counted in buildkitd's history, for each of
+// fx's scenarios scs.
+func (r *results) oneSolve(fx string, scs []string) target {
 	pass := true
 	var values, extra []string
-	for _, sc := range []string{scCold, scWarm, scPartial, scBranchChanged} {
-		ss := r.samples[key{fxRealistic, sc, toolAction}]
+	for _, sc := range scs {
+		ss := r.samples[key{fx, sc, toolAction}]
 		pass = pass && len(ss) > 0
 		var n []int
 		for i, s := range ss {
@@ -533,7 +568,7 @@ func (r *results) oneSolveTarget() target {
 	if len(extra) == 0 {
 		note = "a scenario has no action builds"
 	}
-	return target{pass: pass, check: "action solves per build = 1 on cold, warm, partial, new branch+change (realistic)",
+	return target{pass: pass, check: fmt.Sprintf("action solves per build = 1 on %s (%s)", strings.Join(scs, ", "), fx),
 		value: strings.Join(values, ", "), note: note}
 }
 
@@ -828,8 +863,18 @@ Written by `+"`make bench`"+` (hack/bench) on its latest run; do not edit by han
   RUN takes seconds of CPU and leaves a ~120 MB layer of 1,200 files (half text, half random bytes), a source stage
   over a context of 8,000 files (~16 MB), a final stage copying both. Only its Dockerfile is committed; its
   deps.lock and src/ are generated at bench time from a fixed seed (the same bytes on every run). The realistic
-  fixture is built by the action and buildctl only.
-- Checkouts: every build context (each run's contexts of app, steps and realistic, the generated Dockerfiles, gobuild)
+  fixture is built by the action and buildctl only. **realistic-nogit** is the same files in plain directories (a
+  context a step generates: no git work tree), **realistic-generated** the same checkout with a git-ignored generated
+  file (`+"`src/gen/bundle.js`"+`) that its partial build changes while HEAD does not; both carry the export skip's
+  targets (issue 25 section 3: no `+"`export-solve`"+` on a changed build). **pushgateway** is a real open-source Go
+  service, `+"`"+serviceModule+"@"+serviceVer+"`"+` (33 modules), fetched once through the Go module proxy
+  (`+"`go mod download -json`"+` into ~/.cache/ecr-build-cache, its go.sum hash checked) and vendored there
+  (`+"`go mod vendor`"+`: builds need no network; upstream's .gitignore lists /vendor, so vendor/ is git-ignored and
+  sent, as a CI step running `+"`go mod vendor`"+` leaves it), built with hack/bench/fixtures/pushgateway/Dockerfile
+  (`+"`COPY go.mod go.sum`"+`, `+"`COPY vendor/`"+`, `+"`COPY . .`"+`, `+"`RUN --mount=type=cache,target=/root/.cache/go-build go build -mod=vendor`"+`)
+  from the Go toolchain image the cache mounts study builds; by the action, the action with `+"`cache-mounts: auto`"+`
+  (**action+mounts**, a repository of its own) and buildctl.
+- Checkouts: every build context but realistic-nogit's (each run's contexts of app, steps, realistic and pushgateway, the generated Dockerfiles, gobuild)
   is a git work tree of its own whose HEAD commit holds exactly the files built, as actions/checkout leaves a pushed
   commit; a change (the partial's, a branch's, gobuild's version.go) is committed before the build. The action
   fingerprints a build by its context's git tree (`+"`git rev-parse HEAD:./`"+`), the Dockerfile and the build's options
@@ -841,7 +886,11 @@ Written by `+"`make bench`"+` (hack/bench) on its latest run; do not edit by han
   after main, so the fixed ref holds its cache: last write wins); **partial** (one late source file changed: early
   steps hit, late steps run); **new branch+change** (realistic: first build of `+"`feature/change`"+`, which changed
   another source file; the action falls back to main's cache, buildctl imports its branch's ref then main's, as a
-  hand-written fallback does); **matrix** (4 cache scopes with different build args built at once, then all 4
+  hand-written fallback does; on pushgateway it is the pull request's build: a `+"`pull_request`"+` event of a
+  same-repository pull request #7, on `+"`refs/pull/7/merge`"+`, whose cache the action keys `+"`pr-7`"+`);
+  **post-merge** (pushgateway: the default branch's first build after the pull request's squash merge, a push event
+  whose head commit message is `+"`Title (#7)`"+`, the same tree as the pull request's build; buildctl imports main's
+  ref only, as users configure it); **matrix** (4 cache scopes with different build args built at once, then all 4
   rebuilt at once).
 - Numbers: wall time from process start to exit, median of %d runs with min-max (the realistic fixture: %d runs,
   as its scenarios carry issue 13's targets and the median of more paired ratios is steadier on a shared machine;

@@ -48,6 +48,10 @@ type job struct {
 	// alike (the action's input, buildctl's compression= on both); "" for
 	// the default (gzip).
 	compression string
+	// event is the action's event (scenario.event); "" for a push.
+	event string
+	// pr is the pull request of an evPullRequest or evMerged event.
+	pr int
 }
 
 // sample is what one build (or one concurrent group of builds) measured.
@@ -68,7 +72,9 @@ type sample struct {
 	// vertex contextVertex), for buildctl and the action alike; 0 when the
 	// Dockerfile reads no context.
 	contextSend time.Duration
-	missed      []string // steps buildctl ran (not served from cache)
+	// compile is how long the steps that run `go build` took; 0 when none ran.
+	compile time.Duration
+	missed  []string // steps buildctl ran (not served from cache)
 	// solves are the builds buildkitd recorded for this one, with their durations.
 	solves []time.Duration
 	// daemonCPU is the CPU time buildkitd used during the build (single builds).
@@ -94,6 +100,10 @@ type bench struct {
 	profiles string
 	reg      *regLog
 	began    time.Time
+	// gobase is the Go toolchain image (goBase), its Go version goVersion.
+	gobase, goVersion string
+	// checkpoint writes the report so far; nil without an output file.
+	checkpoint func()
 }
 
 func (j job) imageRef(registry string) string {
@@ -204,7 +214,7 @@ func (b *bench) runAction(ctx context.Context, j job, p *connProxy, smp *sample)
 		inputs["cache-mounts-shared-builder"] = j.sharedMounts
 	}
 	r := teststack.NewActionRunIn(dir, inputs)
-	if err := r.SetPush(j.branch, "main"); err != nil {
+	if err := setEvent(r, j); err != nil {
 		return err
 	}
 	if err := smp.timed(p, func() error { return r.Exec(ctx, b.bin) }); err != nil {
@@ -222,7 +232,10 @@ func (b *bench) runAction(ctx context.Context, j job, p *connProxy, smp *sample)
 	}
 	smp.cacheRef = o["cache-ref"]
 	smp.imports = strings.Fields(o["cache-from"])
-	if smp.contextSend, err = readContextSend(r.Stdout()); err != nil {
+	if smp.contextSend, err = readVertexTime(r.Stdout(), isContext); err != nil {
+		return err
+	}
+	if smp.compile, err = readVertexTime(r.Stdout(), isCompile); err != nil {
 		return err
 	}
 	run, err := readActionRun(o)
@@ -295,13 +308,21 @@ const contextVertex = "[internal] load build context"
 // plainLine is a line of BuildKit's plain progress (progressui): "#N text".
 var plainLine = regexp.MustCompile(`^#(\d+) (.*)$`)
 
-// readContextSend sums the time of every contextVertex in the action's stdout,
-// BuildKit's plain progress: the time on the vertex's "#N DONE 1.7s" line (0.1 s
-// resolution). A vertex's name line may be printed again after other vertices'
-// lines; its end line (DONE, CACHED, ERROR, CANCELED) once. Each solve's display
-// numbers its vertices from 1, so N stands for the context from its name line
-// to its end line only.
-func readContextSend(stdout string) (time.Duration, error) {
+// isContext matches the vertex in which BuildKit receives the build context.
+func isContext(name string) bool { return name == contextVertex }
+
+// isCompile matches a Dockerfile step that runs `go build`.
+func isCompile(name string) bool {
+	return stepName.MatchString(name) && strings.Contains(name, " RUN ") && strings.Contains(name, "go build")
+}
+
+// readVertexTime sums the time of every vertex whose name match accepts in the
+// action's stdout, BuildKit's plain progress: the time on the vertex's "#N DONE
+// 1.7s" line (0.1 s resolution). A vertex's name line may be printed again after
+// other vertices' lines; its end line (DONE, CACHED, ERROR, CANCELED) once. Each
+// solve's display numbers its vertices from 1, so N stands for the vertex from
+// its name line to its end line only.
+func readVertexTime(stdout string, match func(name string) bool) (time.Duration, error) {
 	var sum time.Duration
 	open := map[string]bool{}
 	for _, l := range strings.Split(stdout, "\n") {
@@ -311,7 +332,7 @@ func readContextSend(stdout string) (time.Duration, error) {
 		}
 		n, text := m[1], m[2]
 		switch {
-		case text == contextVertex:
+		case match(text):
 			open[n] = true
 		case !open[n]:
 		case text == "CACHED", text == "CANCELED", strings.HasPrefix(text, "ERROR"):
@@ -321,7 +342,7 @@ func readContextSend(stdout string) (time.Duration, error) {
 		case strings.HasPrefix(text, "DONE "):
 			d, err := time.ParseDuration(strings.TrimPrefix(text, "DONE "))
 			if err != nil {
-				return 0, fmt.Errorf("read the build context's time in the action's progress line %q: %w", l, err)
+				return 0, fmt.Errorf("read a step's time in the action's progress line %q: %w", l, err)
 			}
 			sum += d
 			delete(open, n)
@@ -338,6 +359,7 @@ func readProgress(r io.Reader, smp *sample) (cached, total int, err error) {
 	steps := map[digest.Digest]bool{}
 	names := map[digest.Digest]string{}
 	sends := map[digest.Digest]time.Duration{} // contextVertex, per vertex (one per local source)
+	compiles := map[digest.Digest]time.Duration{}
 	var first, last time.Time
 	dec := json.NewDecoder(r)
 	for {
@@ -354,8 +376,10 @@ func readProgress(r io.Reader, smp *sample) (cached, total int, err error) {
 					smp.cacheExport = v.Completed.Sub(*v.Started)
 				case strings.HasPrefix(v.Name, "exporting to image"):
 					smp.imageExport = v.Completed.Sub(*v.Started)
-				case v.Name == contextVertex:
+				case isContext(v.Name):
 					sends[v.Digest] = v.Completed.Sub(*v.Started)
+				case isCompile(v.Name) && !v.Cached:
+					compiles[v.Digest] = v.Completed.Sub(*v.Started)
 				}
 			}
 			loc := stepName.FindStringIndex(v.Name)
@@ -377,6 +401,9 @@ func readProgress(r io.Reader, smp *sample) (cached, total int, err error) {
 	}
 	for _, d := range sends {
 		smp.contextSend += d
+	}
+	for _, d := range compiles {
+		smp.compile += d
 	}
 	for d, c := range steps {
 		if c {
