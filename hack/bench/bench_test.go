@@ -652,6 +652,9 @@ func TestRenderFallbacks(t *testing.T) {
 // two contexts. The action's fingerprint tells each changed context from its
 // base, which is what lets a changed build export in its one solve.
 func TestRealisticVariants(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes the realistic fixture's 8,000 files twice and fingerprints them; runs in make test (skipped under -short)")
+	}
 	plain, err := realisticOutsideGit(t.TempDir(), "run 1")
 	if err != nil {
 		t.Fatal(err)
