@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -82,7 +83,7 @@ func serviceSource(ctx context.Context) (string, error) {
 }
 
 func stderrOf(err error) string {
-	if ee, ok := err.(*exec.ExitError); ok {
+	if ee := (*exec.ExitError)(nil); errors.As(err, &ee) {
 		return string(ee.Stderr)
 	}
 	return ""
@@ -99,7 +100,7 @@ func makeWritable(dir string) error {
 		if err != nil {
 			return err
 		}
-		return os.Chmod(p, info.Mode().Perm()|0o200)
+		return os.Chmod(p, info.Mode().Perm()|0o200) //nolint:gosec // G122: the tree is the bench's own copy of the module, in its cache, which nothing else writes
 	})
 }
 
@@ -131,8 +132,12 @@ func prepareService(ctx context.Context, dir string, run int) (contexts, error) 
 	if err != nil {
 		return contexts{}, err
 	}
-	if n, err := vendoredModules(src); err != nil || n != serviceModules {
-		return contexts{}, fmt.Errorf("%s vendors %d modules (%v), the report says %d: update serviceModules", src, n, err, serviceModules)
+	n, err := vendoredModules(src)
+	if err != nil {
+		return contexts{}, fmt.Errorf("count the modules %s vendors: %w", src, err)
+	}
+	if n != serviceModules {
+		return contexts{}, fmt.Errorf("%s vendors %d modules, the report says %d: update serviceModules", src, n, serviceModules)
 	}
 	c := contexts{base: filepath.Join(dir, "base"), partial: filepath.Join(dir, "partial"), branch: filepath.Join(dir, "branch")}
 	if err := os.CopyFS(c.base, os.DirFS(src)); err != nil {
