@@ -29,9 +29,11 @@ test-short:
 # after that this needs no network. actionlint checks every workflow, and each
 # `uses: ./` step against action.yml's inputs; shellcheck and pyflakes stay off
 # so that the result does not depend on what else the machine has installed.
+# --allow-parallel-runners: two checkouts' make test may lint at once (golangci-lint
+# otherwise refuses while another run holds its cache lock).
 lint:
 	@tools=$$(bash hack/install-stack.sh --lint) && \
-	echo "golangci-lint run" && PATH="$$tools:$$PATH" golangci-lint run ./... && \
+	echo "golangci-lint run" && PATH="$$tools:$$PATH" golangci-lint run --allow-parallel-runners ./... && \
 	echo "actionlint" && PATH="$$tools:$$PATH" actionlint -shellcheck= -pyflakes= .github/workflows/*.yml && \
 	echo "go mod tidy -diff" && go mod tidy -diff
 
