@@ -225,7 +225,7 @@ func Decide(ev Event, opt Options) (Decision, error) {
 		switch {
 		case ev.Name == "push" && branchOf(ev.Ref) == def.Name:
 			v = withMerged(v, merged(pl, "", opt.Merged))
-			if len(v.merged) == 0 && !v.untrusted {
+			if len(v.merged) == 0 && !v.untrusted && commitRE.MatchString(pl.HeadCommit.ID) {
 				mergeCommit = pl.HeadCommit.ID
 			}
 		case ev.Name == "merge_group":

@@ -850,3 +850,24 @@ func TestCheckImageTags(t *testing.T) {
 		t.Error("prefix ci: ci-main accepted")
 	}
 }
+
+// Only a commit id from the payload is asked about; the other pushed commits'
+// messages, which a rebase merge's author wrote, name no merged pull request.
+func TestMergeCommitComesFromThePushedHead(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, payload, want string
+	}{
+		{"a rebase merge's head", `{"repository":{"default_branch":"main"},"head_commit":{"id":"0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c","message":"Keep the query string"},
+			"commits":[{"id":"0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c","message":"Borrow another cache (#77)"}]}`, "0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c"},
+		{"not a commit id", `{"repository":{"default_branch":"main"},"head_commit":{"id":"0d1a26e\n::error::x","message":"x"}}`, ""},
+	} {
+		d, err := Decide(Event{Name: "push", Ref: "refs/heads/main", Payload: []byte(tc.payload)}, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.MergeCommit != tc.want || len(d.Merged) != 0 {
+			t.Errorf("%s: MergeCommit %q, Merged %v; want %q and none", tc.name, d.MergeCommit, d.Merged, tc.want)
+		}
+	}
+}

@@ -16,6 +16,9 @@ var (
 	// starts "Merge pull request #N from owner/branch".
 	squashRE = regexp.MustCompile(`\(#([0-9]+)\)\s*$`)
 	mergeRE  = regexp.MustCompile(`^Merge pull request #([0-9]+) from `)
+	// A commit id (SHA-1 or SHA-256): anything else in the payload is not
+	// put in an API path or the log.
+	commitRE = regexp.MustCompile(`^[0-9a-f]{40}([0-9a-f]{24})?$`)
 	// A merge queue's branch is gh-readonly-queue/<base>/pr-<N>-<sha>.
 	queueRE = regexp.MustCompile(`^gh-readonly-queue/.+/pr-([0-9]+)-[0-9a-f]{40}$`)
 )
@@ -33,12 +36,14 @@ func mergedByMessage(message string) int {
 	return 0
 }
 
-// merged lists the pull requests this push or merge group merged, newest
-// first: the head commit's message, then the other pushed commits' (a push
-// of several merges), then known (the GitHub API's answer for a rebase merge,
-// whose messages name no pull request). Only a pull request's own run writes
-// its pr-N cache, and a fork's never does, so a number names a cache this
-// repository's code wrote or none at all.
+// merged lists the pull requests this push or merge group merged: the queue
+// branch's, the head commit's message (the commit GitHub's squash or merge
+// makes), then known (the GitHub API's answer for a rebase merge, whose
+// messages name no pull request). The other pushed commits' messages are not
+// read: in a rebase merge their author wrote them, and could name another
+// pull request's cache. Only a pull request's own run writes its pr-N cache,
+// and a fork's never does, so a number names a cache this repository's code
+// wrote or none at all.
 func merged(pl payload, queueBranch string, known []int) []int {
 	var nums []int
 	add := func(n int) {
@@ -52,9 +57,6 @@ func merged(pl payload, queueBranch string, known []int) []int {
 	}
 	add(mergedByMessage(pl.HeadCommit.Message))
 	add(mergedByMessage(pl.MergeGroup.HeadCommit.Message))
-	for i := len(pl.Commits) - 1; i >= 0; i-- {
-		add(mergedByMessage(pl.Commits[i].Message))
-	}
 	for _, n := range known {
 		add(n)
 	}

@@ -21,8 +21,7 @@ type payload struct {
 		HeadRef    string `json:"head_ref"` // refs/heads/gh-readonly-queue/<base>/pr-<N>-<sha>
 		HeadCommit commit `json:"head_commit"`
 	} `json:"merge_group"`
-	HeadCommit  commit   `json:"head_commit"` // push; null for a deleted branch
-	Commits     []commit `json:"commits"`     // push, oldest first
+	HeadCommit  commit `json:"head_commit"` // push; null for a deleted branch
 	WorkflowRun *struct {
 		Event          string               `json:"event"`       // the event that triggered the run that completed
 		HeadBranch     string               `json:"head_branch"` // the branch it ran on (a fork's branch for a fork pull request), or the bare tag name after a tag push
