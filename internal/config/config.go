@@ -26,19 +26,17 @@ import (
 	"github.com/ecr-build-cache/ecr-build-cache/internal/solve"
 )
 
-// Config is everything one run needs to know, validated.
+// Config is everything one run needs to know, validated. The phases after the
+// target get only their slice of it: Image (where the image goes), Build (what
+// BuildKit is asked) and Cache (the cache's keys and limits).
 type Config struct {
-	Repository string // image repository path, lowercase, e.g. "team/app"
+	Image
 	// Registry is the registry host[:port]; empty means "from the ECR token".
 	Registry string
 	// AWSRegion is the aws-region input, else AWS_REGION / AWS_DEFAULT_REGION.
 	AWSRegion string
 	// Insecure is set when the registry input starts with http://.
 	Insecure bool
-	Tags     []string // as given: bare tags or full references
-	Push     bool
-	// PushByDigest pushes the image by digest only, without tags (push-by-digest).
-	PushByDigest bool
 
 	// Merge is a merge run (merge-digests or merge-platforms given): it builds
 	// nothing and pushes an image index of manifests already pushed.
@@ -49,65 +47,12 @@ type Config struct {
 	// staged by this workflow run, to merge.
 	MergePlatforms []string
 
-	Context    string
-	Dockerfile string
-	BuildArgs  map[string]string
-	Labels     map[string]string
-	Platforms  []string
-	// Annotations are image exporter attributes (annotation.KEY, annotation-index.KEY, ...).
-	Annotations map[string]string
-	// Secrets are build secrets by id, in memory only: from the secrets input's
-	// values and the secret-files input's file contents.
-	Secrets    map[string][]byte
-	Provenance Attestation
-	SBOM       Attestation
-	Target     string
-	NoCache    bool
-
-	// The rest of docker/build-push-action's inputs (buildopts.go).
-	SSH      []solve.SSH
-	Contexts map[string]string // build-contexts, by name
-	// OutputsOnly is set when outputs has no type=image entry and push is
-	// false: the image goes to the outputs only, not to an image export.
-	OutputsOnly bool
-	// ImageAttrs are the outputs input's type=image entry's further exporter
-	// attributes (push-by-digest, name-canonical, ...).
-	ImageAttrs     map[string]string
-	Outputs        []solve.Output // the other outputs (local, tar, oci, docker with dest)
-	Load           bool           // load the image into the runner's Docker engine
-	Pull           bool
-	NoCacheFilters []string
-	Allow          []string // entitlements
-	Network        string   // "", "host" or "none"
-	AddHosts       []string // host=ip
-	ShmSize        int64
-	Ulimits        []string
-	CgroupParent   string
-	// Compression compresses the built layers, in the image and the cache.
-	Compression solve.Compression
-	Call        *solve.Call // nil: build
+	Build
+	Call *solve.Call // nil: build
 	// Daemon configures the BuildKit container the action starts.
 	Daemon buildkitconn.Daemon
 
-	CacheRepository string
-	CacheTagPrefix  string
-	CacheScope      string
-	CacheMode       solve.CacheMode
-	CacheExport     cacheref.ExportMode
-	// CacheExportTimeout bounds a hung cache export (the image stands).
-	CacheExportTimeout time.Duration
-	CacheFrom          []string
-	// CacheFromMerged imports, on the default branch and in a merge queue, the
-	// caches of the pull requests the build's commit merged (cache-from-merged).
-	CacheFromMerged bool
-	DefaultBranch   string
-	// CacheMounts is the cache-mounts input: nil for none, ["auto"], or mount
-	// ids or targets; CacheMountsMaxSize the largest mount saved, in bytes.
-	CacheMounts        []string
-	CacheMountsMaxSize int64
-	// CacheMountsSharedBuilder names the mounts saved even from a builder the
-	// action did not start (cache-mounts-shared-builder).
-	CacheMountsSharedBuilder []string
+	Cache
 
 	Username, Password string
 
@@ -138,14 +83,88 @@ type Config struct {
 	// reads back from tag names (cache-cleanup-scopes).
 	Cleanup       bool
 	CleanupScopes []string
-	// CacheRefreshAfter is the age (cache-refresh-days) past which a cache tag
-	// ECR dates by its first push is put again when its export is skipped; 0
-	// never.
-	CacheRefreshAfter time.Duration
 
 	Event cacheref.Event
 	// DockerConfigDir is $DOCKER_CONFIG, where docker/login-action leaves credentials.
 	DockerConfigDir string
+}
+
+// Image is where the built image goes: its repository and tags, the push, and
+// the other outputs.
+type Image struct {
+	Repository string   // image repository path, lowercase, e.g. "team/app"
+	Tags       []string // as given: bare tags or full references
+	Push       bool
+	// PushByDigest pushes the image by digest only, without tags (push-by-digest).
+	PushByDigest bool
+	// OutputsOnly is set when outputs has no type=image entry and push is
+	// false: the image goes to the outputs only, not to an image export.
+	OutputsOnly bool
+	// ImageAttrs are the outputs input's type=image entry's further exporter
+	// attributes (push-by-digest, name-canonical, ...).
+	ImageAttrs map[string]string
+	Outputs    []solve.Output // the other outputs (local, tar, oci, docker with dest)
+	Load       bool           // load the image into the runner's Docker engine
+	// Compression compresses the built layers, in the image and the cache.
+	Compression solve.Compression
+}
+
+// Build is what the build asks BuildKit, besides the image export and the
+// cache: docker/build-push-action's build inputs.
+type Build struct {
+	Context    string
+	Dockerfile string
+	BuildArgs  map[string]string
+	Labels     map[string]string
+	Platforms  []string
+	// Annotations are image exporter attributes (annotation.KEY, annotation-index.KEY, ...).
+	Annotations map[string]string
+	// Secrets are build secrets by id, in memory only: from the secrets input's
+	// values and the secret-files input's file contents.
+	Secrets    map[string][]byte
+	Provenance Attestation
+	SBOM       Attestation
+	Target     string
+	NoCache    bool
+
+	// The rest of docker/build-push-action's inputs (buildopts.go).
+	SSH            []solve.SSH
+	Contexts       map[string]string // build-contexts, by name
+	Pull           bool
+	NoCacheFilters []string
+	Allow          []string // entitlements
+	Network        string   // "", "host" or "none"
+	AddHosts       []string // host=ip
+	ShmSize        int64
+	Ulimits        []string
+	CgroupParent   string
+}
+
+// Cache is what the cache's keys are made of, and its limits.
+type Cache struct {
+	CacheRepository string
+	CacheTagPrefix  string
+	CacheScope      string
+	CacheMode       solve.CacheMode
+	CacheExport     cacheref.ExportMode
+	// CacheExportTimeout bounds a hung cache export (the image stands).
+	CacheExportTimeout time.Duration
+	CacheFrom          []string
+	// CacheFromMerged imports, on the default branch and in a merge queue, the
+	// caches of the pull requests the build's commit merged (cache-from-merged).
+	CacheFromMerged bool
+	DefaultBranch   string
+	// CacheMounts is the cache-mounts input: nil for none, ["auto"], or mount
+	// ids or targets; CacheMountsMaxSize the largest mount saved, in bytes.
+	CacheMounts        []string
+	CacheMountsMaxSize int64
+	// CacheMountsSharedBuilder names the mounts saved even from a builder the
+	// action did not start (cache-mounts-shared-builder).
+	CacheMountsSharedBuilder []string
+	// CacheRefreshAfter is the age (cache-refresh-days) past which a cache tag
+	// ECR dates by its first push is put again when its export is skipped; 0
+	// never.
+	CacheRefreshAfter time.Duration
 }
 
 // problems collects validation errors so that all of them are reported at once.
@@ -186,20 +205,26 @@ func Read(a *githubactions.Action, environ []string) (*Config, error) {
 	}
 
 	c := &Config{
-		Repository:       in("repository"),
-		Tags:             list("tags", true),
-		Push:             boolean("push"),
-		PushByDigest:     boolean("push-by-digest"),
-		Context:          in("context"),
-		Target:           in("target"),
-		NoCache:          boolean("no-cache"),
-		CacheRepository:  in("cache-repository"),
-		CacheTagPrefix:   in("cache-tag-prefix"),
-		CacheScope:       in("cache-scope"),
-		CacheMode:        solve.CacheMode(in("cache-mode")),
-		CacheFrom:        list("cache-from", true),
-		CacheFromMerged:  boolean("cache-from-merged"),
-		DefaultBranch:    in("default-branch"),
+		Image: Image{
+			Repository:   in("repository"),
+			Tags:         list("tags", true),
+			Push:         boolean("push"),
+			PushByDigest: boolean("push-by-digest"),
+		},
+		Build: Build{
+			Context: in("context"),
+			Target:  in("target"),
+			NoCache: boolean("no-cache"),
+		},
+		Cache: Cache{
+			CacheRepository: in("cache-repository"),
+			CacheTagPrefix:  in("cache-tag-prefix"),
+			CacheScope:      in("cache-scope"),
+			CacheMode:       solve.CacheMode(in("cache-mode")),
+			CacheFrom:       list("cache-from", true),
+			CacheFromMerged: boolean("cache-from-merged"),
+			DefaultBranch:   in("default-branch"),
+		},
 		AWSRegion:        cmp.Or(in("aws-region"), a.Getenv("AWS_REGION"), a.Getenv("AWS_DEFAULT_REGION")),
 		Username:         in("username"),
 		Password:         in("password"),
@@ -401,13 +426,13 @@ func (c *Config) checkDockerHub(p *problems, t string, named reference.Named) {
 func isFullRef(t string) bool { return strings.ContainsAny(t, "/:@") }
 
 // ImageRefs expands bare tags to <registry>/<repository>:<tag>.
-func (c *Config) ImageRefs(registry string) []string {
-	out := make([]string, 0, len(c.Tags))
-	for _, t := range c.Tags {
+func (i *Image) ImageRefs(registry string) []string {
+	out := make([]string, 0, len(i.Tags))
+	for _, t := range i.Tags {
 		if isFullRef(t) {
 			out = append(out, t)
 		} else {
-			out = append(out, registry+"/"+c.Repository+":"+t)
+			out = append(out, registry+"/"+i.Repository+":"+t)
 		}
 	}
 	return out
@@ -481,17 +506,17 @@ func (c *Config) readEvent(p *problems, a *githubactions.Action) {
 
 // SinglePlatform is the platform the build targets when it targets exactly
 // one, normalized (linux/arm64/v8 is linux/arm64); "" otherwise.
-func (c *Config) SinglePlatform() string {
-	if p := c.NormalizedPlatforms(); len(c.Platforms) == 1 && len(p) == 1 {
+func (b *Build) SinglePlatform() string {
+	if p := b.NormalizedPlatforms(); len(b.Platforms) == 1 && len(p) == 1 {
 		return p[0]
 	}
 	return ""
 }
 
 // NormalizedPlatforms are the platforms input's entries, normalized.
-func (c *Config) NormalizedPlatforms() []string {
-	out := make([]string, 0, len(c.Platforms))
-	for _, s := range c.Platforms {
+func (b *Build) NormalizedPlatforms() []string {
+	out := make([]string, 0, len(b.Platforms))
+	for _, s := range b.Platforms {
 		if p, err := normalizePlatform(s); err == nil { // Read reported the others
 			out = append(out, p)
 		}

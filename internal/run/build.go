@@ -58,27 +58,27 @@ var pushWaits = []time.Duration{2 * time.Second, 4 * time.Second, 8 * time.Secon
 // lost a blob of the cache since the probe, or the cache may be broken in a
 // way no check sees; a cache must never make a build fail.
 func (r *runner) build(ctx context.Context, plan cachePlan) (built, error) {
-	cfg := r.cfg
+	img := r.image
 	req := r.request(plan.policy)
 	req.Push = plan.push
 	req.PushTimeout = pushTimeout
-	req.ImageAttrs = cfg.ImageAttrs
+	req.ImageAttrs = img.ImageAttrs
 	req.CacheImports = plan.imports
-	req.CacheMode = cfg.CacheMode
-	req.CacheExportTimeout = cfg.CacheExportTimeout
-	req.Compression, req.CacheCompression = cfg.Compression, cacheCompression(cfg)
-	if len(cfg.Tags) > 0 && r.host != "" && !cfg.OutputsOnly {
-		req.Tags = cfg.ImageRefs(r.host) // named even when not pushed: the metadata shows them
+	req.CacheMode = r.cache.CacheMode
+	req.CacheExportTimeout = r.cache.CacheExportTimeout
+	req.Compression, req.CacheCompression = img.Compression, cacheCompression(img.Compression, r.cache.CacheMode)
+	if len(img.Tags) > 0 && r.host != "" && !img.OutputsOnly {
+		req.Tags = img.ImageRefs(r.host) // named even when not pushed: the metadata shows them
 	}
-	if cfg.PushByDigest && r.host != "" {
-		req.PushByDigest, req.Repository = true, r.host+"/"+cfg.Repository
+	if img.PushByDigest && r.host != "" {
+		req.PushByDigest, req.Repository = true, r.host+"/"+img.Repository
 	}
 	var err error
 	if req.Outputs, err = r.outputs(ctx); err != nil {
 		return built{req: req}, err
 	}
 
-	if leak, err := solve.LeaksGitCredentials(cfg.Context, cfg.Dockerfile); err != nil {
+	if leak, err := solve.LeaksGitCredentials(r.inputs.Context, r.inputs.Dockerfile); err != nil {
 		r.a.Warningf("could not check the build context for git credentials: %s", ghout.Line(err.Error()))
 	} else if leak {
 		r.a.Warningf("the build context's .git/config holds a persisted credential (actions/checkout's extraheader) and .dockerignore does not exclude .git: " +
@@ -98,7 +98,7 @@ func (r *runner) build(ctx context.Context, plan cachePlan) (built, error) {
 			return built{req: req}, err
 		}
 	}
-	r.a.Group("Build " + cfg.Dockerfile)
+	r.a.Group("Build " + r.inputs.Dockerfile)
 	b, err := r.attempt(ctx, req)
 	if err != nil && len(req.CacheImports) > 0 && cacheMayBeAtFault(ctx, err) {
 		imports := strings.Join(req.CacheImports, ", ")
@@ -137,11 +137,11 @@ func (r *runner) build(ctx context.Context, plan cachePlan) (built, error) {
 // intermediate stages nothing but BuildKit reads back. zstd compresses several
 // times faster than gzip (BENCHMARKS.md), and the image's layers stay the gzip
 // blobs the image exporter made, shared with the cache.
-func cacheCompression(cfg *config.Config) solve.Compression {
-	if cfg.Compression.Type == "" && cfg.CacheMode == solve.CacheModeMax {
+func cacheCompression(c solve.Compression, mode solve.CacheMode) solve.Compression {
+	if c.Type == "" && mode == solve.CacheModeMax {
 		return solve.Compression{Type: "zstd"}
 	}
-	return cfg.Compression
+	return c
 }
 
 // expectHits tells whether every step is expected to come from the one cache
@@ -284,28 +284,28 @@ func (b built) byDigest() bool {
 // run's secrets, ssh, entitlements and host network, unless granted) is left
 // out, with a notice.
 func (r *runner) request(policy cacheref.Decision) solve.Request {
-	cfg := r.cfg
+	in := r.inputs
 	req := solve.Request{
-		ContextDir:     cfg.Context,
-		Dockerfile:     cfg.Dockerfile,
-		Target:         cfg.Target,
-		BuildArgs:      cfg.BuildArgs,
-		Labels:         cfg.Labels,
-		NoCache:        cfg.NoCache,
-		Platforms:      cfg.Platforms,
-		Attests:        attests(cfg),
-		Annotations:    cfg.Annotations,
-		Secrets:        cfg.Secrets,
-		SSH:            cfg.SSH,
-		Contexts:       cfg.Contexts,
-		Pull:           cfg.Pull,
-		NoCacheFilters: cfg.NoCacheFilters,
-		Entitlements:   cfg.Allow,
-		Network:        cfg.Network,
-		AddHosts:       cfg.AddHosts,
-		ShmSize:        cfg.ShmSize,
-		Ulimits:        cfg.Ulimits,
-		CgroupParent:   cfg.CgroupParent,
+		ContextDir:     in.Context,
+		Dockerfile:     in.Dockerfile,
+		Target:         in.Target,
+		BuildArgs:      in.BuildArgs,
+		Labels:         in.Labels,
+		NoCache:        in.NoCache,
+		Platforms:      in.Platforms,
+		Attests:        attests(in),
+		Annotations:    in.Annotations,
+		Secrets:        in.Secrets,
+		SSH:            in.SSH,
+		Contexts:       in.Contexts,
+		Pull:           in.Pull,
+		NoCacheFilters: in.NoCacheFilters,
+		Entitlements:   in.Allow,
+		Network:        in.Network,
+		AddHosts:       in.AddHosts,
+		ShmSize:        in.ShmSize,
+		Ulimits:        in.Ulimits,
+		CgroupParent:   in.CgroupParent,
 		Insecure:       r.reg.Insecure,
 		Session:        r.session,
 	}
@@ -323,7 +323,7 @@ func (r *runner) request(policy cacheref.Decision) solve.Request {
 			withheld = append(withheld, "network: host")
 			req.Network = "" // the default, the builder's sandbox; network: none stays
 		}
-		if cfg.BuildkitHostNetwork {
+		if r.hostNetwork {
 			withheld = append(withheld, "buildkit-host-network") // connectBuilder left it off
 		}
 		if len(withheld) > 0 {
@@ -343,8 +343,8 @@ func (r *runner) annotate(l *solve.Location, title string) *githubactions.Action
 	}
 	if l != nil {
 		file := l.File
-		if file == filepath.Base(r.cfg.Dockerfile) {
-			file = r.cfg.Dockerfile
+		if file == filepath.Base(r.inputs.Dockerfile) {
+			file = r.inputs.Dockerfile
 		}
 		fields["file"], fields["line"] = file, strconv.Itoa(l.Line)
 	}
@@ -354,13 +354,13 @@ func (r *runner) annotate(l *solve.Location, title string) *githubactions.Action
 	return r.a.WithFieldsMap(fields)
 }
 
-func attests(cfg *config.Config) map[string]string {
+func attests(in config.Build) map[string]string {
 	m := map[string]string{}
-	if cfg.Provenance.On {
-		m["provenance"] = cfg.Provenance.Opts
+	if in.Provenance.On {
+		m["provenance"] = in.Provenance.Opts
 	}
-	if cfg.SBOM.On {
-		m["sbom"] = cfg.SBOM.Opts
+	if in.SBOM.On {
+		m["sbom"] = in.SBOM.Opts
 	}
 	return m
 }

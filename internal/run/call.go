@@ -15,10 +15,9 @@ import (
 // does: no image, no cache; the metadata output holds the answer, as buildx's
 // metadata file does. A check annotates each finding on its Dockerfile line
 // and fails the step when it found any, as build-push-action does.
-func (r *runner) call(ctx context.Context, c solve.Caller, policy cacheref.Decision) error {
-	call := *r.cfg.Call
+func (r *runner) call(ctx context.Context, call solve.Call, c solve.Caller, policy cacheref.Decision) error {
 	req := r.request(policy)
-	r.a.Group(fmt.Sprintf("Call %s on %s", call.Name, r.cfg.Dockerfile))
+	r.a.Group(fmt.Sprintf("Call %s on %s", call.Name, r.inputs.Dockerfile))
 	res, err := commandsStopped(r, func() (*solve.CallResult, error) {
 		res, err := solve.RunCall(ctx, c, req, call, r.out)
 		if err == nil {

@@ -53,18 +53,18 @@ func builderPlatform(ctx context.Context, w workerLister) (string, error) {
 // second decision. Other builds without it keep the key they always had:
 // keying them on the builder's platform too would make every existing cache
 // cold once.
-func targetPlatform(ctx context.Context, a *githubactions.Action, cfg *config.Config, w workerLister, policy cacheref.Decision) (string, cacheref.Decision, error) {
-	if len(cfg.Platforms) > 0 {
-		return strings.Join(cfg.NormalizedPlatforms(), ","), policy, nil
+func targetPlatform(ctx context.Context, a *githubactions.Action, img config.Image, in config.Build, w workerLister, policy cacheref.Decision) (string, cacheref.Decision, error) {
+	if len(in.Platforms) > 0 {
+		return strings.Join(in.NormalizedPlatforms(), ","), policy, nil
 	}
 	native, err := builderPlatform(ctx, w)
 	switch {
-	case err != nil && cfg.PushByDigest:
+	case err != nil && img.PushByDigest:
 		return "", policy, fmt.Errorf("push-by-digest: cannot tell the builder's platform, which keys the cache and names the staged image (%w); set the platforms input", err)
 	case err != nil:
 		a.Infof("builder platform: unknown (%v)", err)
 		return "", policy, nil
-	case !cfg.PushByDigest:
+	case !img.PushByDigest:
 		return native, policy, nil
 	}
 	return native, policy.ForPlatform(native), nil
@@ -107,7 +107,7 @@ func (r *runner) stage(ctx context.Context, b built) error {
 		r.a.Infof("not in a workflow run (no GITHUB_RUN_ID): the image is not staged for merge-platforms; merge it with merge-digests")
 		return nil
 	}
-	tag := b.req.Repository + ":" + stagingTag(r.cfg.CacheTagPrefix, r.cfg.CacheScope, r.platform, run, run.attempt)
+	tag := b.req.Repository + ":" + stagingTag(r.cache.CacheTagPrefix, r.cache.CacheScope, r.platform, run, run.attempt)
 	ann := map[string]string{
 		stagingAnnotation + "run-id":      run.id,
 		stagingAnnotation + "run-attempt": strconv.Itoa(run.attempt),

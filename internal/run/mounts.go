@@ -16,7 +16,7 @@ import (
 // saveMounts needs, nil when there is nothing to save (no input, no mount
 // kept, or a run that writes no cache); only the run's end is an error.
 func (r *runner) seedMounts(ctx context.Context, b cachemount.Builder, ep buildkitconn.Endpoint, tgt target, plan cachePlan, allCached bool) (*cachemount.Session, error) {
-	if len(r.cfg.CacheMounts) == 0 {
+	if len(r.cache.CacheMounts) == 0 {
 		return nil, nil
 	}
 	if tgt.offline() {
@@ -41,10 +41,10 @@ func (r *runner) seedMounts(ctx context.Context, b cachemount.Builder, ep buildk
 	}
 	s, err := cachemount.Seed(ctx, cachemount.Options{
 		Builder: b, Registry: tgt.client, Log: r.a, Helper: helper,
-		Dockerfile: r.cfg.Dockerfile, Spec: r.cfg.CacheMounts, BuildArgs: r.cfg.BuildArgs,
-		Platforms: r.cfg.Platforms, Target: r.cfg.Target,
-		Imports: imports, Export: export, MaxSize: r.cfg.CacheMountsMaxSize, Timeout: r.cfg.CacheExportTimeout,
-		Shared: shared, SharedSave: r.cfg.CacheMountsSharedBuilder, AllCached: allCached,
+		Dockerfile: r.inputs.Dockerfile, Spec: r.cache.CacheMounts, BuildArgs: r.inputs.BuildArgs,
+		Platforms: r.inputs.Platforms, Target: r.inputs.Target,
+		Imports: imports, Export: export, MaxSize: r.cache.CacheMountsMaxSize, Timeout: r.cache.CacheExportTimeout,
+		Shared: shared, SharedSave: r.cache.CacheMountsSharedBuilder, AllCached: allCached,
 	})
 	if export == "" {
 		return nil, err // nothing to save

@@ -9,19 +9,20 @@ import (
 
 	"github.com/moby/buildkit/client"
 
+	"github.com/ecr-build-cache/ecr-build-cache/internal/config"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/registry"
 )
 
 // committed makes the runner's context a git work tree with its files
 // committed, as actions/checkout leaves it.
-func committed(t *testing.T, r *runner) {
+func committed(t *testing.T, r *testRun) {
 	t.Helper()
 	for _, args := range [][]string{
 		{"-c", "init.defaultBranch=main", "init", "-q"},
 		{"add", "-A"},
 		{"-c", "user.name=t", "-c", "user.email=t@localhost", "commit", "-q", "-m", "c"},
 	} {
-		if out, err := exec.Command("git", append([]string{"-C", r.cfg.Context}, args...)...).CombinedOutput(); err != nil {
+		if out, err := exec.Command("git", append([]string{"-C", r.inputs.Context}, args...)...).CombinedOutput(); err != nil {
 			t.Fatalf("git %v: %v\n%s", args, err, out)
 		}
 	}
@@ -181,7 +182,7 @@ func TestExportTimeoutInTheOneSolve(t *testing.T) {
 			s := &fakeSolver{cached: []bool{false}, hangExport: true, hangAfterPush: tc.afterPush}
 			reg := &fakeRegistry{digests: map[string]string{image: tc.registered}}
 			r, out, env := testRunner(t, s, reg, true)
-			r.cfg.CacheExportTimeout = 100 * time.Millisecond
+			r.with(func(c *config.Config) { c.CacheExportTimeout = 100 * time.Millisecond })
 			exp := runPhases(t, r)
 			o := outputs(t, env)
 			if len(s.calls) != tc.solves || o["fallbacks"] != tc.fallbacks || o["cache-export"] != "timed-out" || o["digest"] != fakeDigest || o["pushed"] != "true" {

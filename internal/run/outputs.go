@@ -29,13 +29,13 @@ func (r *runner) outputs(ctx context.Context) ([]solve.Output, error) {
 		return attrs
 	}
 	var outs []solve.Output
-	for _, o := range r.cfg.Outputs {
+	for _, o := range r.image.Outputs {
 		if o.Type == client.ExporterOCI || o.Type == client.ExporterDocker {
 			o.Attrs = named(o.Attrs)
 		}
 		outs = append(outs, o)
 	}
-	if !r.cfg.Load {
+	if !r.image.Load {
 		return outs, nil
 	}
 	if err := buildkitconn.PingDocker(ctx, r.a.Getenv); err != nil {
@@ -53,10 +53,10 @@ func (r *runner) outputs(ctx context.Context) ([]solve.Output, error) {
 // untrusted run) only those given as full references.
 func (r *runner) imageNames() []string {
 	if r.host != "" {
-		return r.cfg.ImageRefs(r.host)
+		return r.image.ImageRefs(r.host)
 	}
 	var out []string
-	for _, t := range r.cfg.ImageRefs("") {
+	for _, t := range r.image.ImageRefs("") {
 		if !strings.HasPrefix(t, "/") { // a bare tag: "/<repository>:<tag>" without a registry
 			out = append(out, t)
 		}

@@ -202,7 +202,20 @@ func warm(t *testing.T, ref string, layers ...string) registry.Ref {
 }
 
 // testRunner is a runner on fakes, for a push of branch feature to repo.
-func testRunner(t *testing.T, s *fakeSolver, reg *fakeRegistry, push bool) (*runner, *bytes.Buffer, map[string]string) {
+// testRun is a runner and the config its slices came from, which the policy
+// is decided from.
+type testRun struct {
+	*runner
+	cfg *config.Config
+}
+
+// with changes the config, and the runner's slices of it alike.
+func (r *testRun) with(f func(c *config.Config)) {
+	f(r.cfg)
+	r.image, r.inputs, r.cache, r.hostNetwork = r.cfg.Image, r.cfg.Build, r.cfg.Cache, r.cfg.BuildkitHostNetwork
+}
+
+func testRunner(t *testing.T, s *fakeSolver, reg *fakeRegistry, push bool) (*testRun, *bytes.Buffer, map[string]string) {
 	t.Helper()
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM scratch\n"), 0o644); err != nil {
@@ -213,18 +226,20 @@ func testRunner(t *testing.T, s *fakeSolver, reg *fakeRegistry, push bool) (*run
 	w := ghout.NewWriter(&out)
 	a := githubactions.New(githubactions.WithGetenv(func(k string) string { return env[k] }), githubactions.WithWriter(w.Commands()))
 	cfg := &config.Config{
-		Repository: "app", Tags: []string{"latest"}, Push: push, Context: dir, Dockerfile: filepath.Join(dir, "Dockerfile"),
-		CacheRepository: "app", CacheTagPrefix: cacheref.DefaultPrefix, CacheMode: "max", CacheExport: cacheref.ExportAuto,
+		Image: config.Image{Repository: "app", Tags: []string{"latest"}, Push: push},
+		Build: config.Build{Context: dir, Dockerfile: filepath.Join(dir, "Dockerfile")},
+		Cache: config.Cache{CacheRepository: "app", CacheTagPrefix: cacheref.DefaultPrefix, CacheMode: "max", CacheExport: cacheref.ExportAuto},
 		Event: cacheref.Event{Name: "push", Ref: "refs/heads/feature"},
 	}
-	return &runner{a: a, cfg: cfg, out: w, solver: s, reg: reg, host: "registry.test"}, &out, env
+	r := &runner{a: a, image: cfg.Image, inputs: cfg.Build, cache: cfg.Cache, out: w, solver: s, reg: reg, host: "registry.test"}
+	return &testRun{runner: r, cfg: cfg}, &out, env
 }
 
 func refOf(branch string) string {
 	return repo + ":" + cacheref.Tag(cacheref.DefaultPrefix, cacheref.BranchKey(branch), "", "")
 }
 
-func decided(t *testing.T, r *runner) cacheref.Decision {
+func decided(t *testing.T, r *testRun) cacheref.Decision {
 	t.Helper()
 	d, err := decidePolicy(r.a, r.cfg)
 	if err != nil {
@@ -235,7 +250,7 @@ func decided(t *testing.T, r *runner) cacheref.Decision {
 
 // runPhases runs every phase after the target, as Run does, and returns what
 // the export phase did.
-func runPhases(t *testing.T, r *runner) exported {
+func runPhases(t *testing.T, r *testRun) exported {
 	t.Helper()
 	plan := planned(t, r)
 	b, err := r.build(context.Background(), plan)
@@ -246,7 +261,7 @@ func runPhases(t *testing.T, r *runner) exported {
 }
 
 // planned runs the plan phase.
-func planned(t *testing.T, r *runner) cachePlan {
+func planned(t *testing.T, r *testRun) cachePlan {
 	t.Helper()
 	plan, err := r.plan(context.Background(), target{host: r.host}, decided(t, r))
 	if err != nil {
@@ -256,7 +271,7 @@ func planned(t *testing.T, r *runner) cachePlan {
 }
 
 // finish runs the phases after the build.
-func finish(t *testing.T, r *runner, plan cachePlan, b built) exported {
+func finish(t *testing.T, r *testRun, plan cachePlan, b built) exported {
 	t.Helper()
 	ctx := context.Background()
 	if err := r.stage(ctx, b); err != nil {
@@ -310,7 +325,7 @@ func TestPlanImportsOnlyTheBestRealCache(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			r, out, _ := testRunner(t, &fakeSolver{}, &fakeRegistry{refs: tc.refs, lost: tc.lost}, true)
-			r.cfg.CacheFrom = []string{"stuck.test/app:cache"}
+			r.with(func(c *config.Config) { c.CacheFrom = []string{"stuck.test/app:cache"} })
 			plan, err := r.plan(context.Background(), target{host: "registry.test"}, decided(t, r))
 			if err != nil {
 				t.Fatal(err)
@@ -452,7 +467,8 @@ func TestPushByDigestReportsAndStagesTheImage(t *testing.T) {
 	s := &fakeSolver{cached: []bool{false}}
 	reg := &fakeRegistry{}
 	r, _, env := testRunner(t, s, reg, true)
-	r.cfg.Tags, r.cfg.PushByDigest, r.cfg.Platforms, r.platform = nil, true, []string{"linux/arm64"}, "linux/arm64"
+	r.with(func(c *config.Config) { c.Tags, c.PushByDigest, c.Platforms = nil, true, []string{"linux/arm64"} })
+	r.platform = "linux/arm64"
 	env["GITHUB_RUN_ID"], env["GITHUB_RUN_ATTEMPT"] = "7", "2"
 	runPhases(t, r)
 	attrs := s.calls[0].Exports[0].Attrs // one solve builds and pushes
@@ -505,8 +521,8 @@ func TestBuilderPlatformKeysOnlyPushByDigestCaches(t *testing.T) {
 		{"unknown: other builds go on", false, nil, broken, "", "", "cache-feature-"},
 	} {
 		r, _, _ := testRunner(t, &fakeSolver{}, &fakeRegistry{}, true)
-		r.cfg.PushByDigest, r.cfg.Platforms = tc.pushByDigest, tc.platforms
-		got, policy, err := targetPlatform(context.Background(), r.a, r.cfg, tc.workers, decided(t, r))
+		r.with(func(c *config.Config) { c.PushByDigest, c.Platforms = tc.pushByDigest, tc.platforms })
+		got, policy, err := targetPlatform(context.Background(), r.a, r.image, r.inputs, tc.workers, decided(t, r))
 		if tc.err != "" {
 			if err == nil || !strings.Contains(err.Error(), tc.err) {
 				t.Errorf("%s: error %v, want %q", tc.name, err, tc.err)

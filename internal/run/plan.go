@@ -28,18 +28,18 @@ func (r *runner) plan(ctx context.Context, tgt target, policy cacheref.Decision)
 		p.Plan, _ = policy.Plan("") // the offline plan cannot fail
 	} else {
 		var err error
-		p.Plan, err = policy.Plan(tgt.host + "/" + r.cfg.CacheRepository)
+		p.Plan, err = policy.Plan(tgt.host + "/" + r.cache.CacheRepository)
 		if err != nil {
 			return p, fmt.Errorf("derive cache references: %w", err)
 		}
-		if words := policy.PushWords(); words != "" && r.cfg.Push {
+		if words := policy.PushWords(); words != "" && r.image.Push {
 			r.a.Noticef("%s", words)
 		}
-		if err := tgt.checkCacheRepository(ctx, r.a, r.cfg.CacheRepository, p.Plan); err != nil {
+		if err := tgt.checkCacheRepository(ctx, r.a, r.cache.CacheRepository, p.Plan); err != nil {
 			return p, err
 		}
 	}
-	p.push = r.cfg.Push && policy.Push && !tgt.offline()
+	p.push = r.image.Push && policy.Push && !tgt.offline()
 	if p.Export == "" {
 		r.a.Infof("cache export: none (%s)", p.ExportReason)
 	} else {

@@ -98,7 +98,7 @@ func TestAskMergedFindsARebaseMerge(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			a, out := apiAction(srv)
-			cfg := &config.Config{CacheExport: cacheref.ExportAuto, GitHubToken: tc.token, CacheFromMerged: true,
+			cfg := &config.Config{Cache: config.Cache{CacheExport: cacheref.ExportAuto, CacheFromMerged: true}, GitHubToken: tc.token,
 				Event: cacheref.Event{Name: "push", Ref: "refs/heads/main", Payload: payload(t, tc.fixture)}}
 			policy, err := decidePolicy(a, cfg)
 			if err != nil {
@@ -145,7 +145,7 @@ func TestProveClaim(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			a, out := apiAction(srv)
-			cfg := &config.Config{CacheExport: cacheref.ExportAuto, GitHubToken: tc.token,
+			cfg := &config.Config{Cache: config.Cache{CacheExport: cacheref.ExportAuto}, GitHubToken: tc.token,
 				Event: cacheref.Event{Name: "workflow_run", Ref: "refs/heads/main", Payload: payload(t, tc.fixture)}}
 			policy, err := decidePolicy(a, cfg)
 			if err != nil {
@@ -201,9 +201,11 @@ func TestRequestWithholdsEntitlements(t *testing.T) {
 		{"granted", "host", true, ""},
 	} {
 		r, out, _ := testRunner(t, &fakeSolver{}, &fakeRegistry{}, true)
-		r.cfg.Allow, r.cfg.Network, r.cfg.BuildkitHostNetwork = []string{"security.insecure", "network.host"}, tc.network, true
-		r.cfg.UntrustedEntitlements = tc.grant
-		r.cfg.Event = cacheref.Event{Name: "pull_request", Ref: "refs/pull/43/merge", Payload: fork}
+		r.with(func(c *config.Config) {
+			c.Allow, c.Network, c.BuildkitHostNetwork = []string{"security.insecure", "network.host"}, tc.network, true
+			c.UntrustedEntitlements = tc.grant
+			c.Event = cacheref.Event{Name: "pull_request", Ref: "refs/pull/43/merge", Payload: fork}
+		})
 		req := r.request(decided(t, r))
 		switch {
 		case tc.grant && (len(req.Entitlements) != 2 || req.Network != "host" || strings.Contains(out.String(), "withheld")):

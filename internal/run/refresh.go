@@ -55,7 +55,7 @@ func (r *runner) keepAlive(ctx context.Context, plan cachePlan) string {
 // keepTagAlive is keepAlive for tag (ref in full) of the cache repository;
 // what names its phase in the log.
 func (r *runner) keepTagAlive(ctx context.Context, what, tag, ref string) string {
-	if r.refresh == nil || r.cfg.CacheRefreshAfter == 0 {
+	if r.refresh == nil || r.cache.CacheRefreshAfter == 0 {
 		return ""
 	}
 	pushed, err := r.refresh.PushedAt(ctx, tag)
@@ -64,7 +64,7 @@ func (r *runner) keepTagAlive(ctx context.Context, what, tag, ref string) string
 		return ""
 	}
 	age := time.Since(pushed)
-	if age < r.cfg.CacheRefreshAfter {
+	if age < r.cache.CacheRefreshAfter {
 		return ""
 	}
 	days := int(age.Hours() / 24)

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ecr-build-cache/ecr-build-cache/internal/config"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/registry"
 )
 
@@ -53,7 +54,8 @@ func TestSkippedExportRefreshesAnOldCache(t *testing.T) {
 			t.Parallel()
 			f := &fakeRefresher{pushedAt: time.Now().Add(-tc.age), err: tc.err}
 			r, out, _ := testRunner(t, &fakeSolver{cached: []bool{true, true}}, &fakeRegistry{refs: tc.refs}, false)
-			r.refresh, r.cfg.CacheRefreshAfter = f, tc.after
+			r.refresh = f
+			r.with(func(c *config.Config) { c.CacheRefreshAfter = tc.after })
 			exp := runPhases(t, r)
 			if got := len(f.refreshed) == 1 && f.refreshed[0] == own; got != tc.refreshed {
 				t.Errorf("refreshed %q, want a refresh of %s: %v", f.refreshed, own, tc.refreshed)

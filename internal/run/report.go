@@ -59,7 +59,7 @@ func (r *runner) report(ctx context.Context, plan cachePlan, b built, exp export
 		r.a.Infof("cold build: %s", rep.cold)
 	}
 	if r.a.Getenv("GITHUB_STEP_SUMMARY") != "" {
-		r.a.AddStepSummary(summary(r.cfg.Dockerfile, r.platform, plan, b, exp, hitRef, rep))
+		r.a.AddStepSummary(summary(r.inputs.Dockerfile, r.platform, plan, b, exp, hitRef, rep))
 	}
 	return nil
 }
@@ -167,7 +167,7 @@ func (r *runner) coldReason(plan cachePlan, b built) string {
 	switch {
 	case len(res.Steps) == 0 || res.CachedSteps() > 0:
 		return ""
-	case r.cfg.NoCache:
+	case r.inputs.NoCache:
 		return "no-cache: true runs every step"
 	case len(b.damaged) > 0:
 		return "damaged cache: the build failed with " + strings.Join(b.damaged, ", ") + " and ran again without it"
@@ -195,7 +195,7 @@ type mountsState struct {
 func (r *runner) mountsOutcome(s *cachemount.Session, b built) mountsState {
 	ran := len(b.res.Steps) == 0 || b.res.CachedSteps() < len(b.res.Steps)
 	switch {
-	case len(r.cfg.CacheMounts) == 0:
+	case len(r.cache.CacheMounts) == 0:
 		return mountsState{}
 	case s == nil:
 		return mountsState{"not saved by this run: no mount kept, no registry, or a run that writes no cache (the log's cache mounts lines say which)", "none"}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ecr-build-cache/ecr-build-cache/internal/cacheref"
+	"github.com/ecr-build-cache/ecr-build-cache/internal/config"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/registry"
 	"github.com/ecr-build-cache/ecr-build-cache/internal/solve"
 )
@@ -109,17 +110,19 @@ func TestSummaryAndReportSayWhyABuildWasCold(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		refs map[string]registry.Ref
-		set  func(r *runner)
+		set  func(r *testRun)
 		want string
 	}{
-		{"damaged cache", map[string]registry.Ref{main: cache(main)}, func(r *runner) { r.solver.(*fakeSolver).failWithCache = "failed to compute cache key: blob not found" },
+		{"damaged cache", map[string]registry.Ref{main: cache(main)}, func(r *testRun) { r.solver.(*fakeSolver).failWithCache = "failed to compute cache key: blob not found" },
 			"| Cold build | damaged cache: the build failed with " + main + " and ran again without it |"},
 		{"no cache yet", nil, nil, "| Cold build | no cache yet: none of " + refOf("feature") + ", " + main + " exists"},
-		{"no-cache", map[string]registry.Ref{main: cache(main)}, func(r *runner) { r.cfg.NoCache = true }, "| Cold build | no-cache: true runs every step |"},
+		{"no-cache", map[string]registry.Ref{main: cache(main)}, func(r *testRun) { r.with(func(c *config.Config) { c.NoCache = true }) }, "| Cold build | no-cache: true runs every step |"},
 		{"nothing matched", map[string]registry.Ref{main: cache(main)}, nil, "| Cold build | no step matched the imported cache"},
-		{"fork without credentials", nil, func(r *runner) {
+		{"fork without credentials", nil, func(r *testRun) {
 			r.host = ""
-			r.cfg.Event = cacheref.Event{Name: "pull_request", Ref: "refs/pull/43/merge", HeadRef: "patch-1", BaseRef: "main", Payload: fork}
+			r.with(func(c *config.Config) {
+				c.Event = cacheref.Event{Name: "pull_request", Ref: "refs/pull/43/merge", HeadRef: "patch-1", BaseRef: "main", Payload: fork}
+			})
 		}, "| Cold build | pull request from a fork"},
 	} {
 		r, out, env := testRunner(t, &fakeSolver{cached: []bool{false, false}}, &fakeRegistry{refs: tc.refs}, false)
@@ -143,7 +146,7 @@ func TestReportCacheMountsNotKept(t *testing.T) {
 	t.Parallel()
 	for _, mounts := range [][]string{nil, {"auto"}} {
 		r, _, env := testRunner(t, &fakeSolver{cached: []bool{false}}, &fakeRegistry{}, false)
-		r.cfg.CacheMounts = mounts
+		r.with(func(c *config.Config) { c.CacheMounts = mounts })
 		sum := withSummary(t, env)
 		runPhases(t, r)
 		o, got := outputs(t, env), sum()

@@ -77,7 +77,7 @@ func Run(ctx context.Context, a *githubactions.Action, out *ghout.Writer, enviro
 		return err
 	}
 	defer solver.Close()
-	platform, policy, err := targetPlatform(ctx, a, cfg, solver, policy)
+	platform, policy, err := targetPlatform(ctx, a, cfg.Image, cfg.Build, solver, policy)
 	if err != nil {
 		return err
 	}
@@ -88,10 +88,11 @@ func Run(ctx context.Context, a *githubactions.Action, out *ghout.Writer, enviro
 	if err := checkImageTags(cfg, tgt); err != nil {
 		return err
 	}
-	r := &runner{a: a, cfg: cfg, out: out, solver: solver, reg: tgt.client, host: tgt.host, platform: platform,
+	r := &runner{a: a, image: cfg.Image, inputs: cfg.Build, cache: cfg.Cache, hostNetwork: cfg.BuildkitHostNetwork,
+		out: out, solver: solver, reg: tgt.client, host: tgt.host, platform: platform,
 		session: []session.Attachable{tgt.creds.Attachable()}, refresh: tgt.refresher(cfg.CacheRepository)}
 	if cfg.Call != nil { // check, outline or targets instead of a build
-		return r.call(ctx, solver, policy)
+		return r.call(ctx, *cfg.Call, solver, policy)
 	}
 	// Only a build writes a cache: the GitHub API is asked here, not for a
 	// merge or a call.
@@ -126,13 +127,19 @@ func Run(ctx context.Context, a *githubactions.Action, out *ghout.Writer, enviro
 	return r.report(ctx, plan, b, exp, mounts)
 }
 
-// runner holds what every phase after the target uses.
+// runner holds what every phase after the target uses: of the inputs, only
+// their image, build and cache slices.
 type runner struct {
 	a      *githubactions.Action
-	cfg    *config.Config
-	out    *ghout.Writer
-	solver solve.Solver
-	reg    Registry
+	image  config.Image
+	inputs config.Build
+	cache  config.Cache
+	// hostNetwork is buildkit-host-network, which the builder's start used;
+	// the build names it when the policy withheld it.
+	hostNetwork bool
+	out         *ghout.Writer
+	solver      solve.Solver
+	reg         Registry
 	// host is the registry that bare tags name; "" when offline.
 	host string
 	// platform is what the build targets (comma separated), or the builder's
