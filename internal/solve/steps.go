@@ -27,7 +27,7 @@ type Step struct {
 // Dockerfile steps are the vertices the frontend names "[n/m] ...", "[stage n/m] ..."
 // or, building several platforms, "[linux/amd64 stage n/m] ..."; n is padded to the
 // width of m ("[ 2/55]"). "[internal] ..." and exporter vertices carry no such prefix.
-var stepName = regexp.MustCompile(`^\[[^\]]*?\b\d+/\d+\] `)
+var stepName = regexp.MustCompile(`^\[([^\]]*?)\b(\d+)/\d+\] `)
 
 // tally folds a stream of SolveStatus updates into per-step results. BuildKit
 // reports a vertex several times as it progresses, and while several builds share
@@ -36,6 +36,8 @@ var stepName = regexp.MustCompile(`^\[[^\]]*?\b\d+/\d+\] `)
 type tally struct {
 	steps map[string]*Step
 	order []string
+	// started are the steps this session saw start.
+	started map[string]bool
 	// cacheExportErr is the error of a failed "exporting cache" vertex
 	// (non-fatal under ignore-error=true, moby/buildkit#3430).
 	cacheExportErr string
@@ -117,7 +119,7 @@ func (t *tally) exportErr(resp *client.SolveResponse) *ExportError {
 	return nil
 }
 
-func newTally() *tally { return &tally{steps: map[string]*Step{}} }
+func newTally() *tally { return &tally{steps: map[string]*Step{}, started: map[string]bool{}} }
 
 func (t *tally) add(st *client.SolveStatus) {
 	for _, w := range st.Warnings {
@@ -154,6 +156,7 @@ func (t *tally) add(st *client.SolveStatus) {
 			t.order = append(t.order, v.Name)
 		}
 		s.Cached = s.Cached || v.Cached
+		t.started[v.Name] = t.started[v.Name] || v.Started != nil
 		if v.Error != "" {
 			s.Error = v.Error
 		}
@@ -178,13 +181,39 @@ func isStep(name string) bool {
 	return loc != nil && !strings.HasPrefix(name[loc[1]:], "FROM ")
 }
 
-// result lists the steps in the order BuildKit first reported them.
+// result lists the steps in the order BuildKit first reported them. A step
+// this session never saw start nor come from the cache, before a cached step
+// of the same stage, came from the cache too: a stage's steps are a chain, and
+// the cached step's key holds theirs. BuildKit leaves such steps unreported
+// when another build on the same daemon shares their vertices
+// (moby/buildkit#4330).
 func (t *tally) result() []Step {
+	lastCached := map[string]int{} // by stage: the highest cached step number
+	for _, name := range t.order {
+		if stage, n, ok := stepPosition(name); ok && t.steps[name].Cached {
+			lastCached[stage] = max(lastCached[stage], n)
+		}
+	}
 	out := make([]Step, 0, len(t.order))
 	for _, name := range t.order {
-		out = append(out, *t.steps[name])
+		s := *t.steps[name]
+		if stage, n, ok := stepPosition(name); ok && !s.Cached && !t.started[name] && s.Error == "" && n < lastCached[stage] {
+			s.Cached = true
+		}
+		out = append(out, s)
 	}
 	return out
+}
+
+// stepPosition is a step's stage ("stage-0", "linux/amd64 builder", "" for a
+// one-stage build) and its number in it.
+func stepPosition(name string) (stage string, n int, ok bool) {
+	m := stepName.FindStringSubmatch(name)
+	if m == nil {
+		return "", 0, false
+	}
+	n, err := strconv.Atoi(m[2])
+	return strings.TrimSpace(m[1]), n, err == nil
 }
 
 // Slowest returns up to n steps, longest first.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -66,6 +67,63 @@ func TestTallyDedupesVertexUpdates(t *testing.T) {
 	}
 	if s := Slowest(res.Steps, 1); len(s) != 1 || s[0].Name != "[2/3] RUN make" {
 		t.Errorf("Slowest = %+v", s)
+	}
+}
+
+// Two builds of the same Dockerfile on one daemon share vertices, and BuildKit
+// reports a shared vertex to one session only (moby/buildkit#4330): the other
+// sees the stage's last step cached and the steps before it never start.
+func TestTallyCountsUnreportedStepsBeforeACachedOneAsCached(t *testing.T) {
+	t0 := time.Unix(100, 0)
+	t1 := t0.Add(time.Second)
+	for _, tc := range []struct {
+		name     string
+		vertexes []*client.Vertex
+		cached   []bool
+	}{
+		{"the stage's last step cached (seen in the caller e2e test)", []*client.Vertex{
+			{Name: "[stage-0 2/4] RUN echo compiled"},
+			{Name: "[stage-0 3/4] COPY app.txt /app/app.txt"},
+			{Name: "[stage-0 4/4] RUN --mount=type=secret,id=token ...", Cached: true},
+		}, []bool{true, true, true}},
+		{"padded numbers are one stage", []*client.Vertex{
+			{Name: "[ 9/10] RUN a"},
+			{Name: "[10/10] RUN b", Cached: true},
+		}, []bool{true, true}},
+		{"a step after the cached one ran", []*client.Vertex{
+			{Name: "[2/4] RUN a"},
+			{Name: "[3/4] RUN b", Cached: true},
+			{Name: "[4/4] RUN c", Started: &t0, Completed: &t1},
+		}, []bool{true, true, false}},
+		{"a step that started ran, whatever came after", []*client.Vertex{
+			{Name: "[2/3] RUN a", Started: &t0, Completed: &t1},
+			{Name: "[3/3] RUN b", Cached: true},
+		}, []bool{false, true}},
+		{"unreported with nothing cached after it: not counted", []*client.Vertex{
+			{Name: "[2/3] RUN a"},
+			{Name: "[3/3] RUN b", Started: &t0, Completed: &t1},
+		}, []bool{false, false}},
+		{"another stage's cached step proves nothing", []*client.Vertex{
+			{Name: "[builder 2/3] RUN go build"},
+			{Name: "[stage-1 2/2] COPY --from=builder /app /app", Cached: true},
+		}, []bool{false, true}},
+		{"a failed step is not cached", []*client.Vertex{
+			{Name: "[2/3] RUN a", Error: "canceled"},
+			{Name: "[3/3] RUN b", Cached: true},
+		}, []bool{false, true}},
+	} {
+		tl := newTally()
+		for i, v := range tc.vertexes {
+			v.Digest = digest.FromString(fmt.Sprint(i))
+		}
+		tl.add(&client.SolveStatus{Vertexes: tc.vertexes})
+		var got []bool
+		for _, s := range tl.result() {
+			got = append(got, s.Cached)
+		}
+		if !slices.Equal(got, tc.cached) {
+			t.Errorf("%s: cached %v, want %v", tc.name, got, tc.cached)
+		}
 	}
 }
 
