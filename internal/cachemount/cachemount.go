@@ -103,7 +103,21 @@ type Session struct {
 	// the mounts the cost rule left empty (costs.notWorthIt).
 	transfer []time.Duration
 	skipped  []bool
+	// outcome is what Save did.
+	outcome Outcome
 }
+
+// Outcome is what Save did with the mounts.
+type Outcome int
+
+const (
+	NotSaved Outcome = iota // nothing written: the log's cache mounts lines say why
+	AsSeeded                // no step ran: the mounts are as seeded, nothing written
+	Saved                   // the export tag holds the mounts as the build left them
+)
+
+// Outcome is what Save did; NotSaved before it ran.
+func (s *Session) Outcome() Outcome { return s.outcome }
 
 // start is what a mount held before the build.
 type start int
@@ -404,6 +418,7 @@ func (s *Session) Save(ctx context.Context, ran bool, steps []solve.Step) (kept 
 	switch {
 	case !ran && s.from != nil && len(s.prev) == len(layers(s.from)):
 		s.opt.Log.Infof("cache mounts: every step came from the cache, so no RUN changed the mounts: nothing to save")
+		s.outcome = AsSeeded
 		return s.from.Ref == s.opt.Export, nil
 	case ran && s.opt.AllCached:
 		// They started as the builder had them, maybe empty: saving them
@@ -516,6 +531,7 @@ func (s *Session) save(ctx context.Context, ran bool, steps []solve.Step) (kept 
 	}
 	if s.from != nil && s.from.Ref == s.opt.Export && sameLayers(ls, s.from.Manifest.Layers) {
 		s.opt.Log.Infof("cache mounts: %s is up to date: nothing uploaded", s.opt.Export)
+		s.outcome = Saved
 		return true, nil
 	}
 	raw, err := manifest(ls, time.Now())
@@ -526,6 +542,7 @@ func (s *Session) save(ctx context.Context, ran bool, steps []solve.Step) (kept 
 		return false, err
 	}
 	s.opt.Log.Infof("cache mounts: saved to %s (%s uploaded)", s.opt.Export, size(upload))
+	s.outcome = Saved
 	return false, nil
 }
 

@@ -32,7 +32,7 @@ func (r *runner) report(ctx context.Context, plan cachePlan, b built, exp export
 		digest = res.Digest
 	}
 	cached := res.CachedSteps()
-	rep := cacheReport{saved: savedTime(plan, b), cold: r.coldReason(plan, b), mounts: r.mountsOutcome(mounts, b)}
+	rep := cacheReport{saved: savedTime(plan, b), cold: r.coldReason(plan, b), mounts: r.mountsOutcome(mounts)}
 	err = ghout.SetOutputs(r.a,
 		ghout.Output{Name: "digest", Value: digest},
 		ghout.Output{Name: "imageid", Value: res.ImageID},
@@ -189,17 +189,16 @@ type mountsState struct {
 	output string // the cache-mounts output
 }
 
-// mountsOutcome reads the cache mounts' outcome from what internal/cachemount
-// exposes: the session (nil when none is saved) and its export ref. The sizes
-// and the artifact seeded from are in the log's "cache mounts:" lines.
-func (r *runner) mountsOutcome(s *cachemount.Session, b built) mountsState {
-	ran := len(b.res.Steps) == 0 || b.res.CachedSteps() < len(b.res.Steps)
+// mountsOutcome is what became of the cache mounts, as the session's save
+// (nil when none is saved) says. The sizes and the artifact seeded from are in
+// the log's "cache mounts:" lines.
+func (r *runner) mountsOutcome(s *cachemount.Session) mountsState {
 	switch {
 	case len(r.cache.CacheMounts) == 0:
 		return mountsState{}
-	case s == nil:
-		return mountsState{"not saved by this run: no mount kept, no registry, or a run that writes no cache (the log's cache mounts lines say which)", "none"}
-	case !ran:
+	case s == nil || s.Outcome() == cachemount.NotSaved:
+		return mountsState{"not saved by this run: no mount kept, no registry, a run that writes no cache, or a save that failed or could not be trusted (the log's cache mounts lines say which)", "none"}
+	case s.Outcome() == cachemount.AsSeeded:
 		return mountsState{"unchanged: every step came from the cache, so the mounts are as seeded", "unchanged"}
 	}
 	return mountsState{"saved to " + ghout.Code(s.Export()) + " where changed (the log's cache mounts lines give each mount's size)", "saved"}
