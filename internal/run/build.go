@@ -26,9 +26,6 @@ type built struct {
 	// damaged are the imports of a first attempt that failed where the same
 	// build without them succeeded: req imports nothing then.
 	damaged []string
-	// fingerprint is solve.Fingerprint of req, "" when it has none or the run
-	// exports no cache.
-	fingerprint string
 	// fallbacks name the ways the run left its one-solve path, in order.
 	fallbacks []string
 }
@@ -84,12 +81,11 @@ func (r *runner) build(ctx context.Context, plan cachePlan) (built, error) {
 		r.a.Warningf("the build context's .git/config holds a persisted credential (actions/checkout's extraheader) and .dockerignore does not exclude .git: " +
 			"a COPY of the context would bake the token into the image; add .git to .dockerignore, or set persist-credentials: false on actions/checkout")
 	}
-	var fingerprint string
 	if plan.Export != "" {
-		if fingerprint, err = solve.Fingerprint(ctx, req); err != nil {
-			r.a.Infof("could not fingerprint the build's inputs (%s): the cache is exported in the build's solve", ghout.Line(err.Error()))
+		if plan.fingerprintErr != nil {
+			r.a.Infof("could not fingerprint the build's inputs (%s): the cache is exported in the build's solve", ghout.Line(plan.fingerprintErr.Error()))
 		}
-		if !expectHits(plan, fingerprint) {
+		if !expectHits(plan) {
 			req.CacheExport = plan.Export
 		}
 	}
@@ -115,7 +111,6 @@ func (r *runner) build(ctx context.Context, plan cachePlan) (built, error) {
 			r.a.Warningf("cache %s is damaged: the build failed with it and succeeded without it; %s", imports, repair(plan))
 		}
 	}
-	b.fingerprint = fingerprint
 	r.a.EndGroup()
 	if b.res != nil {
 		for _, w := range b.res.Warnings {
@@ -149,9 +144,9 @@ func cacheCompression(c solve.Compression, mode solve.CacheMode) solve.Compressi
 // registry has every blob of that cache, and it was written from the inputs
 // fingerprinted the same. Without a fingerprint there is no guess: the one
 // solve exports, as a wrong guess would cost a second solve.
-func expectHits(plan cachePlan, fingerprint string) bool {
+func expectHits(plan cachePlan) bool {
 	i := soleCache(plan, plan.imports)
-	return i >= 0 && fingerprint != "" && plan.probed[i].Annotations[registry.InputsAnnotation] == fingerprint
+	return i >= 0 && plan.fingerprint != "" && plan.probed[i].Annotations[registry.InputsAnnotation] == plan.fingerprint
 }
 
 // cacheMayBeAtFault tells a failure a build without the cache might not have:

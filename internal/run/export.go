@@ -123,8 +123,8 @@ func (r *runner) settleExport(ctx context.Context, plan cachePlan, b built, out 
 		return
 	}
 	set := map[string]string{}
-	if b.fingerprint != "" {
-		set[registry.InputsAnnotation] = b.fingerprint
+	if plan.fingerprint != "" {
+		set[registry.InputsAnnotation] = plan.fingerprint
 	}
 	if times := stepTimes(plan, b); times != "" {
 		set[solve.StepsAnnotation] = times

@@ -19,6 +19,11 @@ type cachePlan struct {
 	imports []string // the probed refs BuildKit imports, priority order
 	push    bool     // whether the image is pushed
 	policy  cacheref.Decision
+	// fingerprint is solve.Fingerprint of the build's request, asked once
+	// when the run exports a cache or imports a merged pull request's:
+	// "" with fingerprintErr when it has none.
+	fingerprint    string
+	fingerprintErr error
 }
 
 // plan derives the cache refs for the target and probes them.
@@ -46,6 +51,9 @@ func (r *runner) plan(ctx context.Context, tgt target, policy cacheref.Decision)
 		r.a.Infof("cache export: %s", p.Export)
 	}
 
+	if p.Export != "" || len(p.Merged) > 0 {
+		p.fingerprint, p.fingerprintErr = solve.Fingerprint(ctx, r.request(policy))
+	}
 	p.probed = r.probe(ctx, p)
 	p.imports = importable(p.probed)
 	for _, pr := range p.probed {
@@ -70,13 +78,12 @@ func (r *runner) plan(ctx context.Context, tgt target, policy cacheref.Decision)
 // ran on refs/pull/N/merge, the tree the merge produced, so that cache holds
 // every step, where the branch's own lacks the pull request's changes. Any
 // other merged cache stays after the branch's own (one cache is imported).
-func (r *runner) preferMerged(ctx context.Context, p cachePlan, probed []registry.Ref) []registry.Ref {
-	fingerprint, err := solve.Fingerprint(ctx, r.request(p.policy))
-	if err != nil || fingerprint == "" {
+func (r *runner) preferMerged(p cachePlan, probed []registry.Ref) []registry.Ref {
+	if p.fingerprint == "" {
 		return probed
 	}
 	for i, pr := range probed {
-		if _, merged := p.Merged[pr.Ref]; merged && pr.Kind == registry.Cache && pr.Annotations[registry.InputsAnnotation] == fingerprint {
+		if _, merged := p.Merged[pr.Ref]; merged && pr.Kind == registry.Cache && pr.Annotations[registry.InputsAnnotation] == p.fingerprint {
 			r.a.Infof("cache import: %s was written from this build's inputs by the pull request this commit merged: it comes first", pr.Ref)
 			return append([]registry.Ref{pr}, slices.Delete(slices.Clone(probed), i, i+1)...)
 		}
@@ -91,7 +98,7 @@ func (r *runner) preferMerged(ctx context.Context, p cachePlan, probed []registr
 func (r *runner) probe(ctx context.Context, p cachePlan) []registry.Ref {
 	out := r.reg.Probe(ctx, p.Imports)
 	if len(p.Merged) > 0 {
-		out = r.preferMerged(ctx, p, out)
+		out = r.preferMerged(p, out)
 	}
 	for {
 		imports := importable(out)
