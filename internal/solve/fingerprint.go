@@ -151,8 +151,14 @@ func gitLoose(ctx context.Context, dir string) ([]string, error) {
 	if !ok {
 		return nil, cmp.Or(err, fmt.Errorf("git ls-files in %s failed", dir))
 	}
+	// --modified compares with the index: a change staged but not committed
+	// is only in the diff against HEAD.
+	staged, ok, err := git(ctx, dir, "diff", "--name-only", "-z", "--no-renames", "--relative", "HEAD")
+	if !ok {
+		return nil, cmp.Or(err, fmt.Errorf("git diff in %s failed", dir))
+	}
 	var paths []string
-	for _, p := range strings.Split(string(out), "\x00") {
+	for _, p := range strings.Split(string(out)+string(staged), "\x00") {
 		// A nested repository shows as its directory: its files count too.
 		if strings.HasSuffix(p, "/") {
 			nested, err := walk(ctx, filepath.Join(dir, p), nil)

@@ -87,6 +87,13 @@ func TestFingerprint(t *testing.T) {
 	if err := os.Remove(filepath.Join(deleted, "src", "b.txt")); err != nil {
 		t.Fatal(err)
 	}
+	staged := checkout(t, files, true)
+	if err := os.WriteFile(filepath.Join(staged, "src", "a.txt"), []byte("changed\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("git", "-C", staged, "add", "src/a.txt").CombinedOutput(); err != nil {
+		t.Fatalf("git add: %v\n%s", err, out)
+	}
 	ignoredOnly := generated("v1")
 	if err := os.WriteFile(filepath.Join(ignoredOnly, "out", "skip.log"), []byte("other\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -106,6 +113,7 @@ func TestFingerprint(t *testing.T) {
 		// What BuildKit receives counts, committed or not.
 		{"a change not committed", fp(uncommitted, nil), fp(checkout(t, files, true), nil), false},
 		{"a file deleted, not committed", fp(deleted, nil), fp(checkout(t, files, true), nil), false},
+		{"a change staged, not committed", fp(staged, nil), fp(checkout(t, files, true), nil), false},
 		{"a generated git-ignored file, same bytes", fp(generated("v1"), nil), fp(generated("v1"), nil), true},
 		{"a generated git-ignored file changed, HEAD not", fp(generated("v2"), nil), fp(generated("v1"), nil), false},
 		{"a changed file .dockerignore leaves out", fp(ignoredOnly, nil), fp(generated("v1"), nil), true},
