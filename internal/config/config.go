@@ -274,7 +274,7 @@ func Read(a *githubactions.Action, environ []string) (*Config, error) {
 		c.checkPushByDigest(&p)
 	}
 	c.checkCache(&p, in("cache-export"), in("cache-export-timeout"))
-	c.readMounts(&p, in)
+	c.readMounts(&p, in, list)
 	c.checkBuildkit(&p)
 	if (c.Username == "") != (c.Password == "") {
 		p.add("username and password: give both or neither")

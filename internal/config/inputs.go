@@ -99,6 +99,18 @@ func envName(input string) string {
 	return "INPUT_" + strings.ToUpper(strings.ReplaceAll(input, " ", "_"))
 }
 
+// givenInputs are those of names whose value differs from its default: a
+// step given them, as action.yml's default: keys fill in the rest.
+func givenInputs(in func(string) string, names []string) []string {
+	var given []string
+	for _, name := range names {
+		if in(name) != inputDefaults[name] {
+			given = append(given, name)
+		}
+	}
+	return given
+}
+
 // checkUnknownInputs reports every INPUT_* variable in environ that names no
 // input of this action: the runner passes an undeclared with: key on with only a
 // warning, so without this a misspelt or unsupported input is silently dropped.

@@ -37,12 +37,7 @@ var buildInputs = []string{
 // An input counts when its value differs from its default, so action.yml's
 // default: keys do not make every step a build step.
 func checkCleanupOnly(p *problems, in func(string) string, ev cacheref.Event) {
-	var given []string
-	for _, name := range buildInputs {
-		if in(name) != inputDefaults[name] {
-			given = append(given, name)
-		}
-	}
+	given := givenInputs(in, buildInputs)
 	if len(given) == 0 {
 		return
 	}

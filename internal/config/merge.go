@@ -124,13 +124,7 @@ func (c *Config) checkMerge(p *problems, in func(string) string) {
 	if !c.Push {
 		p.add("push: a merge only pushes (the image index); remove push: false")
 	}
-	var given []string
-	for _, name := range mergeIgnores {
-		if in(name) != inputDefaults[name] {
-			given = append(given, name)
-		}
-	}
-	if len(given) > 0 {
+	if given := givenInputs(in, mergeIgnores); len(given) > 0 {
 		p.add("%s: a merge builds nothing, so these would be ignored; remove them from the merge step (they belong to the push-by-digest build steps)", strings.Join(given, ", "))
 	}
 	var notIndex []string

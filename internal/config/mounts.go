@@ -9,12 +9,10 @@ import (
 
 // readMounts reads cache-mounts, cache-mounts-max-size and
 // cache-mounts-shared-builder.
-func (c *Config) readMounts(p *problems, in func(string) string) {
-	l, err := List(in("cache-mounts"), true)
-	if err != nil {
-		p.add("cache-mounts: %w", err)
-	}
-	if len(l) > 1 && slices.ContainsFunc(l, func(e string) bool { return strings.EqualFold(e, "auto") }) {
+func (c *Config) readMounts(p *problems, in func(string) string, list func(string, bool) []string) {
+	isAuto := func(e string) bool { return strings.EqualFold(e, "auto") }
+	l := list("cache-mounts", true)
+	if len(l) > 1 && slices.ContainsFunc(l, isAuto) {
 		p.add("cache-mounts: auto keeps every cache mount; give it alone, or list mount ids or targets without it")
 	}
 	c.CacheMounts = l
@@ -25,11 +23,8 @@ func (c *Config) readMounts(p *problems, in func(string) string) {
 	}
 	c.CacheMountsMaxSize = n
 	// By name only: saving from a builder others use is a decision per mount.
-	shared, err := List(in("cache-mounts-shared-builder"), true)
-	if err != nil {
-		p.add("cache-mounts-shared-builder: %w", err)
-	}
-	if slices.ContainsFunc(shared, func(e string) bool { return strings.EqualFold(e, "auto") }) {
+	shared := list("cache-mounts-shared-builder", true)
+	if slices.ContainsFunc(shared, isAuto) {
 		p.add("cache-mounts-shared-builder: name each mount to save from a builder this action did not start (its id or target); auto is not accepted here")
 	}
 	c.CacheMountsSharedBuilder = shared

@@ -70,7 +70,6 @@ func ImageFile(ref, path string, auth authn.Authenticator) (string, error) {
 	}
 }
 
-// Tags lists the tags of a repository in a plain-HTTP registry.
 // MustTags is Tags for a test: it fails the test when the registry does not answer.
 func MustTags(t testing.TB, repo string) []string {
 	t.Helper()
@@ -81,6 +80,7 @@ func MustTags(t testing.TB, repo string) []string {
 	return tags
 }
 
+// Tags lists the tags of a repository in a plain-HTTP registry.
 func Tags(repo string) ([]string, error) {
 	r, err := name.NewRepository(repo, name.Insecure)
 	if err != nil {
