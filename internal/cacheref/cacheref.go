@@ -66,8 +66,8 @@
 //
 // pr-M are the pull requests the push or merge group merged (merged.go): the
 // head commit's message (GitHub's squash "Title (#M)" or merge commit "Merge
-// pull request #M from ..."), the other pushed commits', the queue branch's
-// pr-M, and Options.Merged from the GitHub API. Their builds ran on
+// pull request #M from ..."), the queue branch's pr-M, and for a rebase merge
+// the GitHub API's answer (Decision.WithMerged). Their builds ran on
 // refs/pull/M/merge, the tree the merge produced, so the build after a merge
 // is warm. Only a same-repository pull request's run writes pr-M (a fork's
 // never does): the default branch reads what it could already have read as a
@@ -133,10 +133,7 @@ type Options struct {
 	// SkipMerged turns off importing the caches of the pull requests a push
 	// to the default branch (or a merge group) merged (cache-from-merged: false).
 	SkipMerged bool
-	// Merged are pull requests the GitHub API says the pushed commit merged,
-	// beside those its messages name (a rebase merge names none).
-	Merged []int
-	Grants Grants // what an untrusted run gets anyway
+	Grants     Grants // what an untrusted run gets anyway
 }
 
 // Grants are the opt-ins that give an untrusted run what it otherwise loses.
@@ -186,8 +183,7 @@ type Decision struct {
 	// GitHub API confirmed it. Until then the run only reads.
 	Claim Claim
 
-	opt        Options // normalized, for Plan
-	wouldWrite bool    // Writes once Claim is proven
+	opt Options // normalized, for Plan
 }
 
 // Plan is the cache references for one run.
@@ -224,12 +220,12 @@ func Decide(ev Event, opt Options) (Decision, error) {
 	if !opt.SkipMerged {
 		switch {
 		case ev.Name == "push" && branchOf(ev.Ref) == def.Name:
-			v = withMerged(v, merged(pl, "", opt.Merged))
+			v = withMerged(v, merged(pl, ""))
 			if len(v.merged) == 0 && !v.untrusted && commitRE.MatchString(pl.HeadCommit.ID) {
 				mergeCommit = pl.HeadCommit.ID
 			}
 		case ev.Name == "merge_group":
-			v = withMerged(v, merged(pl, branchOf(cmp.Or(pl.MergeGroup.HeadRef, ev.Ref)), opt.Merged))
+			v = withMerged(v, merged(pl, branchOf(cmp.Or(pl.MergeGroup.HeadRef, ev.Ref))))
 		}
 	}
 
@@ -256,7 +252,7 @@ func Decide(ev Event, opt Options) (Decision, error) {
 	case mode == ExportNever:
 		d.Reason = "cache-export is false: this run only reads the cache"
 	case !v.own.IsZero() && (v.write || mode == ExportAlways) && !v.claim.IsZero():
-		d.Claim, d.wouldWrite = v.claim, true
+		d.Claim = v.claim
 		d.Reason = fmt.Sprintf("%s %q may name a tag as well as a branch, and it is not proven to be branch %s's head yet", v.claim.What, v.claim.Branch, v.claim.Branch)
 	case !v.own.IsZero() && (v.write || mode == ExportAlways):
 		d.Writes = true
@@ -270,7 +266,7 @@ func Decide(ev Event, opt Options) (Decision, error) {
 // be the head of branch Claim.Branch; why says what it showed otherwise (or
 // why it could not ask). Only a proven claim writes.
 func (d Decision) Prove(proven bool, why string) Decision {
-	if d.Claim.IsZero() || !d.wouldWrite {
+	if d.Claim.IsZero() {
 		return d
 	}
 	if proven {

@@ -76,10 +76,6 @@ var trustedCases = []policyCase{
 		fixture: "push_main_merge_commit.json", imports: []Key{main, PRKey(42)}, merged: []Key{PRKey(42)}, export: main, scope: main,
 	},
 	{
-		name: "a rebase merge's pull request comes from the API", ev: Event{Name: "push", Ref: "refs/heads/main"}, fixture: "push_branch.json",
-		opt: Options{Merged: []int{7}}, imports: []Key{main, PRKey(7)}, merged: []Key{PRKey(7)}, export: main, scope: main,
-	},
-	{
 		name: "cache-from-merged false", ev: Event{Name: "push", Ref: "refs/heads/main"}, fixture: "push_main_squash.json",
 		opt: Options{SkipMerged: true}, imports: []Key{main}, export: main, scope: main,
 	},
@@ -848,6 +844,24 @@ func TestCheckImageTags(t *testing.T) {
 	}
 	if err := CheckImageTags("ci", cacheRepo, []string{cacheRepo + ":ci-main"}); err == nil {
 		t.Error("prefix ci: ci-main accepted")
+	}
+}
+
+// A rebase merge's pull request comes from the GitHub API: the decision asks
+// about the pushed head, and the answer goes after the branch's own key.
+func TestRebaseMergesPullRequestComesFromTheAPI(t *testing.T) {
+	t.Parallel()
+	d, err := Decide(Event{Name: "push", Ref: "refs/heads/main", Payload: fixture(t, "push_branch.json")}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.MergeCommit == "" || len(d.Merged) != 0 {
+		t.Fatalf("MergeCommit %q, Merged %v; want the head asked about, none merged yet", d.MergeCommit, d.Merged)
+	}
+	main := BranchKey("main")
+	d = d.WithMerged([]int{7})
+	if !slices.Equal(d.Reads, []Key{main, PRKey(7)}) || !slices.Equal(d.Merged, []int{7}) || d.MergeCommit != "" {
+		t.Errorf("after the API's answer: reads %v, merged %v, MergeCommit %q; want [main pr-7], [7], none left to ask", d.Reads, d.Merged, d.MergeCommit)
 	}
 }
 

@@ -36,15 +36,15 @@ func mergedByMessage(message string) int {
 	return 0
 }
 
-// merged lists the pull requests this push or merge group merged: the queue
-// branch's, the head commit's message (the commit GitHub's squash or merge
-// makes), then known (the GitHub API's answer for a rebase merge, whose
-// messages name no pull request). The other pushed commits' messages are not
-// read: in a rebase merge their author wrote them, and could name another
-// pull request's cache. Only a pull request's own run writes its pr-N cache,
-// and a fork's never does, so a number names a cache this repository's code
-// wrote or none at all.
-func merged(pl payload, queueBranch string, known []int) []int {
+// merged lists the pull requests this push or merge group merged, as the
+// payload tells: the queue branch's, and the head commit's message (the commit
+// GitHub's squash or merge makes). The other pushed commits' messages are not
+// read: in a rebase merge their author wrote them. The head commit's message
+// too is its author's after a rebase merge or a push of a branch's commits,
+// so a number there is a claim nothing checked; but only a same-repository
+// pull request's own run writes its pr-N cache, and a fork's never does, so a
+// number names a cache this repository's trusted runs wrote or none at all.
+func merged(pl payload, queueBranch string) []int {
 	var nums []int
 	add := func(n int) {
 		if n > 0 && !slices.Contains(nums, n) {
@@ -57,9 +57,6 @@ func merged(pl payload, queueBranch string, known []int) []int {
 	}
 	add(mergedByMessage(pl.HeadCommit.Message))
 	add(mergedByMessage(pl.MergeGroup.HeadCommit.Message))
-	for _, n := range known {
-		add(n)
-	}
 	if len(nums) > maxMerged {
 		nums = nums[:maxMerged]
 	}
