@@ -3,6 +3,8 @@ package docs
 import (
 	"fmt"
 	"strings"
+
+	"github.com/ecr-build-cache/ecr-build-cache/internal/ghout"
 )
 
 // InputsTables renders one table per group of inputs, under level-3 headings.
@@ -70,11 +72,12 @@ func cell(s string) string {
 
 var cellEscaper = strings.NewReplacer("|", `\|`, "<", "&lt;", "*", `\*`, "_", `\_`)
 
+// code is a default as a code span in a table cell; an empty one shows as "".
 func code(s string) string {
 	if s == "" {
 		return `""`
 	}
-	return "`" + s + "`"
+	return ghout.Code(s)
 }
 
 func upperFirst(s string) string {
