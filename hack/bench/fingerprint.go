@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -65,9 +66,5 @@ func withSpread(v []float64) string {
 	if len(v) == 0 {
 		return "-"
 	}
-	lo, hi := v[0], v[0]
-	for _, x := range v {
-		lo, hi = min(lo, x), max(hi, x)
-	}
-	return fmt.Sprintf("%s (%s-%s)", fmtSec(median(v)), fmtSec(lo), fmtSec(hi))
+	return fmtSpread(median(v), slices.Min(v), slices.Max(v))
 }

@@ -236,9 +236,7 @@ func (b *bench) scenarios(ctx context.Context, f fixture, res *results) error {
 				}
 				j := job{tool: tool, repo: repo(tool), branch: sc.branch, context: sc.context(cx), compression: f.compression, args: args, event: sc.event, pr: prOfRun(r)}
 				if tool == toolMounts {
-					// The bench's buildkitd is not one the action started: name the
-					// service's Go build cache to save it (cache-mounts-shared-builder).
-					j.tool, j.cacheMounts, j.sharedMounts = toolAction, "auto", "/root/.cache/go-build"
+					j = j.withMounts()
 				}
 				if sc.fallback && tool == toolBuildctl {
 					j.extraImports = []string{job{tool: tool, repo: j.repo, branch: "main"}.cacheRef(b.s.Registry)}

@@ -58,7 +58,7 @@ func (b *bench) mounts(ctx context.Context, runs int) (*mountsResults, error) {
 		j := job{tool: tool, repo: "bench/gobuild-" + strings.ReplaceAll(tool, "+", "-"), branch: "main", context: dir,
 			args: map[string]string{"GOBASE": gobase}}
 		if tool == toolMounts {
-			j.tool, j.cacheMounts, j.sharedMounts = toolAction, "auto", "/root/.cache/go-build"
+			j = j.withMounts()
 		}
 		return j
 	}
@@ -293,4 +293,12 @@ func spliceSection(path, heading, section string) error {
 		}
 	}
 	return os.WriteFile(path, []byte(strings.TrimRight(doc, "\n")+"\n"+section+rest), 0o644)
+}
+
+// withMounts is j run by the action with cache-mounts: auto. The bench's
+// buildkitd is not one the action started, so the Go build cache is named to
+// be saved from it (cache-mounts-shared-builder).
+func (j job) withMounts() job {
+	j.tool, j.cacheMounts, j.sharedMounts = toolAction, "auto", "/root/.cache/go-build"
+	return j
 }

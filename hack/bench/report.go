@@ -116,6 +116,11 @@ func floorUp(s sample) float64 {
 // manifestGetBytes is what GETs other than blobs returned: manifests, almost all.
 func manifestGetBytes(s sample) float64 { return float64(s.getBytes - s.blobGetBytes) }
 
+// fmtSpread shows a median with its min-max.
+func fmtSpread(med, lo, hi float64) string {
+	return fmt.Sprintf("%s (%s-%s)", fmtSec(med), fmtSec(lo), fmtSec(hi))
+}
+
 // spread is the min and max of the wall times of k's samples.
 func (r *results) spread(k key) (lo, hi float64) {
 	lo, hi = math.Inf(1), math.Inf(-1)
@@ -199,7 +204,7 @@ func (r *results) render() string {
 				k := key{f.name, sc.name, tool}
 				lo, hi := r.spread(k)
 				fmt.Fprintf(&b, "%-17s %-9s %-24s %9s %8s %13s %7s %9s %10s\n", sc.name, tool,
-					fmt.Sprintf("%s (%s-%s)", fmtSec(r.med(k, took)), fmtSec(lo), fmtSec(hi)),
+					fmtSpread(r.med(k, took), lo, hi),
 					fmtSec(r.med(k, startup)), fmtSec(r.med(k, contextSend)), r.steps(k), fmtNum(r.med(k, func(s sample) float64 { return float64(len(s.solves)) })), fmtNum(r.med(k, requests)), fmtBytes(r.med(k, getBytes)))
 			}
 		}
@@ -298,7 +303,7 @@ func (r *results) renderFloors(b *strings.Builder, ran []fixture) {
 		for _, sc := range f.scenarios {
 			a, c := key{f.name, sc.name, toolAction}, key{f.name, sc.name, toolBuildctl}
 			down, up := r.med(a, floorDown), r.med(a, floorUp)
-			fl := down/bw.down + up/bw.up
+			fl := r.floorSec(a)
 			times := func(k key) string {
 				if fl < 0.0005 || math.IsNaN(fl) {
 					return "-"

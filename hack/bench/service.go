@@ -208,8 +208,13 @@ func compile(s sample) float64 { return s.compile.Seconds() }
 // step was cached). Medians; bytes and compile in seconds.
 func (r *results) serviceFloor(sc string) (bytes, compileSec float64) {
 	k := key{fxService, sc, toolMounts}
-	bw := r.bandwidth
-	return r.med(k, floorDown)/bw.down + r.med(k, floorUp)/bw.up, r.med(k, compile)
+	return r.floorSec(k), r.med(k, compile)
+}
+
+// floorSec is the median seconds k's builds had to move their blobs at this
+// run's loopback bandwidth.
+func (r *results) floorSec(k key) float64 {
+	return r.med(k, floorDown)/r.bandwidth.down + r.med(k, floorUp)/r.bandwidth.up
 }
 
 // renderService is the real service's section: paired ratios of each action
