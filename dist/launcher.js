@@ -14,7 +14,10 @@
 // GOCACHE is restored from caches that pull_request_target jobs can write, and
 // go trusts both once filled). The post step runs the main step's binary only
 // if its SHA-256 is the one the main step saved in the step state, which the
-// runner keeps; else it builds again.
+// runner keeps; else it builds again. That check keeps the post step on the
+// main step's build; it is no boundary against the job's own later steps,
+// which run as the same user as the action's files and could rewrite this
+// script as well.
 //
 // Cancellation: the runner signals this process only (SIGINT, SIGTERM 7.5 s
 // later, SIGKILL 2.5 s after that). Both signals are passed on to the child,
@@ -167,8 +170,8 @@ function runnerTemp() {
 }
 
 // fromMainStep returns the binary the main step built, for the post step, if
-// its SHA-256 is the one the main step saved: the runner keeps the state, so
-// no later step of the job can change it, while RUNNER_TEMP it can.
+// its SHA-256 is the one the main step saved: the runner keeps the state,
+// while a later step of the job may have changed RUNNER_TEMP.
 function fromMainStep() {
   const bin = process.env.STATE_launcherBinary;
   const want = process.env.STATE_launcherBinarySha256;
@@ -215,7 +218,7 @@ async function binary() {
   const dir = fs.mkdtempSync(path.join(temp, 'ecr-build-cache-'));
   const caches = path.join(dir, 'go');
   let keep = false; // the binary, for the post step
-  cleanups.push(() => remove(keep ? caches : dir));
+  cleanups.push(() => { if (!keep) remove(dir); }); // kept: the caches are gone already
   const env = goEnv(probed, caches);
   const bin = path.join(dir, name);
   process.stdout.write(`Building ecr-build-cache from source with ${env.GOTOOLCHAIN} (local go: ${probed.GOVERSION}), with fresh module and build caches\n`);
