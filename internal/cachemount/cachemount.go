@@ -286,7 +286,7 @@ func (s *Session) seed(ctx context.Context) error {
 		case !ok:
 			s.opt.Log.Infof("cache mounts: %s holds no %s: it starts empty", s.from.Ref, describe(m))
 			continue
-		case s.auto() && costsOf(l).notWorthIt():
+		case isAuto(s.opt.Spec) && costsOf(l).notWorthIt():
 			s.skipped[i] = true
 			s.opt.Log.Infof("cache mounts: %s not seeded: it costs more than it saves (%s when last measured): it starts empty", describe(m), costsOf(l))
 			continue
@@ -340,12 +340,6 @@ func (s *Session) seed(ctx context.Context) error {
 		}
 	}
 	return nil
-}
-
-// auto tells cache-mounts: auto, which leaves to the cost rule which mounts
-// are seeded; mounts named one by one are always seeded.
-func (s *Session) auto() bool {
-	return len(s.opt.Spec) == 1 && strings.EqualFold(s.opt.Spec[0], "auto")
 }
 
 // measure records each seeded mount's transfer: its download, its

@@ -272,11 +272,15 @@ func (w *walker) skip(s Skip) {
 	}
 }
 
+// isAuto tells cache-mounts: auto, which keeps every mount and leaves to the
+// cost rule which are seeded; mounts named one by one are always seeded.
+func isAuto(spec []string) bool { return len(spec) == 1 && strings.EqualFold(spec[0], "auto") }
+
 // Select picks the mounts the cache-mounts input names: "auto" is every
 // mount; else each entry names mounts by id (as written or BuildKit's) or by
 // target. It returns the entries that name no mount.
 func Select(mounts []Mount, spec []string) (chosen []Mount, unknown []string) {
-	if len(spec) == 1 && strings.EqualFold(spec[0], "auto") {
+	if isAuto(spec) {
 		return mounts, nil
 	}
 	picked := map[string]bool{}
