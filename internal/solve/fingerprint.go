@@ -241,7 +241,7 @@ func hashFiles(ctx context.Context, dir string, paths []string) ([]string, error
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				out[i], errs[i] = hashFile(filepath.Join(dir, filepath.FromSlash(paths[i])))
+				out[i], errs[i] = hashFile(ctx, filepath.Join(dir, filepath.FromSlash(paths[i])))
 			}
 		}()
 	}
@@ -259,7 +259,7 @@ func hashFiles(ctx context.Context, dir string, paths []string) ([]string, error
 	return out, errors.Join(errs...)
 }
 
-func hashFile(path string) (string, error) {
+func hashFile(ctx context.Context, path string) (string, error) {
 	fi, err := os.Lstat(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -278,8 +278,22 @@ func hashFile(path string) (string, error) {
 	}
 	defer f.Close()
 	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
+	// A large file would otherwise hold the fingerprint past its deadline.
+	if _, err := io.Copy(h, ctxReader{ctx, f}); err != nil {
 		return "", fmt.Errorf("read %s: %w", path, err)
 	}
 	return fmt.Sprintf("%v %x", fi.Mode(), h.Sum(nil)), nil
+}
+
+// ctxReader reads r until ctx ends.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
 }

@@ -2,6 +2,7 @@ package solve
 
 import (
 	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -128,5 +129,23 @@ func TestFingerprint(t *testing.T) {
 		if (tc.got == tc.base) != tc.same {
 			t.Errorf("%s: fingerprint %s, base %s; want same=%v", tc.name, tc.got, tc.base, tc.same)
 		}
+	}
+}
+
+// Hashing a file stops when the fingerprint's deadline passes, however large
+// the file is.
+func TestHashFileStopsAtTheDeadline(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "big")
+	if err := os.WriteFile(path, make([]byte, 1<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if got, err := hashFile(ctx, path); !errors.Is(err, context.Canceled) {
+		t.Errorf("hashFile after the deadline = %q, %v; want context.Canceled", got, err)
+	}
+	if got, err := hashFile(context.Background(), path); err != nil || got == "" {
+		t.Errorf("hashFile = %q, %v; want a hash", got, err)
 	}
 }
